@@ -1,0 +1,1 @@
+//! Management CLI: connectors and jobs.

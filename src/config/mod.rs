@@ -1,0 +1,1 @@
+//! Configuration: Elastic-compatible `config.yml` loading.

@@ -1,0 +1,1 @@
+//! Elasticsearch: client, connector and job documents, bulk sink.

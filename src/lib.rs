@@ -1,0 +1,12 @@
+//! content-sync: keeps an Elasticsearch index in sync with Amazon S3 buckets.
+//!
+//! The data path, folder by folder: `config` → `es` (client, connector/job documents, bulk sink) →
+//! `service` (preflight, scheduler, job executor, cleanup) → `sync` (list → filter → fetch → bulk → reconcile)
+//! → `source::s3`.
+
+pub mod config;
+pub mod es;
+pub mod service;
+pub mod source;
+pub mod sync;
+pub mod cli;

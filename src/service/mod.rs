@@ -1,0 +1,1 @@
+//! The long-running service: preflight, scheduler, job executor, cleanup.

@@ -1,0 +1,2 @@
+//! Content sources.
+pub mod s3;

@@ -1,0 +1,1 @@
+//! One sync job: list → filter → fetch → bulk → reconcile.
