@@ -1,1 +1,5 @@
 //! Configuration: Elastic-compatible `config.yml` loading.
+
+mod secret;
+
+pub use secret::Secret;
