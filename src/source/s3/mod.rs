@@ -1,1 +1,25 @@
 //! Amazon S3 (and S3-compatible) source.
+//!
+//! * [`schema`]: the configuration schema written to the connector (Elastic's eight fields + ours);
+//! * [`settings`]: reading and validating that configuration into [`S3Settings`];
+//! * [`client`]: [`S3Source`], the configured client (ping, bucket resolution, listing, download);
+//! * [`listing`]: [`BucketLister`], paged ListObjectsV2, and [`S3Object`];
+//! * [`document`]: the document indexed for each object.
+
+pub mod client;
+pub mod document;
+mod endpoint;
+pub mod error;
+pub mod listing;
+pub mod schema;
+pub mod settings;
+
+#[cfg(test)]
+mod live_tests;
+
+pub use client::S3Source;
+pub use document::{document_id, file_extension, iso_timestamp, to_document};
+pub use error::S3Error;
+pub use listing::{BucketLister, OwnerField, S3Object};
+pub use schema::{configuration_schema, schema_field_names};
+pub use settings::{S3Settings, SettingsError};
