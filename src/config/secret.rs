@@ -37,13 +37,17 @@ impl fmt::Display for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        use serde_json::Value;
         // Accept numbers too: a YAML password such as `123456` parses as an integer.
-        let v = serde_json::Value::deserialize(d)?;
-        Ok(match v {
-            serde_json::Value::String(s) => Secret(s),
-            serde_json::Value::Null => Secret(String::new()),
-            other => Secret(other.to_string()),
-        })
+        // Lists and mappings are rejected without echoing their content.
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Secret(s)),
+            Value::Null => Ok(Secret(String::new())),
+            Value::Array(_) => Err(D::Error::invalid_type(Unexpected::Seq, &"a string")),
+            Value::Object(_) => Err(D::Error::invalid_type(Unexpected::Map, &"a string")),
+            other => Ok(Secret(other.to_string())),
+        }
     }
 }
 
@@ -62,5 +66,13 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn scalars_accepted_collections_rejected_without_echo() {
+        let s: Secret = serde_json::from_str("123456").unwrap();
+        assert_eq!(s.expose(), "123456");
+        let err = serde_json::from_str::<Secret>(r#"["hunter2"]"#).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }
