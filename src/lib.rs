@@ -4,9 +4,9 @@
 //! `service` (preflight, scheduler, job executor, cleanup) → `sync` (list → filter → fetch → bulk → reconcile)
 //! → `source::s3`.
 
+pub mod cli;
 pub mod config;
 pub mod es;
 pub mod service;
 pub mod source;
 pub mod sync;
-pub mod cli;

@@ -1,1 +1,13 @@
-//! Elasticsearch: client, connector and job documents, bulk sink.
+//! Elasticsearch: client, connector and job documents, system indices, bulk sink.
+
+pub mod backoff;
+pub mod bulk;
+pub mod client;
+pub mod connector;
+pub mod error;
+pub mod job;
+pub mod system_indices;
+pub mod time;
+
+pub use client::{EsClient, Hit, Occ};
+pub use error::EsError;

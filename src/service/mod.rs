@@ -1,1 +1,82 @@
-//! The long-running service: preflight, scheduler, job executor, cleanup.
+//! The long-running service: preflight, then the scheduler and the content-sync executor until
+//! SIGTERM/SIGINT, when running jobs are suspended and the process exits 0.
+
+pub mod context;
+pub mod cron;
+mod executor;
+pub mod preflight;
+mod runner;
+mod scheduler;
+pub mod source;
+
+use crate::config::Config;
+use crate::es::EsClient;
+use context::Context;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The service loops `--action` can select (Elastic's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Schedule,
+    SyncContent,
+    SyncAccessControl,
+    Cleanup,
+}
+
+/// Runs the service until a signal. Errors are fatal start-up failures (the caller exits non-zero).
+pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let es = EsClient::new(&config.elasticsearch, None, "service")?;
+    tracing::info!(host = %es.host(), "running preflight checks");
+    match preflight::run(&config, &es, &shutdown).await {
+        Ok(()) => {}
+        Err(preflight::PreflightError::Interrupted) => {
+            tracing::info!("interrupted during preflight; bye");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let ctx = Arc::new(Context::new(config, es, shutdown.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for action in actions {
+        match action {
+            Action::Schedule => {
+                tasks.spawn(scheduler::run(ctx.clone()));
+            }
+            Action::SyncContent => {
+                tasks.spawn(executor::run(ctx.clone()));
+            }
+            Action::SyncAccessControl => {
+                tracing::debug!(
+                    "access control syncs: s3 has no document-level security, nothing to run"
+                );
+            }
+            Action::Cleanup => {
+                tracing::debug!("job cleanup is not implemented yet");
+            }
+        }
+    }
+    tracing::info!(connectors = ctx.config.connectors.len(), "service started");
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "caught signal; graceful shutdown");
+    shutdown.cancel();
+}

@@ -1,0 +1,353 @@
+//! The bulk sink: batches operations into `_bulk` requests and decides, per item, retry / give up /
+//! success. This is the only place that interprets bulk responses.
+//!
+//! * Requests are bounded by NDJSON lines (`chunk_size`) and bytes (`chunk_max_mem_size`).
+//! * Up to `max_concurrency` requests are in flight.
+//! * The queue in front of the sink is bounded by items (`queue_max_size`) and bytes
+//!   (`queue_max_mem_size`): a producer waits when either is full, so memory never grows with the
+//!   bucket. Bytes stay reserved until their request is answered.
+//! * A whole request that fails with 429/5xx or a lost connection is retried with jittered exponential
+//!   backoff; items that fail with 429/5xx/`es_rejected_execution_exception` are retried alone, the
+//!   same way; both bounded by `max_retries` attempts. Other item failures are logged (id, status,
+//!   reason), counted, and fed to the error monitor. Statistics count successful items only.
+
+mod error_monitor;
+mod op;
+mod outcome;
+
+pub use error_monitor::ErrorMonitor;
+pub use op::Op;
+pub use outcome::{ItemOutcome, classify};
+
+use super::backoff::Backoff;
+use super::client::EsClient;
+use super::error::{EsError, is_retryable_status};
+use super::job::JobStats;
+use crate::config::ErrorMonitorConfig;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+/// How a sink behaves; built from `elasticsearch.bulk.*` by the sync.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub index: String,
+    pub pipeline: Option<String>,
+    pub chunk_lines: usize,
+    pub chunk_bytes: usize,
+    pub max_concurrency: usize,
+    /// Attempts per request and per item, the first included.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Docs without `_attachment` whose serialized size exceeds this are dropped; 0 = no cap.
+    pub max_text_bytes: usize,
+    pub queue_items: usize,
+    pub queue_bytes: usize,
+    /// A partial batch waits at most this long for more operations.
+    pub flush_interval: Duration,
+    pub error_monitor: ErrorMonitorConfig,
+    pub log_operations: bool,
+}
+
+/// Live counters, readable while the sink runs (the stats reporter reads them).
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    pub indexed: AtomicU64,
+    pub indexed_bytes: AtomicU64,
+    pub deleted: AtomicU64,
+    pub item_errors: AtomicU64,
+    pub item_retries: AtomicU64,
+    pub request_retries: AtomicU64,
+    pub dropped_too_large: AtomicU64,
+}
+
+impl SinkCounters {
+    /// The job's counters: volume in MiB, rounded to the nearest integer (as Elastic).
+    pub fn job_stats(&self) -> JobStats {
+        let bytes = self.indexed_bytes.load(Ordering::Relaxed);
+        JobStats {
+            indexed_document_count: self.indexed.load(Ordering::Relaxed),
+            indexed_document_volume: (bytes as f64 / 1_048_576.0).round() as u64,
+            deleted_document_count: self.deleted.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Why the sink stopped before its input ended. The job ends `error` with this message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    #[error("TooManyErrors: {0}")]
+    TooManyErrors(String),
+    #[error("bulk request failed: {0}")]
+    Request(String),
+    /// HTTP 403: the credentials may not write the index.
+    #[error(
+        "Connector is not authorized to access index [{0}]. API key may need to be regenerated. Status code: [403]."
+    )]
+    Forbidden(String),
+    #[error("the bulk sink stopped")]
+    Closed,
+}
+
+struct Queued {
+    op: Op,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// The producer side of a running sink.
+pub struct BulkSink {
+    tx: mpsc::Sender<Queued>,
+    bytes: Arc<Semaphore>,
+    bytes_total: u32,
+    counters: Arc<SinkCounters>,
+    task: tokio::task::JoinHandle<Result<(), SinkError>>,
+}
+
+const PERMIT_UNIT: usize = 1024;
+
+impl BulkSink {
+    /// Starts the sink task; it adds its results to `counters`.
+    pub fn start(es: EsClient, settings: SinkSettings, counters: Arc<SinkCounters>) -> Self {
+        let (tx, rx) = mpsc::channel(settings.queue_items.max(1));
+        let bytes_total =
+            (settings.queue_bytes / PERMIT_UNIT).clamp(1, u32::MAX as usize >> 4) as u32;
+        let shared = Arc::new(Shared {
+            es,
+            monitor: Mutex::new(ErrorMonitor::new(settings.error_monitor.clone())),
+            counters: counters.clone(),
+            settings,
+        });
+        Self {
+            tx,
+            bytes: Arc::new(Semaphore::new(bytes_total as usize)),
+            bytes_total,
+            counters,
+            task: tokio::spawn(run(shared, rx)),
+        }
+    }
+
+    pub fn counters(&self) -> Arc<SinkCounters> {
+        self.counters.clone()
+    }
+
+    /// Queues one operation, waiting while the queue is full. `Err(Closed)` means the sink has
+    /// stopped; [`finish`](Self::finish) then tells why.
+    pub async fn send(&self, op: Op) -> Result<(), SinkError> {
+        let units = (op.encoded_len("") / PERMIT_UNIT + 1).min(self.bytes_total as usize) as u32;
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| SinkError::Closed)?;
+        self.tx
+            .send(Queued { op, _bytes: permit })
+            .await
+            .map_err(|_| SinkError::Closed)
+    }
+
+    /// Whether the sink has stopped (an error ended it).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Flushes what is queued, waits for every request, and reports the sink's fate.
+    pub async fn finish(self) -> Result<(), SinkError> {
+        drop(self.tx);
+        self.task.await.unwrap_or(Err(SinkError::Closed))
+    }
+
+    /// Stops at once, dropping what is queued (cancel/suspend).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    es: EsClient,
+    settings: SinkSettings,
+    monitor: Mutex<ErrorMonitor>,
+    counters: Arc<SinkCounters>,
+}
+
+async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), SinkError> {
+    let s = &shared.settings;
+    let mut batch: Vec<Queued> = Vec::new();
+    let (mut lines, mut bytes) = (0usize, 0usize);
+    let mut inflight: JoinSet<Result<(), SinkError>> = JoinSet::new();
+    loop {
+        let next = if batch.is_empty() {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(s.flush_interval, rx.recv()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    dispatch(&shared, &mut inflight, std::mem::take(&mut batch)).await?;
+                    (lines, bytes) = (0, 0);
+                    continue;
+                }
+            }
+        };
+        let Some(queued) = next else { break };
+        if let Op::Index {
+            id,
+            source,
+            has_attachment: false,
+        } = &queued.op
+            && s.max_text_bytes > 0
+            && source.len() > s.max_text_bytes
+        {
+            tracing::warn!(id = %id, index = %s.index, size = source.len(), cap = s.max_text_bytes,
+                "dropping document: serialized size exceeds elasticsearch.bulk.max_text_document_size");
+            shared
+                .counters
+                .dropped_too_large
+                .fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let (l, b) = (queued.op.lines(), queued.op.encoded_len(&s.index));
+        if !batch.is_empty() && (lines + l > s.chunk_lines || bytes + b > s.chunk_bytes) {
+            dispatch(&shared, &mut inflight, std::mem::take(&mut batch)).await?;
+            (lines, bytes) = (0, 0);
+        }
+        batch.push(queued);
+        (lines, bytes) = (lines + l, bytes + b);
+        if lines >= s.chunk_lines || bytes >= s.chunk_bytes {
+            dispatch(&shared, &mut inflight, std::mem::take(&mut batch)).await?;
+            (lines, bytes) = (0, 0);
+        }
+    }
+    if !batch.is_empty() {
+        dispatch(&shared, &mut inflight, batch).await?;
+    }
+    while let Some(done) = inflight.join_next().await {
+        done.unwrap_or(Err(SinkError::Closed))?;
+    }
+    Ok(())
+}
+
+/// Starts one request, first waiting for a free slot (and surfacing any earlier request's error).
+async fn dispatch(
+    shared: &Arc<Shared>,
+    inflight: &mut JoinSet<Result<(), SinkError>>,
+    batch: Vec<Queued>,
+) -> Result<(), SinkError> {
+    while let Some(done) = inflight.try_join_next() {
+        done.unwrap_or(Err(SinkError::Closed))?;
+    }
+    while inflight.len() >= shared.settings.max_concurrency.max(1) {
+        if let Some(done) = inflight.join_next().await {
+            done.unwrap_or(Err(SinkError::Closed))?;
+        }
+    }
+    inflight.spawn(send_batch(shared.clone(), batch));
+    Ok(())
+}
+
+/// Sends one batch until every item succeeded or was given up on.
+async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(), SinkError> {
+    let s = &shared.settings;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut body = Vec::with_capacity(pending.iter().map(|q| q.op.encoded_len(&s.index)).sum());
+        for q in &pending {
+            q.op.encode(&s.index, &mut body);
+        }
+        let resp = match shared.es.bulk_once(body, s.pipeline.as_deref()).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                if request_retryable(&e) && attempt < s.max_attempts {
+                    shared
+                        .counters
+                        .request_retries
+                        .fetch_add(1, Ordering::Relaxed);
+                    let delay = s.backoff.delay(attempt);
+                    tracing::warn!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "bulk request failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                if e.status() == Some(reqwest::StatusCode::FORBIDDEN) {
+                    return Err(SinkError::Forbidden(s.index.clone()));
+                }
+                return Err(SinkError::Request(e.to_string()));
+            }
+        };
+        let items = resp
+            .get("items")
+            .and_then(|i| i.as_array())
+            .cloned()
+            .unwrap_or_default();
+        if items.len() != pending.len() {
+            return Err(SinkError::Request(format!(
+                "bulk response has {} items for {} operations",
+                items.len(),
+                pending.len()
+            )));
+        }
+        let mut retry = Vec::new();
+        for (queued, item) in pending.into_iter().zip(items) {
+            match classify(&queued.op, &item) {
+                ItemOutcome::Success => shared.record_success(&queued.op),
+                ItemOutcome::Retry { status, reason } if attempt < s.max_attempts => {
+                    tracing::debug!(id = queued.op.id(), status, reason = %reason, "bulk item will be retried");
+                    shared.counters.item_retries.fetch_add(1, Ordering::Relaxed);
+                    retry.push(queued);
+                }
+                ItemOutcome::Retry { status, reason } | ItemOutcome::Failure { status, reason } => {
+                    shared.record_failure(&queued.op, status, &reason)?;
+                }
+            }
+        }
+        if retry.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(s.backoff.delay(attempt)).await;
+        pending = retry;
+    }
+}
+
+fn request_retryable(e: &EsError) -> bool {
+    match e {
+        EsError::Transport { .. } => true,
+        other => other.status().is_some_and(is_retryable_status),
+    }
+}
+
+impl Shared {
+    fn record_success(&self, op: &Op) {
+        match op {
+            Op::Index { source, .. } => {
+                self.counters.indexed.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .indexed_bytes
+                    .fetch_add(source.len() as u64, Ordering::Relaxed);
+            }
+            Op::Delete { .. } => {
+                self.counters.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if self.settings.log_operations {
+            tracing::debug!(op = op.kind(), id = op.id(), "bulk item succeeded");
+        }
+        self.monitor.lock().expect("monitor lock").record_success();
+    }
+
+    fn record_failure(&self, op: &Op, status: u16, reason: &str) -> Result<(), SinkError> {
+        self.counters.item_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(op = op.kind(), id = op.id(), status, reason = %reason, index = %self.settings.index,
+            "bulk item failed");
+        let message = format!(
+            "Failed to execute '{}' on document with id '{}'. Error: {status} {reason}",
+            op.kind(),
+            op.id()
+        );
+        self.monitor
+            .lock()
+            .expect("monitor lock")
+            .record_error(message)
+            .map_err(SinkError::TooManyErrors)
+    }
+}

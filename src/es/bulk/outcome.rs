@@ -1,0 +1,115 @@
+//! What one bulk response item means for its operation.
+
+use super::op::Op;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    Success,
+    /// Throttled or a transient server failure: worth another try.
+    Retry {
+        status: u16,
+        reason: String,
+    },
+    /// Will not get better by retrying (mapping error, bad id, …).
+    Failure {
+        status: u16,
+        reason: String,
+    },
+}
+
+/// Classifies one entry of a bulk response's `items`.
+pub fn classify(op: &Op, item: &Value) -> ItemOutcome {
+    let body = item
+        .get(op.kind())
+        .or_else(|| item.as_object().and_then(|o| o.values().next()));
+    let Some(body) = body else {
+        return ItemOutcome::Failure {
+            status: 0,
+            reason: "missing item in bulk response".into(),
+        };
+    };
+    let status = body.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
+    if let Some(error) = body.get("error") {
+        let kind = error.get("type").and_then(Value::as_str).unwrap_or("error");
+        let reason = match error.get("reason").and_then(Value::as_str) {
+            Some(r) => format!("{kind}: {r}"),
+            None => error.to_string(),
+        };
+        let transient = matches!(status, 429 | 500 | 502 | 503 | 504)
+            || kind == "es_rejected_execution_exception";
+        return if transient {
+            ItemOutcome::Retry { status, reason }
+        } else {
+            ItemOutcome::Failure { status, reason }
+        };
+    }
+    match body.get("result").and_then(Value::as_str) {
+        // A delete of a document that is already gone reached its goal.
+        Some("created" | "updated" | "noop" | "deleted" | "not_found") => ItemOutcome::Success,
+        Some(other) => ItemOutcome::Failure {
+            status,
+            reason: format!("non-successful result: {other}"),
+        },
+        None => ItemOutcome::Failure {
+            status,
+            reason: "no result in bulk response item".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn index_op() -> Op {
+        Op::Index {
+            id: "1".into(),
+            source: b"{}".to_vec(),
+            has_attachment: false,
+        }
+    }
+
+    #[test]
+    fn classifies_items() {
+        let op = index_op();
+        assert_eq!(
+            classify(&op, &json!({"index": {"status": 201, "result": "created"}})),
+            ItemOutcome::Success
+        );
+        assert!(matches!(
+            classify(
+                &op,
+                &json!({"index": {"status": 429, "error": {"type": "x", "reason": "busy"}}})
+            ),
+            ItemOutcome::Retry { status: 429, .. }
+        ));
+        assert!(matches!(
+            classify(
+                &op,
+                &json!({"index": {"status": 400, "error": {"type": "es_rejected_execution_exception"}}})
+            ),
+            ItemOutcome::Retry { .. }
+        ));
+        let failed = classify(
+            &op,
+            &json!({"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "bad"}}}),
+        );
+        assert_eq!(
+            failed,
+            ItemOutcome::Failure {
+                status: 400,
+                reason: "mapper_parsing_exception: bad".into()
+            }
+        );
+        let del = Op::Delete { id: "1".into() };
+        assert_eq!(
+            classify(
+                &del,
+                &json!({"delete": {"status": 404, "result": "not_found"}})
+            ),
+            ItemOutcome::Success
+        );
+    }
+}

@@ -1,0 +1,561 @@
+//! A small typed Elasticsearch client on reqwest: auth, headers, timeouts, bounded retries.
+//!
+//! Why not the `elasticsearch` crate: it has been alpha for six years, has no retries, no connect
+//! timeout and no typed responses, and brings a second TLS stack (see README, "Dependencies").
+
+use super::backoff::Backoff;
+use super::error::{EsError, is_retryable_status, transport_cause};
+use crate::config::{EsConfig, Secret};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Page size of the paged search helper (Elastic uses 100).
+pub const SEARCH_PAGE_SIZE: usize = 100;
+
+/// A cheaply clonable handle to one Elasticsearch cluster.
+#[derive(Clone)]
+pub struct EsClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    max_attempts: u32,
+    backoff: Backoff,
+}
+
+/// Whether a call may be retried by the client itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// 429, 5xx and transport errors are retried with jittered backoff, bounded by `max_retries`.
+    Transient,
+    /// One attempt; the caller decides (the bulk sink does, per item).
+    Never,
+}
+
+/// A request body.
+pub enum Body {
+    Json(Value),
+    Ndjson(Vec<u8>),
+}
+
+/// One document as returned by `GET /<index>/_doc/<id>` or a search hit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hit {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(rename = "_seq_no", default)]
+    pub seq_no: Option<i64>,
+    #[serde(rename = "_primary_term", default)]
+    pub primary_term: Option<i64>,
+    #[serde(rename = "_source", default)]
+    pub source: Value,
+    #[serde(default)]
+    pub sort: Option<Vec<Value>>,
+}
+
+impl Hit {
+    /// The `if_seq_no`/`if_primary_term` pair of this read, for an optimistic write.
+    pub fn occ(&self) -> Option<Occ> {
+        Some(Occ {
+            seq_no: self.seq_no?,
+            primary_term: self.primary_term?,
+        })
+    }
+}
+
+/// Optimistic concurrency control token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occ {
+    pub seq_no: i64,
+    pub primary_term: i64,
+}
+
+/// What `GET /_ingest/pipeline/<name>` told us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineState {
+    Exists,
+    Missing,
+    /// The cluster has no ingest API at all (e.g. an OpenSearch-API stand-in).
+    NoIngestApi,
+}
+
+impl EsClient {
+    /// Builds a client from `elasticsearch.*`. `api_key` overrides the configured credentials
+    /// (a connector's own `api_key`, used for its content index).
+    pub fn new(cfg: &EsConfig, api_key: Option<&Secret>, agent: &str) -> Result<Self, EsError> {
+        let base = Url::parse(cfg.host.trim_end_matches('/'))
+            .map_err(|e| EsError::Setup(format!("elasticsearch.host is not a URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-elastic-product-origin",
+            HeaderValue::from_static("connectors"),
+        );
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                EsError::Setup(format!("elasticsearch.headers: bad header name {k:?}"))
+            })?;
+            let value = HeaderValue::from_str(v).map_err(|_| {
+                EsError::Setup(format!("elasticsearch.headers: bad value for {k:?}"))
+            })?;
+            headers.insert(name, value);
+        }
+        if let Some(auth) = auth_header(cfg, api_key)? {
+            headers.insert(reqwest::header::AUTHORIZATION, auth);
+        }
+        let mut builder = reqwest::Client::builder()
+            .user_agent(format!(
+                "content-sync/{}/{agent}",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .default_headers(headers)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(Duration::from_secs_f64(cfg.request_timeout.max(1.0)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .gzip(true);
+        if cfg.ssl {
+            if !cfg.verify_certs {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            }
+            if let Some(path) = &cfg.ca_certs {
+                let pem = std::fs::read(path).map_err(|e| {
+                    EsError::Setup(format!(
+                        "elasticsearch.ca_certs: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    EsError::Setup(format!("elasticsearch.ca_certs: {}: {e}", path.display()))
+                })?;
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| EsError::Setup(transport_cause(&e)))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                max_attempts: cfg.max_retries.max(1),
+                backoff: Backoff::new(
+                    Duration::from_secs_f64(cfg.retry_interval.max(0.01)),
+                    MAX_BACKOFF,
+                ),
+            }),
+        })
+    }
+
+    /// The cluster URL, for messages.
+    pub fn host(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.inner.base.clone();
+        {
+            let mut path = url.path_segments_mut().expect("http url has a path");
+            path.pop_if_empty();
+            for s in segments {
+                path.push(s);
+            }
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    /// Sends one request and returns the status and body of a 2xx answer. Non-2xx answers become
+    /// `EsError::Status` (409 → `EsError::Conflict`); transient failures are retried per `retry`.
+    pub async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<Body>,
+        retry: Retry,
+    ) -> Result<(StatusCode, Vec<u8>), EsError> {
+        let url = self.url(segments, query);
+        let path = url.path().to_string();
+        let (content_type, bytes) = match body {
+            None => (None, None),
+            Some(Body::Json(v)) => (
+                Some("application/json"),
+                Some(serde_json::to_vec(&v).expect("json")),
+            ),
+            Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(b)),
+        };
+        let attempts = if retry == Retry::Transient {
+            self.inner.max_attempts
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.inner.http.request(method.clone(), url.clone());
+            if let (Some(ct), Some(b)) = (content_type, &bytes) {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, ct)
+                    .body(b.clone());
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    match resp.bytes().await {
+                        Ok(b) => Ok((status, b.to_vec())),
+                        Err(e) => Err(transport_cause(&e)),
+                    }
+                }
+                Err(e) => Err(transport_cause(&e)),
+            };
+            let retryable = match &outcome {
+                Ok((status, _)) => is_retryable_status(*status),
+                Err(_) => true,
+            };
+            if retryable && attempt < attempts {
+                let delay = self.inner.backoff.delay(attempt);
+                tracing::warn!(method = %method, path = %path, attempt, delay_ms = delay.as_millis() as u64,
+                    "elasticsearch call failed, retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return match outcome {
+                Ok((status, body)) if status.is_success() => Ok((status, body)),
+                Ok((status, _)) if status == StatusCode::CONFLICT => {
+                    Err(EsError::Conflict { path })
+                }
+                Ok((status, body)) => Err(status_error(status, &method, &path, &body)),
+                Err(cause) => Err(EsError::Transport {
+                    method: method.to_string(),
+                    path,
+                    cause,
+                }),
+            };
+        }
+    }
+
+    /// Like [`send`](Self::send) with transient retries, decoding the JSON answer.
+    pub async fn json(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value, EsError> {
+        let (_, bytes) = self
+            .send(
+                method,
+                segments,
+                query,
+                body.map(Body::Json),
+                Retry::Transient,
+            )
+            .await?;
+        decode(&bytes, segments)
+    }
+
+    /// `GET /`: cluster info.
+    pub async fn info(&self) -> Result<Value, EsError> {
+        self.json(Method::GET, &[], &[], None).await
+    }
+
+    /// Like `info`, one attempt only (the preflight wait loop has its own backoff).
+    pub async fn info_once(&self) -> Result<Value, EsError> {
+        let (_, bytes) = self.send(Method::GET, &[], &[], None, Retry::Never).await?;
+        decode(&bytes, &[])
+    }
+
+    /// `HEAD /<index>`.
+    pub async fn index_exists(&self, index: &str) -> Result<bool, EsError> {
+        match self
+            .send(Method::HEAD, &[index], &[], None, Retry::Transient)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /<index>` with an optional body; an index that already exists is not an error.
+    pub async fn create_index(&self, index: &str, body: Option<Value>) -> Result<(), EsError> {
+        match self.json(Method::PUT, &[index], &[], body).await {
+            Ok(_) => Ok(()),
+            Err(EsError::Status { kind, .. }) if kind == "resource_already_exists_exception" => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /<index>/_doc/<id>`; `None` when the document (or the index) does not exist.
+    pub async fn get_doc(&self, index: &str, id: &str) -> Result<Option<Hit>, EsError> {
+        match self
+            .json(Method::GET, &[index, "_doc", id], &[], None)
+            .await
+        {
+            Ok(v) => {
+                if v.get("found").and_then(Value::as_bool) == Some(false) {
+                    return Ok(None);
+                }
+                serde_json::from_value(v)
+                    .map(Some)
+                    .map_err(|e| EsError::Decode {
+                        path: format!("/{index}/_doc/{id}"),
+                        cause: e.to_string(),
+                    })
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /<index>/_update/<id>` with a partial `doc`, optionally guarded by `occ`.
+    pub async fn update_doc(
+        &self,
+        index: &str,
+        id: &str,
+        doc: Value,
+        occ: Option<Occ>,
+    ) -> Result<(), EsError> {
+        let mut query = Vec::new();
+        if let Some(o) = occ {
+            query.push(("if_seq_no", o.seq_no.to_string()));
+            query.push(("if_primary_term", o.primary_term.to_string()));
+        }
+        self.json(
+            Method::POST,
+            &[index, "_update", id],
+            &query,
+            Some(json!({ "doc": doc })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Indexes a whole document (`PUT /<index>/_doc/<id>` or `POST /<index>/_doc`); returns its id.
+    pub async fn index_doc(
+        &self,
+        index: &str,
+        id: Option<&str>,
+        doc: Value,
+        refresh: bool,
+    ) -> Result<String, EsError> {
+        let query = if refresh {
+            vec![("refresh", "true".to_string())]
+        } else {
+            vec![]
+        };
+        let resp = match id {
+            Some(id) => {
+                self.json(Method::PUT, &[index, "_doc", id], &query, Some(doc))
+                    .await?
+            }
+            None => {
+                self.json(Method::POST, &[index, "_doc"], &query, Some(doc))
+                    .await?
+            }
+        };
+        resp.get("_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| EsError::Decode {
+                path: format!("/{index}/_doc"),
+                cause: "no _id in response".into(),
+            })
+    }
+
+    /// `POST /<index>/_search?expand_wildcards=hidden` with a raw body; returns the hits.
+    pub async fn search(&self, index: &str, body: Value) -> Result<Vec<Hit>, EsError> {
+        let query = [("expand_wildcards", "hidden".to_string())];
+        let resp = self
+            .json(Method::POST, &[index, "_search"], &query, Some(body))
+            .await?;
+        hits_of(&resp, index)
+    }
+
+    /// Every hit of `query`, paged by `from` (100 per page, Elastic's helper): for the small
+    /// connector/job lists only, never for content.
+    pub async fn search_all(
+        &self,
+        index: &str,
+        query: Value,
+        sort: Option<Value>,
+    ) -> Result<Vec<Hit>, EsError> {
+        let mut out = Vec::new();
+        loop {
+            let mut body = json!({"query": query, "from": out.len(), "size": SEARCH_PAGE_SIZE, "seq_no_primary_term": true});
+            if let Some(s) = &sort {
+                body["sort"] = s.clone();
+            }
+            let page = match self.search(index, body).await {
+                Ok(p) => p,
+                Err(e) if e.is_not_found() => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            let n = page.len();
+            out.extend(page);
+            if n < SEARCH_PAGE_SIZE || out.len() >= 10_000 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// `POST /<index>/_refresh?ignore_unavailable=true`.
+    pub async fn refresh(&self, index: &str) -> Result<(), EsError> {
+        let q = [("ignore_unavailable", "true".to_string())];
+        self.json(Method::POST, &[index, "_refresh"], &q, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /<index>/_count?ignore_unavailable=true` (a missing index counts 0).
+    pub async fn count(&self, index: &str) -> Result<u64, EsError> {
+        let q = [("ignore_unavailable", "true".to_string())];
+        match self.json(Method::POST, &[index, "_count"], &q, None).await {
+            Ok(v) => Ok(v.get("count").and_then(Value::as_u64).unwrap_or(0)),
+            Err(e) if e.is_not_found() => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One `_bulk` attempt; the bulk sink owns retries because it decides per item.
+    pub async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        pipeline: Option<&str>,
+    ) -> Result<Value, EsError> {
+        let query: Vec<(&str, String)> = pipeline
+            .map(|p| ("pipeline", p.to_string()))
+            .into_iter()
+            .collect();
+        let (_, bytes) = self
+            .send(
+                Method::POST,
+                &["_bulk"],
+                &query,
+                Some(Body::Ndjson(ndjson)),
+                Retry::Never,
+            )
+            .await?;
+        decode(&bytes, &["_bulk"])
+    }
+
+    /// Does the ingest pipeline exist? Distinguishes a cluster without an ingest API.
+    pub async fn pipeline_state(&self, name: &str) -> Result<PipelineState, EsError> {
+        match self
+            .json(Method::GET, &["_ingest", "pipeline", name], &[], None)
+            .await
+        {
+            Ok(v) if v.get(name).is_some() => Ok(PipelineState::Exists),
+            Ok(_) => Ok(PipelineState::Missing),
+            Err(e) if e.is_not_found() => Ok(PipelineState::Missing),
+            Err(EsError::Status { status, reason, .. })
+                if status == StatusCode::BAD_REQUEST && reason.contains("no handler found") =>
+            {
+                Ok(PipelineState::NoIngestApi)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn auth_header(cfg: &EsConfig, api_key: Option<&Secret>) -> Result<Option<HeaderValue>, EsError> {
+    let api_key = api_key.or(cfg.api_key.as_ref()).filter(|k| !k.is_empty());
+    let value = if let Some(key) = api_key {
+        format!("ApiKey {}", key.expose())
+    } else if let Some(user) = cfg.username.as_deref().filter(|u| !u.is_empty()) {
+        let pass = cfg.password.as_ref().map(Secret::expose).unwrap_or("");
+        format!("Basic {}", BASE64.encode(format!("{user}:{pass}")))
+    } else {
+        return Ok(None);
+    };
+    let mut header = HeaderValue::from_str(&value).map_err(|_| {
+        EsError::Setup(
+            "elasticsearch credentials contain characters not allowed in a header".into(),
+        )
+    })?;
+    header.set_sensitive(true);
+    Ok(Some(header))
+}
+
+fn decode(bytes: &[u8], segments: &[&str]) -> Result<Value, EsError> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|e| EsError::Decode {
+        path: format!("/{}", segments.join("/")),
+        cause: e.to_string(),
+    })
+}
+
+fn hits_of(resp: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
+    let hits = resp
+        .pointer("/hits/hits")
+        .cloned()
+        .unwrap_or(Value::Array(vec![]));
+    serde_json::from_value(hits).map_err(|e| EsError::Decode {
+        path: format!("/{index}/_search"),
+        cause: e.to_string(),
+    })
+}
+
+/// Turns an error answer into `EsError::Status`, keeping ES's `error.type` and `error.reason`.
+fn status_error(status: StatusCode, method: &Method, path: &str, body: &[u8]) -> EsError {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let err = parsed.get("error").cloned().unwrap_or(Value::Null);
+    let (kind, reason) = match &err {
+        Value::Object(o) => (
+            o.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_string(),
+            o.get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ),
+        Value::String(s) => ("error".to_string(), s.clone()),
+        _ => (
+            "error".to_string(),
+            String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        ),
+    };
+    EsError::Status {
+        status,
+        method: method.to_string(),
+        path: path.to_string(),
+        kind,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_keep_type_and_reason() {
+        let body = br#"{"error":{"type":"index_not_found_exception","reason":"no such index [x]"},"status":404}"#;
+        let e = status_error(StatusCode::NOT_FOUND, &Method::GET, "/x", body);
+        assert!(e.is_not_found());
+        assert_eq!(
+            e.to_string(),
+            "elasticsearch returned 404 Not Found for GET /x: index_not_found_exception: no such index [x]"
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! The connector document in `.elastic-connectors`: reading it, and every write the service makes.
+
+use super::client::{EsClient, Hit, Occ};
+use super::error::EsError;
+use super::time::now_iso;
+use serde_json::{Map, Value, json};
+
+/// Alias every read and write goes through.
+pub const CONNECTORS_INDEX: &str = ".elastic-connectors";
+/// The concrete index behind the alias (only preflight names it).
+pub const CONNECTORS_CONCRETE_INDEX: &str = ".elastic-connectors-v1";
+/// Pipeline used when the connector names none.
+pub const DEFAULT_PIPELINE: &str = "search-default-ingestion";
+/// Optimistic-concurrency attempts of a read-modify-write (Elastic: 3).
+pub const OCC_ATTEMPTS: u32 = 3;
+
+/// A connector as read from the index. The raw `_source` is kept so that nothing we do not model is
+/// lost; accessors read what the service needs. (No `Debug`: the configuration holds secrets.)
+#[derive(Clone)]
+pub struct Connector {
+    pub id: String,
+    pub occ: Option<Occ>,
+    pub doc: Map<String, Value>,
+}
+
+/// The connector's `pipeline` settings with Elastic's defaults filled in.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Pipeline {
+    pub name: String,
+    pub extract_binary_content: bool,
+    pub reduce_whitespace: bool,
+    pub run_ml_inference: bool,
+}
+
+impl Pipeline {
+    pub fn from_value(v: Option<&Value>) -> Self {
+        let flag = |k: &str| {
+            v.and_then(|p| p.get(k))
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        };
+        Self {
+            name: v
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or(DEFAULT_PIPELINE)
+                .to_string(),
+            extract_binary_content: flag("extract_binary_content"),
+            reduce_whitespace: flag("reduce_whitespace"),
+            run_ml_inference: flag("run_ml_inference"),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("pipeline serializes")
+    }
+}
+
+impl Connector {
+    pub fn from_hit(hit: Hit) -> Self {
+        let occ = hit.occ();
+        let doc = match hit.source {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Self {
+            occ,
+            id: hit.id,
+            doc,
+        }
+    }
+
+    fn str_field(&self, key: &str) -> Option<&str> {
+        self.doc.get(key).and_then(Value::as_str)
+    }
+
+    pub fn index_name(&self) -> Option<&str> {
+        self.str_field("index_name").filter(|s| !s.is_empty())
+    }
+    pub fn service_type(&self) -> Option<&str> {
+        self.str_field("service_type")
+    }
+    pub fn status(&self) -> &str {
+        self.str_field("status").unwrap_or("unset")
+    }
+    pub fn last_sync_status(&self) -> Option<&str> {
+        self.str_field("last_sync_status")
+    }
+    pub fn last_seen(&self) -> Option<&str> {
+        self.str_field("last_seen")
+    }
+    pub fn language(&self) -> Option<&str> {
+        self.str_field("language")
+    }
+    pub fn is_native(&self) -> bool {
+        self.doc
+            .get("is_native")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+    pub fn configuration(&self) -> Map<String, Value> {
+        match self.doc.get("configuration") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::from_value(self.doc.get("pipeline"))
+    }
+    pub fn features(&self) -> Option<&Value> {
+        self.doc.get("features")
+    }
+    /// `scheduling.<job_type>` → (enabled, interval).
+    pub fn schedule(&self, job_type: &str) -> Option<(bool, String)> {
+        let s = self.doc.get("scheduling")?.get(job_type)?;
+        let enabled = s.get("enabled").and_then(Value::as_bool).unwrap_or(false);
+        let interval = s
+            .get("interval")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        Some((enabled, interval))
+    }
+    /// `last_sync_scheduled_at` or its incremental / access-control siblings.
+    pub fn last_scheduled_at(&self, job_type: &str) -> Option<&str> {
+        self.str_field(scheduled_at_field(job_type))
+    }
+    /// The DEFAULT domain's `active` filtering (what a new job snapshots).
+    pub fn active_filtering(&self) -> Value {
+        self.default_filtering()
+            .and_then(|f| f.get("active").cloned())
+            .unwrap_or_else(|| json!({"advanced_snippet": {}, "rules": []}))
+    }
+    /// The filtering entry whose domain is DEFAULT (first match).
+    pub fn default_filtering(&self) -> Option<&Value> {
+        self.doc
+            .get("filtering")?
+            .as_array()?
+            .iter()
+            .find(|f| f.get("domain").and_then(Value::as_str) == Some("DEFAULT"))
+    }
+    pub fn sync_cursor(&self) -> Value {
+        self.doc.get("sync_cursor").cloned().unwrap_or(Value::Null)
+    }
+}
+
+/// The connector field that records when a job of this type was last scheduled.
+pub fn scheduled_at_field(job_type: &str) -> &'static str {
+    match job_type {
+        "incremental" => "last_incremental_sync_scheduled_at",
+        "access_control" => "last_access_control_sync_scheduled_at",
+        _ => "last_sync_scheduled_at",
+    }
+}
+
+/// Reads and writes of `.elastic-connectors`.
+#[derive(Clone)]
+pub struct ConnectorStore {
+    es: EsClient,
+}
+
+impl ConnectorStore {
+    pub fn new(es: EsClient) -> Self {
+        Self { es }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Connector>, EsError> {
+        Ok(self
+            .es
+            .get_doc(CONNECTORS_INDEX, id)
+            .await?
+            .map(Connector::from_hit))
+    }
+
+    /// The connectors this service handles (§2.4): configured ids, and/or, when `service_types` is
+    /// non-empty, every non-deleted self-managed connector of those types.
+    pub async fn handled(
+        &self,
+        ids: &[String],
+        service_types: &[String],
+    ) -> Result<Vec<Connector>, EsError> {
+        let by_ids = json!({"bool": {"must_not": [{"term": {"deleted": true}}], "filter": [{"terms": {"_id": ids}}]}});
+        let by_types = json!({"bool": {"must_not": [{"term": {"deleted": true}}],
+            "filter": [{"terms": {"service_type": service_types}}, {"term": {"is_native": false}}]}});
+        let query = match (ids.is_empty(), service_types.is_empty()) {
+            (true, true) => return Ok(vec![]),
+            (false, true) => by_ids,
+            (true, false) => by_types,
+            (false, false) => json!({"bool": {"should": [by_types, by_ids]}}),
+        };
+        let hits = self.es.search_all(CONNECTORS_INDEX, query, None).await?;
+        Ok(hits.into_iter().map(Connector::from_hit).collect())
+    }
+
+    /// Every connector id, deleted ones included (the orphaned-job pass needs them all).
+    pub async fn all_ids(&self) -> Result<Vec<String>, EsError> {
+        let hits = self
+            .es
+            .search_all(CONNECTORS_INDEX, json!({"match_all": {}}), None)
+            .await?;
+        Ok(hits.into_iter().map(|h| h.id).collect())
+    }
+
+    /// A partial update without concurrency control.
+    pub async fn update(&self, id: &str, doc: Value) -> Result<(), EsError> {
+        self.es.update_doc(CONNECTORS_INDEX, id, doc, None).await
+    }
+
+    /// A partial update guarded by the read that produced `occ`.
+    pub async fn update_guarded(
+        &self,
+        id: &str,
+        doc: Value,
+        occ: Option<Occ>,
+    ) -> Result<(), EsError> {
+        self.es.update_doc(CONNECTORS_INDEX, id, doc, occ).await
+    }
+
+    /// Direct-mode check-in.
+    pub async fn heartbeat(&self, id: &str) -> Result<(), EsError> {
+        self.update(id, json!({"last_seen": now_iso()})).await
+    }
+
+    pub async fn set_connected(&self, id: &str) -> Result<(), EsError> {
+        self.update(id, json!({"status": "connected", "error": null}))
+            .await
+    }
+
+    pub async fn set_error(&self, id: &str, error: &str) -> Result<(), EsError> {
+        self.update(id, json!({"status": "error", "error": error}))
+            .await
+    }
+
+    /// Runs `f` on a fresh read of the connector and writes what it returns with `if_seq_no`, re-reading
+    /// and retrying on a conflict (3 attempts, as Elastic). `f` returning `None` means nothing to write.
+    /// Returns the connector as last read (after the write, re-read), or `None` if it vanished.
+    pub async fn read_modify_write<F>(
+        &self,
+        id: &str,
+        mut f: F,
+    ) -> Result<Option<(Connector, bool)>, EsError>
+    where
+        F: FnMut(&Connector) -> Option<Value>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(connector) = self.get(id).await? else {
+                return Ok(None);
+            };
+            let Some(doc) = f(&connector) else {
+                return Ok(Some((connector, false)));
+            };
+            match self.update_guarded(id, doc, connector.occ).await {
+                Ok(()) => return Ok(self.get(id).await?.map(|c| (c, true))),
+                Err(e) if e.is_conflict() && attempt < OCC_ATTEMPTS => {
+                    tracing::debug!(
+                        connector_id = id,
+                        attempt,
+                        "connector update conflicted, re-reading"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The partial update that brings a connector's `configuration` in line with the source's schema
+/// (§3.3 step 3): fill an empty configuration, add missing fields, complete fields lacking rich keys.
+/// Returns `(configuration update, whether status becomes needs_configuration)`.
+pub fn configuration_update(
+    stored: Option<&Value>,
+    schema: &Map<String, Value>,
+) -> Option<(Value, bool)> {
+    let stored = match stored {
+        Some(Value::Object(m)) if !m.is_empty() => m,
+        _ => return Some((Value::Object(schema.clone()), true)),
+    };
+    let missing: Vec<&String> = schema.keys().filter(|k| !stored.contains_key(*k)).collect();
+    let incomplete: Vec<&String> = stored
+        .iter()
+        .filter(|(k, v)| schema.contains_key(*k) && RICH_KEYS.iter().any(|rk| v.get(*rk).is_none()))
+        .map(|(k, _)| k)
+        .collect();
+    if missing.is_empty() && incomplete.is_empty() {
+        return None;
+    }
+    let mut update = Map::new();
+    for k in &missing {
+        update.insert((*k).clone(), schema[*k].clone());
+    }
+    if !missing.is_empty() {
+        // Re-sync labels, order, tooltips… of existing fields (never their values).
+        for (k, v) in stored {
+            let (Some(schema_field), Some(stored_field)) = (schema.get(k), v.as_object()) else {
+                continue;
+            };
+            let mut entry = Map::new();
+            for (prop, schema_val) in schema_field.as_object().into_iter().flatten() {
+                if prop == "value" {
+                    continue;
+                }
+                let stored_val = stored_field.get(prop);
+                if stored_val != Some(schema_val) {
+                    let keep = is_falsy(schema_val).then(|| stored_val.cloned()).flatten();
+                    entry.insert(prop.clone(), keep.unwrap_or_else(|| schema_val.clone()));
+                }
+            }
+            if !entry.is_empty() {
+                update.insert(k.clone(), Value::Object(entry));
+            }
+        }
+    }
+    for k in incomplete {
+        let mut merged = schema[k].as_object().cloned().unwrap_or_default();
+        if let Some(stored_field) = stored[k].as_object() {
+            for (p, v) in stored_field {
+                merged.insert(p.clone(), v.clone());
+            }
+        }
+        update.insert(k.clone(), Value::Object(merged));
+    }
+    Some((Value::Object(update), false))
+}
+
+/// The 13 keys every rich configuration field carries (§3.2).
+pub const RICH_KEYS: [&str; 13] = [
+    "default_value",
+    "depends_on",
+    "display",
+    "label",
+    "options",
+    "order",
+    "required",
+    "sensitive",
+    "tooltip",
+    "type",
+    "ui_restrictions",
+    "validations",
+    "value",
+];
+
+fn is_falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(label: &str, order: u64, value: Value) -> Value {
+        let mut m = Map::new();
+        for k in RICH_KEYS {
+            m.insert(k.into(), Value::Null);
+        }
+        m.insert("label".into(), json!(label));
+        m.insert("order".into(), json!(order));
+        m.insert("value".into(), value);
+        Value::Object(m)
+    }
+
+    fn schema() -> Map<String, Value> {
+        let mut s = Map::new();
+        s.insert("a".into(), field("A", 1, json!("")));
+        s.insert("b".into(), field("B", 2, json!("")));
+        s
+    }
+
+    #[test]
+    fn empty_configuration_gets_the_whole_schema_and_needs_configuration() {
+        for stored in [None, Some(json!({})), Some(Value::Null)] {
+            let (update, needs) = configuration_update(stored.as_ref(), &schema()).unwrap();
+            assert!(needs);
+            assert_eq!(update, Value::Object(schema()));
+        }
+    }
+
+    #[test]
+    fn complete_configuration_is_left_alone() {
+        let stored = json!({"a": field("A", 1, json!("x")), "b": field("B", 2, json!("y"))});
+        assert_eq!(configuration_update(Some(&stored), &schema()), None);
+    }
+
+    #[test]
+    fn missing_field_is_added_and_labels_resynced_without_touching_values() {
+        let stored = json!({"a": field("Old label", 1, json!("kept"))});
+        let (update, needs) = configuration_update(Some(&stored), &schema()).unwrap();
+        assert!(!needs);
+        assert_eq!(update["b"], schema()["b"]);
+        assert_eq!(update["a"], json!({"label": "A"}));
+    }
+
+    #[test]
+    fn incomplete_field_is_completed_with_stored_values_winning() {
+        let stored = json!({"a": {"label": "A", "value": "mine"}, "b": field("B", 2, json!(""))});
+        let (update, _) = configuration_update(Some(&stored), &schema()).unwrap();
+        assert_eq!(update["a"]["value"], json!("mine"));
+        assert_eq!(update["a"]["order"], json!(1));
+        assert!(update.get("b").is_none());
+    }
+
+    #[test]
+    fn pipeline_defaults() {
+        let p = Pipeline::from_value(None);
+        assert_eq!(p.name, DEFAULT_PIPELINE);
+        assert!(p.extract_binary_content && p.reduce_whitespace && p.run_ml_inference);
+        let p = Pipeline::from_value(Some(&json!({"name": "custom", "reduce_whitespace": false})));
+        assert_eq!(p.name, "custom");
+        assert!(!p.reduce_whitespace && p.extract_binary_content);
+    }
+}

@@ -1,0 +1,263 @@
+//! The sync job document in `.elastic-connectors-sync-jobs`: creation, claim, stats, termination.
+
+use super::client::{EsClient, Hit, Occ};
+use super::connector::Connector;
+use super::error::EsError;
+use super::time::now_iso;
+use serde_json::{Map, Value, json};
+
+pub const JOBS_INDEX: &str = ".elastic-connectors-sync-jobs";
+pub const JOBS_CONCRETE_INDEX: &str = ".elastic-connectors-sync-jobs-v1";
+
+/// Job statuses (§5.1).
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const IN_PROGRESS: &str = "in_progress";
+    pub const CANCELING: &str = "canceling";
+    pub const CANCELED: &str = "canceled";
+    pub const SUSPENDED: &str = "suspended";
+    pub const COMPLETED: &str = "completed";
+    pub const ERROR: &str = "error";
+}
+
+/// A job as read from the index. (No `Debug`: the configuration snapshot holds secrets.)
+#[derive(Clone)]
+pub struct SyncJob {
+    pub id: String,
+    pub occ: Option<Occ>,
+    pub doc: Map<String, Value>,
+}
+
+impl SyncJob {
+    pub fn from_hit(hit: Hit) -> Self {
+        let occ = hit.occ();
+        let doc = match hit.source {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Self {
+            occ,
+            id: hit.id,
+            doc,
+        }
+    }
+
+    fn str_field(&self, key: &str) -> Option<&str> {
+        self.doc.get(key).and_then(Value::as_str)
+    }
+    pub fn status(&self) -> &str {
+        self.str_field("status").unwrap_or("")
+    }
+    pub fn job_type(&self) -> &str {
+        self.str_field("job_type").unwrap_or("full")
+    }
+    pub fn connector_snapshot(&self) -> &Value {
+        self.doc.get("connector").unwrap_or(&Value::Null)
+    }
+    pub fn connector_id(&self) -> Option<&str> {
+        self.connector_snapshot().get("id").and_then(Value::as_str)
+    }
+    pub fn index_name(&self) -> Option<&str> {
+        self.connector_snapshot()
+            .get("index_name")
+            .and_then(Value::as_str)
+    }
+    pub fn configuration(&self) -> Map<String, Value> {
+        match self.connector_snapshot().get("configuration") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+    pub fn filtering(&self) -> Value {
+        self.connector_snapshot()
+            .get("filtering")
+            .cloned()
+            .unwrap_or_else(|| json!({}))
+    }
+    pub fn counter(&self, key: &str) -> u64 {
+        self.doc.get(key).and_then(Value::as_u64).unwrap_or(0)
+    }
+    pub fn metadata(&self) -> Map<String, Value> {
+        match self.doc.get("metadata") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// The three counters reported while a job runs and at its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobStats {
+    pub indexed_document_count: u64,
+    pub indexed_document_volume: u64,
+    pub deleted_document_count: u64,
+}
+
+/// Reads and writes of `.elastic-connectors-sync-jobs`.
+#[derive(Clone)]
+pub struct JobStore {
+    es: EsClient,
+}
+
+impl JobStore {
+    pub fn new(es: EsClient) -> Self {
+        Self { es }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<SyncJob>, EsError> {
+        Ok(self
+            .es
+            .get_doc(JOBS_INDEX, id)
+            .await?
+            .map(SyncJob::from_hit))
+    }
+
+    /// Direct-mode creation (§5.1): the job snapshots the connector's active filtering and config.
+    pub async fn create(
+        &self,
+        connector: &Connector,
+        job_type: &str,
+        trigger: &str,
+    ) -> Result<String, EsError> {
+        let now = now_iso();
+        let mut index_name = connector.index_name().unwrap_or_default().to_string();
+        if job_type == "access_control" {
+            index_name = format!(".search-acl-filter-{index_name}");
+        }
+        let doc = json!({
+            "connector": {
+                "id": connector.id,
+                "filtering": connector.active_filtering(),
+                "index_name": index_name,
+                "language": connector.language(),
+                "pipeline": connector.pipeline().to_value(),
+                "service_type": connector.service_type(),
+                "configuration": Value::Object(connector.configuration()),
+            },
+            "trigger_method": trigger,
+            "job_type": job_type,
+            "status": status::PENDING,
+            "indexed_document_count": 0,
+            "indexed_document_volume": 0,
+            "deleted_document_count": 0,
+            "created_at": now,
+            "last_seen": now,
+        });
+        self.es.index_doc(JOBS_INDEX, None, doc, false).await
+    }
+
+    /// Pending and suspended content jobs of these connectors, oldest first.
+    pub async fn pending(
+        &self,
+        connector_ids: &[String],
+        job_types: &[&str],
+    ) -> Result<Vec<SyncJob>, EsError> {
+        if connector_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let query = json!({"bool": {"must": [
+            {"terms": {"status": [status::PENDING, status::SUSPENDED]}},
+            {"terms": {"connector.id": connector_ids}},
+            {"terms": {"job_type": job_types}},
+        ]}});
+        let hits = self
+            .es
+            .search_all(JOBS_INDEX, query, Some(json!([{"created_at": "asc"}])))
+            .await?;
+        Ok(hits.into_iter().map(SyncJob::from_hit).collect())
+    }
+
+    /// Running jobs matching an extra filter (cleanup).
+    pub async fn search(&self, query: Value) -> Result<Vec<SyncJob>, EsError> {
+        let hits = self.es.search_all(JOBS_INDEX, query, None).await?;
+        Ok(hits.into_iter().map(SyncJob::from_hit).collect())
+    }
+
+    /// Direct-mode claim (§2.3).
+    pub async fn claim(
+        &self,
+        job_id: &str,
+        hostname: &str,
+        sync_cursor: Value,
+    ) -> Result<(), EsError> {
+        let now = now_iso();
+        let doc = json!({"status": status::IN_PROGRESS, "started_at": now, "last_seen": now,
+            "worker_hostname": hostname, "connector.sync_cursor": sync_cursor});
+        self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
+    }
+
+    /// Direct-mode periodic stats; refreshes `last_seen`.
+    pub async fn report_stats(
+        &self,
+        job_id: &str,
+        stats: JobStats,
+        metadata: Option<Value>,
+    ) -> Result<(), EsError> {
+        let mut doc = json!({
+            "last_seen": now_iso(),
+            "indexed_document_count": stats.indexed_document_count,
+            "indexed_document_volume": stats.indexed_document_volume,
+            "deleted_document_count": stats.deleted_document_count,
+        });
+        if let Some(m) = metadata.filter(|m| m.as_object().is_some_and(|o| !o.is_empty())) {
+            doc["metadata"] = m;
+        }
+        self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
+    }
+
+    /// Termination write (§5.6 step 3), key order as Elastic sends it.
+    pub async fn terminate(
+        &self,
+        job_id: &str,
+        final_status: &str,
+        error: Option<&str>,
+        stats: Option<JobStats>,
+        total_document_count: Option<u64>,
+        metadata: Option<Value>,
+    ) -> Result<(), EsError> {
+        let now = now_iso();
+        let mut doc = Map::new();
+        doc.insert("last_seen".into(), json!(now));
+        doc.insert("status".into(), json!(final_status));
+        doc.insert("error".into(), json!(error));
+        if matches!(
+            final_status,
+            status::COMPLETED | status::ERROR | status::CANCELED
+        ) {
+            doc.insert("completed_at".into(), json!(now));
+        }
+        if final_status == status::CANCELED {
+            doc.insert("canceled_at".into(), json!(now));
+        }
+        if let Some(s) = stats {
+            doc.insert(
+                "indexed_document_count".into(),
+                json!(s.indexed_document_count),
+            );
+            doc.insert(
+                "indexed_document_volume".into(),
+                json!(s.indexed_document_volume),
+            );
+            doc.insert(
+                "deleted_document_count".into(),
+                json!(s.deleted_document_count),
+            );
+        }
+        if let Some(t) = total_document_count {
+            doc.insert("total_document_count".into(), json!(t));
+        }
+        if let Some(m) = metadata {
+            doc.insert("metadata".into(), m);
+        }
+        self.es
+            .update_doc(JOBS_INDEX, job_id, Value::Object(doc), None)
+            .await
+    }
+
+    /// Marks a job `canceling` (what Kibana and the CLI do).
+    pub async fn request_cancel(&self, job_id: &str) -> Result<(), EsError> {
+        let doc = json!({"last_seen": now_iso(), "status": status::CANCELING, "error": null,
+            "cancelation_requested_at": now_iso()});
+        self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
+    }
+}

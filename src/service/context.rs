@@ -1,0 +1,67 @@
+//! What every service loop shares.
+
+use crate::config::{Config, ConnectorEntry};
+use crate::es::EsClient;
+use crate::es::connector::ConnectorStore;
+use crate::es::job::JobStore;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Service types this build can sync.
+pub const SUPPORTED_SERVICE_TYPES: [&str; 1] = ["s3"];
+
+pub struct Context {
+    pub config: Config,
+    /// Client with the service's own credentials (connector and job indices).
+    pub es: EsClient,
+    pub connectors: ConnectorStore,
+    pub jobs: JobStore,
+    pub hostname: String,
+    /// Cancelled on SIGTERM/SIGINT: loops stop, running jobs are suspended.
+    pub shutdown: CancellationToken,
+    /// Connectors checked in at least once by this process (the first check-in is forced).
+    pub checked_in: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    pub fn new(config: Config, es: EsClient, shutdown: CancellationToken) -> Self {
+        Self {
+            connectors: ConnectorStore::new(es.clone()),
+            jobs: JobStore::new(es.clone()),
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            config,
+            es,
+            shutdown,
+            checked_in: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The configured entry of a connector (a "main" connector), if it is one of ours.
+    pub fn entry(&self, connector_id: &str) -> Option<&ConnectorEntry> {
+        self.config
+            .connectors
+            .iter()
+            .find(|c| c.connector_id == connector_id)
+    }
+
+    pub fn configured_ids(&self) -> Vec<String> {
+        self.config
+            .connectors
+            .iter()
+            .map(|c| c.connector_id.clone())
+            .collect()
+    }
+
+    /// The client for a connector's content index: its own `api_key` when configured.
+    pub fn content_client(&self, connector_id: &str) -> anyhow::Result<EsClient> {
+        match self.entry(connector_id).and_then(|e| e.api_key.as_ref()) {
+            Some(key) => Ok(EsClient::new(
+                &self.config.elasticsearch,
+                Some(key),
+                "service",
+            )?),
+            None => Ok(self.es.clone()),
+        }
+    }
+}

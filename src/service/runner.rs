@@ -1,0 +1,271 @@
+//! One job from claim to termination (§5.3–§5.6): start, watch, report, finish.
+
+use super::context::Context;
+use crate::es::bulk::SinkCounters;
+use crate::es::job::{JobStats, SyncJob, status};
+use crate::es::time::now_iso;
+use crate::sync::{self, SyncError};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the job document gets fresh counters (and `last_seen`).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the job and connector are re-read to notice a cancel request or a deletion.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why a job stopped early, as noticed by the watcher.
+#[derive(Debug, Clone)]
+enum Interruption {
+    Canceled,
+    Failed(String),
+}
+
+pub async fn run(ctx: Arc<Context>, job: SyncJob) {
+    let Some(connector_id) = job.connector_id().map(str::to_string) else {
+        return;
+    };
+    if !sync_starts(&ctx, &connector_id, &job.id).await {
+        return;
+    }
+    tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = job.job_type(), "sync job starting");
+    if let Err(e) = ctx.jobs.claim(&job.id, &ctx.hostname, Value::Null).await {
+        let msg = format!("Failed to claim job for job {} because of {e}", job.id);
+        finish(&ctx, &job, &connector_id, status::ERROR, Some(msg), None).await;
+        return;
+    }
+
+    let counters = Arc::new(SinkCounters::default());
+    let cancel = ctx.shutdown.child_token();
+    let interruption: Arc<Mutex<Option<Interruption>>> = Arc::default();
+    let watcher = tokio::spawn(watch(
+        ctx.clone(),
+        job.id.clone(),
+        connector_id.clone(),
+        cancel.clone(),
+        interruption.clone(),
+    ));
+    let reporter = tokio::spawn(report(
+        ctx.clone(),
+        job.id.clone(),
+        counters.clone(),
+        cancel.clone(),
+    ));
+
+    let result = sync::run(&ctx, &job, counters.clone(), cancel.clone()).await;
+    watcher.abort();
+    reporter.abort();
+
+    let interrupted = interruption.lock().expect("lock").clone();
+    let (final_status, error) = if ctx.shutdown.is_cancelled() {
+        (status::SUSPENDED, None)
+    } else {
+        match (interrupted, result) {
+            (Some(Interruption::Canceled), _) => (status::CANCELED, None),
+            (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg)),
+            (None, Ok(())) => (status::COMPLETED, None),
+            (None, Err(SyncError::Canceled)) => (status::CANCELED, None),
+            (None, Err(e)) => (status::ERROR, Some(e.to_string())),
+        }
+    };
+    finish(
+        &ctx,
+        &job,
+        &connector_id,
+        final_status,
+        error,
+        Some(counters.job_stats()),
+    )
+    .await;
+}
+
+/// §5.3 step 1: mark the connector `in_progress` with optimistic concurrency. Of two instances that
+/// race for the same job, exactly one gets `true`.
+async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> bool {
+    let result = ctx
+        .connectors
+        .read_modify_write(connector_id, |c| {
+            (c.last_sync_status() != Some(status::IN_PROGRESS)).then(|| {
+                json!({"status": "connected", "error": null, "last_sync_status": status::IN_PROGRESS, "last_sync_error": null})
+            })
+        })
+        .await;
+    match result {
+        Ok(Some((_, true))) => true,
+        Ok(Some((_, false))) => {
+            tracing::info!(
+                connector_id,
+                job_id,
+                "a content sync job is started for this connector by another instance"
+            );
+            false
+        }
+        Ok(None) => {
+            tracing::warn!(
+                connector_id,
+                job_id,
+                "connector vanished before its job could start"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(connector_id, job_id, error = %e, "could not start sync job");
+            false
+        }
+    }
+}
+
+async fn watch(
+    ctx: Arc<Context>,
+    job_id: String,
+    connector_id: String,
+    cancel: CancellationToken,
+    interruption: Arc<Mutex<Option<Interruption>>>,
+) {
+    loop {
+        tokio::time::sleep(CHECK_INTERVAL).await;
+        let verdict = match (
+            ctx.connectors.get(&connector_id).await,
+            ctx.jobs.get(&job_id).await,
+        ) {
+            (Ok(None), _) => Some(Interruption::Failed(format!(
+                "Connector is not found for connector ID {connector_id}."
+            ))),
+            (_, Ok(None)) => Some(Interruption::Failed(format!(
+                "Connector job is not found for job ID {job_id}."
+            ))),
+            (Ok(Some(_)), Ok(Some(job))) => match job.status() {
+                status::CANCELING => Some(Interruption::Canceled),
+                status::IN_PROGRESS => None,
+                other => Some(Interruption::Failed(format!(
+                    "Connector job (ID: {job_id}) is not running but in status of {other}."
+                ))),
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "job watcher could not read job or connector");
+                None
+            }
+        };
+        if let Some(v) = verdict {
+            tracing::info!(job_id = %job_id, reason = ?v, "stopping sync job");
+            *interruption.lock().expect("lock") = Some(v);
+            cancel.cancel();
+            return;
+        }
+    }
+}
+
+async fn report(
+    ctx: Arc<Context>,
+    job_id: String,
+    counters: Arc<SinkCounters>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(STATS_INTERVAL) => {}
+        }
+        match ctx.jobs.get(&job_id).await {
+            Ok(Some(_)) => {
+                if let Err(e) = ctx
+                    .jobs
+                    .report_stats(&job_id, counters.job_stats(), None)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not report job stats");
+                }
+            }
+            Ok(None) => return,
+            Err(e) => tracing::warn!(error = %e, "could not read job for stats"),
+        }
+    }
+}
+
+/// §5.6: the job's last write, then the connector's `sync_done`.
+async fn finish(
+    ctx: &Context,
+    job: &SyncJob,
+    connector_id: &str,
+    final_status: &str,
+    error: Option<String>,
+    stats: Option<JobStats>,
+) {
+    let stats_or_zero = stats.unwrap_or_default();
+    let job_exists = matches!(ctx.jobs.get(&job.id).await, Ok(Some(_)));
+    let connector_exists = matches!(ctx.connectors.get(connector_id).await, Ok(Some(_)));
+    let mut error = error;
+    if job_exists {
+        let total = if connector_exists {
+            total_documents(ctx, job, connector_id).await
+        } else {
+            None
+        };
+        if let Err(e) = ctx
+            .jobs
+            .terminate(
+                &job.id,
+                final_status,
+                error.as_deref(),
+                Some(stats_or_zero),
+                total,
+                None,
+            )
+            .await
+        {
+            tracing::error!(job_id = %job.id, error = %e, "could not write the job's final status");
+        }
+    } else {
+        error = Some("Couldn't find the job".into());
+    }
+    if connector_exists {
+        let terminated = matches!(
+            final_status,
+            status::COMPLETED | status::ERROR | status::CANCELED
+        );
+        let job_status = if job_exists {
+            final_status
+        } else {
+            status::ERROR
+        };
+        if job_status == status::ERROR && error.is_none() {
+            error = Some("unknown error".to_string());
+        }
+        let mut doc = json!({
+            "last_synced": now_iso(),
+            "status": if job_status == status::ERROR { "error" } else { "connected" },
+            "error": error,
+            "last_sync_status": job_status,
+            "last_sync_error": error,
+        });
+        if job_status == status::COMPLETED {
+            doc["sync_cursor"] = Value::Null;
+        }
+        if terminated && job_exists {
+            doc["last_indexed_document_count"] = json!(stats_or_zero.indexed_document_count);
+            doc["last_deleted_document_count"] = json!(stats_or_zero.deleted_document_count);
+        }
+        if let Err(e) = ctx.connectors.update(connector_id, doc).await {
+            tracing::error!(connector_id, error = %e, "could not record the sync outcome on the connector");
+        }
+    }
+    tracing::info!(
+        connector_id,
+        job_id = %job.id,
+        status = final_status,
+        indexed = stats_or_zero.indexed_document_count,
+        deleted = stats_or_zero.deleted_document_count,
+        error = error.as_deref().unwrap_or(""),
+        "sync ended"
+    );
+}
+
+async fn total_documents(ctx: &Context, job: &SyncJob, connector_id: &str) -> Option<u64> {
+    let index = job.index_name()?;
+    let es = ctx.content_client(connector_id).ok()?;
+    if let Err(e) = es.refresh(index).await {
+        tracing::warn!(index, error = %e, "refresh before count failed");
+    }
+    es.count(index).await.ok()
+}

@@ -1,0 +1,205 @@
+//! The scheduler loop (§3.3, §4): per poll and per handled connector, bring its document up to date
+//! (schema, features, check-in, status) and create the scheduled jobs that are due.
+
+use super::context::{Context, SUPPORTED_SERVICE_TYPES};
+use super::cron::Schedule;
+use super::source;
+use crate::es::connector::{Connector, configuration_update, scheduled_at_field};
+use crate::es::time::{iso, now_iso, parse};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(ctx: Arc<Context>) {
+    let idle = Duration::from_secs_f64(ctx.config.service.idling.max(0.05));
+    let mut last_wake_up = Utc::now();
+    while !ctx.shutdown.is_cancelled() {
+        let this_wake_up = Utc::now();
+        match ctx
+            .connectors
+            .handled(&ctx.configured_ids(), &ctx.config.service.service_types)
+            .await
+        {
+            Ok(connectors) => {
+                let parallel = ctx.config.service.max_concurrent_scheduling_tasks.max(1);
+                futures_util::stream::iter(connectors)
+                    .for_each_concurrent(parallel, |c| {
+                        let ctx = ctx.clone();
+                        async move {
+                            let id = c.id.clone();
+                            if let Err(e) = schedule(&ctx, c, last_wake_up, this_wake_up).await {
+                                tracing::error!(connector_id = %id, error = %e, "scheduling failed");
+                            }
+                        }
+                    })
+                    .await;
+            }
+            Err(e) => tracing::error!(error = %e, "could not list connectors"),
+        }
+        last_wake_up = this_wake_up;
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            _ = tokio::time::sleep(idle) => {}
+        }
+    }
+    tracing::debug!("scheduler stopped");
+}
+
+async fn schedule(
+    ctx: &Context,
+    connector: Connector,
+    last_wake_up: DateTime<Utc>,
+    this_wake_up: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let id = connector.id.clone();
+    let Some(connector) = prepare(ctx, &id).await? else {
+        return Ok(());
+    };
+    heartbeat(ctx, &connector).await?;
+    match connector.status() {
+        "created" => {
+            tracing::info!(connector_id = %id, "connector has just been created and cannot sync; waiting for configuration");
+            return Ok(());
+        }
+        "needs_configuration" => {
+            tracing::info!(connector_id = %id, "connector is not configured yet");
+            return Ok(());
+        }
+        _ => {}
+    }
+    if !connector
+        .service_type()
+        .is_some_and(|t| SUPPORTED_SERVICE_TYPES.contains(&t))
+    {
+        anyhow::bail!(
+            "couldn't find data source class for {:?}",
+            connector.service_type()
+        );
+    }
+    match source::connect(&connector.configuration()).await {
+        Ok(_) => ctx.connectors.set_connected(&id).await?,
+        Err(e) => {
+            tracing::warn!(connector_id = %id, error = %e, "connector check failed");
+            ctx.connectors.set_error(&id, &e).await?;
+            return Ok(());
+        }
+    }
+    try_schedule(ctx, &id, "full", last_wake_up, this_wake_up).await
+}
+
+/// §3.3 step 1: schema, service type and features, written with optimistic concurrency.
+async fn prepare(ctx: &Context, id: &str) -> anyhow::Result<Option<Connector>> {
+    let entry = ctx.entry(id);
+    let schema = source::schema();
+    let features = source::features();
+    let result = ctx
+        .connectors
+        .read_modify_write(id, |c| {
+            let service_type = entry
+                .map(|e| e.service_type.as_str())
+                .or(c.service_type())?;
+            if !SUPPORTED_SERVICE_TYPES.contains(&service_type) {
+                return None;
+            }
+            let mut doc = Map::new();
+            if let Some((configuration, needs)) =
+                configuration_update(c.doc.get("configuration"), &schema)
+            {
+                doc.insert("configuration".into(), configuration);
+                if needs {
+                    doc.insert("status".into(), json!("needs_configuration"));
+                }
+            }
+            if entry.is_some() {
+                if c.service_type().is_none() {
+                    doc.insert("service_type".into(), json!(service_type));
+                }
+                if c.features() != Some(&features) {
+                    doc.insert("features".into(), features.clone());
+                }
+            }
+            (!doc.is_empty()).then_some(Value::Object(doc))
+        })
+        .await?;
+    match result {
+        None => {
+            tracing::warn!(connector_id = id, "connector vanished");
+            Ok(None)
+        }
+        Some((c, wrote)) => {
+            if wrote {
+                tracing::info!(
+                    connector_id = id,
+                    status = c.status(),
+                    "connector document updated"
+                );
+            }
+            let supported = c
+                .service_type()
+                .is_some_and(|t| SUPPORTED_SERVICE_TYPES.contains(&t));
+            Ok((supported || entry.is_some()).then_some(c))
+        }
+    }
+}
+
+async fn heartbeat(ctx: &Context, c: &Connector) -> anyhow::Result<()> {
+    let first = ctx.checked_in.lock().expect("lock").insert(c.id.clone());
+    let interval = chrono::Duration::milliseconds((ctx.config.service.heartbeat * 1000.0) as i64);
+    let stale = match c.last_seen().and_then(parse) {
+        None => true,
+        Some(t) => Utc::now() - t > interval,
+    };
+    if first || stale {
+        ctx.connectors.heartbeat(&c.id).await?;
+        tracing::debug!(connector_id = %c.id, "checked in");
+    }
+    Ok(())
+}
+
+/// §4.2: create a job of `job_type` when its schedule fired since the previous poll. The write of
+/// `last_*_scheduled_at` is guarded by `if_seq_no`, so of several instances only one creates the job.
+async fn try_schedule(
+    ctx: &Context,
+    id: &str,
+    job_type: &str,
+    last_wake_up: DateTime<Utc>,
+    this_wake_up: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let field = scheduled_at_field(job_type);
+    let mut cron_error = None;
+    let result = ctx
+        .connectors
+        .read_modify_write(id, |c| {
+            if c.last_scheduled_at(job_type)
+                .and_then(parse)
+                .is_some_and(|t| t > last_wake_up)
+            {
+                return None; // another instance scheduled it already
+            }
+            let (enabled, interval) = c.schedule(job_type)?;
+            if !enabled {
+                return None;
+            }
+            let schedule = match Schedule::parse(&interval) {
+                Ok(s) => s,
+                Err(e) => {
+                    cron_error = Some(e.to_string());
+                    return None;
+                }
+            };
+            let due = schedule.due_between(last_wake_up, this_wake_up)?;
+            Some(json!({ field: iso(due) }))
+        })
+        .await?;
+    if let Some(e) = cron_error {
+        ctx.connectors.set_error(id, &e).await?;
+        return Ok(());
+    }
+    if let Some((connector, true)) = result {
+        let job_id = ctx.jobs.create(&connector, job_type, "scheduled").await?;
+        tracing::info!(connector_id = id, job_id = %job_id, job_type, at = %now_iso(), "scheduled sync job created");
+    }
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! The service's view of a data source: its schema, its features, and "is it reachable?".
+
+use crate::source::s3::{S3Settings, S3Source, configuration_schema};
+use serde_json::{Map, Value, json};
+
+/// The `features` object written for S3 connectors (§3.4).
+pub fn features() -> Value {
+    json!({
+        "sync_rules": {"basic": {"enabled": true}, "advanced": {"enabled": true}},
+        "document_level_security": {"enabled": false},
+        "incremental_sync": {"enabled": false},
+        "native_connector_api_keys": {"enabled": false},
+    })
+}
+
+pub fn schema() -> Map<String, Value> {
+    configuration_schema()
+}
+
+/// Reads and validates a stored configuration, builds the client and pings S3. The error text is
+/// what the connector's (or job's) `error` field shows.
+pub async fn connect(configuration: &Map<String, Value>) -> Result<(S3Settings, S3Source), String> {
+    let settings = S3Settings::from_configuration(configuration).map_err(|e| e.to_string())?;
+    let source = S3Source::new(&settings).await.map_err(|e| e.to_string())?;
+    source.ping().await.map_err(|e| e.to_string())?;
+    tracing::debug!("successfully connected to aws");
+    Ok((settings, source))
+}
