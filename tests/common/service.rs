@@ -80,22 +80,27 @@ impl ServiceProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Sends a signal by name (`TERM`, `INT`, `KILL`, ...) with `kill(1)`.
-    pub fn send_signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`, ...) with `kill(1)`. Returns false (and
+    /// sends nothing) if the process has already been reaped, e.g. by [`Self::wait_exit`].
+    pub fn send_signal(&self, signal: &str) -> bool {
+        let Some(pid) = self.child.id() else {
+            return false;
+        };
+        std::process::Command::new("kill")
             .arg(format!("-{signal}"))
-            .arg(self.pid.to_string())
+            .arg(pid.to_string())
+            .stderr(Stdio::null())
             .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.pid);
+            .expect("run kill")
+            .success()
     }
 
-    pub fn send_sigterm(&self) {
+    pub fn send_sigterm(&self) -> bool {
         self.send_signal("TERM")
     }
 
     /// SIGINT is what Elastic's ftest monitor sends.
-    pub fn send_sigint(&self) {
+    pub fn send_sigint(&self) -> bool {
         self.send_signal("INT")
     }
 
