@@ -4,6 +4,8 @@
 #   make build   release build
 #   make fmt     cargo fmt
 #   make lint    cargo clippy (warnings are errors)
+#   make demo    sync a sample bucket end to end on the stand-ins and print a summary
+#   make ftest   Elastic's functional test (NAME=s3 DATA_SIZE=small|medium|large)
 #
 # Extra arguments for cargo test: make test TEST_ARGS='--test harness_smoke -- --nocapture'
 
@@ -34,12 +36,19 @@ fmt-check:
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# --- placeholders (owned by another workstream) ---------------------------------
-demo:
-	@echo "make demo: not yet implemented" >&2; exit 1
+# The main job on a fresh machine: build, start the stand-ins (unless ES_URL and S3_ENDPOINT are set),
+# sync a sample bucket, print a summary and a search hit, stop everything.
+demo: stand-ins
+	$(CARGO) build --release
+	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/demo.py target/release/content-sync
 
-ftest:
-	@echo "make ftest: not yet implemented" >&2; exit 1
+# Elastic's S3 functional test: make ftest NAME=s3 DATA_SIZE=small|medium|large
+NAME ?= s3
+DATA_SIZE ?= medium
+ftest: stand-ins
+	$(CARGO) build --release
+	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/ftest.py --name $(NAME) --data-size $(DATA_SIZE) \
+		--binary target/release/content-sync
 
 bench:
 	@echo "make bench: not yet implemented" >&2; exit 1

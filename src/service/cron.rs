@@ -110,8 +110,7 @@ mod tests {
         );
         assert_eq!(next("0 0 8 ? * SUN", base()), at(2026, 11, 22, 8, 0, 0));
         // Third Friday of the month (2026-11-20 is one), last Friday of the month.
-        assert_eq!(next("0 0 12 ? * 6#3", base()),
-            at(2026, 11, 20, 12, 0, 0));
+        assert_eq!(next("0 0 12 ? * 6#3", base()), at(2026, 11, 20, 12, 0, 0));
         assert_eq!(next("0 0 12 ? * 6L", base()), at(2026, 11, 27, 12, 0, 0));
     }
 

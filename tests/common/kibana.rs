@@ -16,88 +16,6 @@ pub const SYSTEM_INDICES: [(&str, &str); 2] = [
     (".elastic-connectors-sync-jobs-v1", JOBS),
 ];
 
-/// Mappings for `.elastic-connectors-v1` on the stand-in: the fields the service queries get the
-/// types ES's built-in template gives them (ids/statuses are keywords, so `term` queries work).
-fn connectors_mappings() -> Value {
-    let date = json!({"type": "date"});
-    let kw = json!({"type": "keyword"});
-    let mut p = Map::new();
-    for f in [
-        "api_key_id",
-        "api_key_secret_id",
-        "error",
-        "index_name",
-        "language",
-        "last_access_control_sync_error",
-        "last_access_control_sync_status",
-        "last_sync_error",
-        "last_sync_status",
-        "name",
-        "service_type",
-        "status",
-    ] {
-        p.insert(f.into(), kw.clone());
-    }
-    for f in [
-        "last_seen",
-        "last_synced",
-        "last_sync_scheduled_at",
-        "last_access_control_sync_scheduled_at",
-        "last_incremental_sync_scheduled_at",
-    ] {
-        p.insert(f.into(), date.clone());
-    }
-    for f in ["last_indexed_document_count", "last_deleted_document_count"] {
-        p.insert(f.into(), json!({"type": "long"}));
-    }
-    p.insert("deleted".into(), json!({"type": "boolean"}));
-    p.insert("is_native".into(), json!({"type": "boolean"}));
-    p.insert("description".into(), json!({"type": "text"}));
-    json!({"dynamic": false, "properties": p})
-}
-
-/// Mappings for `.elastic-connectors-sync-jobs-v1` on the stand-in (see [`connectors_mappings`]).
-fn jobs_mappings() -> Value {
-    let date = json!({"type": "date"});
-    let kw = json!({"type": "keyword"});
-    let long = json!({"type": "long"});
-    let mut p = Map::new();
-    for f in [
-        "error",
-        "job_type",
-        "status",
-        "trigger_method",
-        "worker_hostname",
-    ] {
-        p.insert(f.into(), kw.clone());
-    }
-    for f in [
-        "cancelation_requested_at",
-        "canceled_at",
-        "completed_at",
-        "created_at",
-        "last_seen",
-        "started_at",
-    ] {
-        p.insert(f.into(), date.clone());
-    }
-    for f in [
-        "deleted_document_count",
-        "indexed_document_count",
-        "indexed_document_volume",
-        "total_document_count",
-    ] {
-        p.insert(f.into(), long.clone());
-    }
-    p.insert(
-        "connector".into(),
-        json!({"properties": {
-            "id": kw, "index_name": kw, "language": kw, "service_type": kw
-        }}),
-    );
-    json!({"dynamic": false, "properties": p})
-}
-
 /// The DEFAULT filtering rule Kibana/ES create.
 pub fn default_rule(ts: &str) -> Value {
     json!({"id": "DEFAULT", "order": 0, "policy": "include", "field": "_", "rule": "regex",
@@ -199,50 +117,27 @@ pub fn s3_configuration(world: &TestWorld, buckets: &str) -> Value {
 }
 
 impl TestWorld {
-    /// Stand-in only: index templates that give `.elastic-connectors-v1` and
-    /// `.elastic-connectors-sync-jobs-v1` their aliases, settings and mappings when created
-    /// (even by a bare `PUT /<index>` from the service), as ES's built-in templates do.
-    pub(crate) async fn install_system_index_templates(&self) {
-        for ((index, alias), mappings) in SYSTEM_INDICES
-            .into_iter()
-            .zip([connectors_mappings(), jobs_mappings()])
-        {
-            let body = json!({
-                "index_patterns": [index],
-                "priority": 100,
-                "template": {
-                    "aliases": {(alias): {}},
-                    "settings": {"index": {"hidden": true, "number_of_shards": 1,
-                                           "auto_expand_replicas": "0-1"}},
-                    "mappings": mappings
-                }
-            });
-            let name = format!("content-sync-test{}", index.replace('.', "-"));
-            self.es_put(&format!("/_index_template/{name}"), &body)
-                .await
-                .ok();
-        }
-    }
-
-    /// Creates `.elastic-connectors-v1` / `.elastic-connectors-sync-jobs-v1` and their aliases
-    /// if missing, the way the service's preflight does (bare `PUT`). Idempotent and safe to race
-    /// with the service.
+    /// Creates the system indices the way the service does (its own preflight code, run through
+    /// its CLI), so that connector documents can be written before a service starts.
     pub async fn ensure_system_indices(&self) {
-        for (index, alias) in SYSTEM_INDICES {
-            if self.es_head(&format!("/{}", enc(alias))).await == 200 {
-                continue;
-            }
-            let r = self
-                .es_request(reqwest::Method::PUT, &format!("/{}", enc(index)), None)
-                .await;
-            if !r.is_success() && r.error_type() != Some("resource_already_exists_exception") {
-                panic!("creating {index}: HTTP {}: {}", r.status, r.body);
-            }
-            if self.es_head(&format!("/{}", enc(alias))).await != 200 {
-                let path = format!("/{}/_alias/{}", enc(index), enc(alias));
-                self.es_put(&path, &json!({})).await.ok();
-            }
-        }
+        let yaml = self.config_yaml(&["unused"], "");
+        let path = self
+            .tmp_dir()
+            .join(format!("ensure-{}.yml", fastrand::u32(..)));
+        std::fs::write(&path, yaml).expect("write config");
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_content-sync"))
+            .arg("-c")
+            .arg(&path)
+            .args(["connector", "list"])
+            .env("ALLOW_ES_VERSION_MISMATCH", "true")
+            .output()
+            .await
+            .expect("run content-sync");
+        assert!(
+            out.status.success(),
+            "content-sync connector list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Writes a connector document as Kibana/ES create it (`PUT /.elastic-connectors/_doc/<id>`,

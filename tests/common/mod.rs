@@ -47,7 +47,7 @@ pub struct TestWorld {
     /// `S3_ENDPOINT` was given.
     pub external_s3: bool,
     /// ES answered `GET /` with an OpenSearch distribution (osmem): no `_connector` API, no ingest
-    /// pipelines. The harness installs index templates that mimic ES's built-in connector templates.
+    /// pipelines.
     pub es_stand_in: bool,
     /// 8 random lowercase letters, unique per world.
     pub suffix: String,
@@ -116,9 +116,6 @@ impl TestWorld {
             )
             .await;
         world.es_stand_in = info["version"]["distribution"] == "opensearch";
-        if world.es_stand_in {
-            world.install_system_index_templates().await;
-        }
         world
     }
 

@@ -43,7 +43,7 @@ struct ClientCache {
 impl S3Source {
     /// Builds the default client from the settings:
     /// * credentials: static key id + secret (+ session token) when set, else the AWS default chain;
-    /// * region: `region` setting, else the AWS default chain, else `us-east-1`;
+    /// * region: `region` setting, else `AWS_REGION`/`AWS_DEFAULT_REGION` or the profile, else `us-east-1`;
     /// * endpoint: see [`S3Settings::resolve_endpoint`]. Path-style addressing is used when
     ///   `force_path_style` is on, and automatically for a custom endpoint whose host is `localhost` or an
     ///   IP address (virtual-host style cannot work there: `bucket.localhost` does not resolve);
@@ -59,8 +59,12 @@ impl S3Source {
             )));
         }
 
+        // Region: the setting, else AWS_REGION / the profile file, else us-east-1. Not the instance
+        // metadata service: buckets carry their own region (GetBucketLocation), and asking IMDS on every
+        // connector check would stall or spam logs off EC2.
         let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))
-            .or_default_provider()
+            .or_else(aws_config::environment::region::EnvironmentVariableRegionProvider::new())
+            .or_else(aws_config::profile::ProfileFileRegionProvider::builder().build())
             .or_else(Region::from_static(FALLBACK_REGION));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
