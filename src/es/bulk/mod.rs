@@ -351,3 +351,6 @@ impl Shared {
             .map_err(SinkError::TooManyErrors)
     }
 }
+
+#[cfg(test)]
+mod tests;
