@@ -1,6 +1,7 @@
-//! The long-running service: preflight, then the scheduler and the content-sync executor until
-//! SIGTERM/SIGINT, when running jobs are suspended and the process exits 0.
+//! The long-running service: preflight, then the scheduler, the content-sync executor and the job
+//! cleanup until SIGTERM/SIGINT, when running jobs are suspended and the process exits 0.
 
+mod cleanup;
 pub mod context;
 pub mod cron;
 mod executor;
@@ -54,7 +55,7 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
                 );
             }
             Action::Cleanup => {
-                tracing::debug!("job cleanup is not implemented yet");
+                tasks.spawn(cleanup::run(ctx.clone()));
             }
         }
     }
