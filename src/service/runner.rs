@@ -58,16 +58,13 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     reporter.abort();
 
     let interrupted = interruption.lock().expect("lock").clone();
-    let (final_status, error) = if ctx.shutdown.is_cancelled() {
-        (status::SUSPENDED, None)
-    } else {
-        match (interrupted, result) {
-            (Some(Interruption::Canceled), _) => (status::CANCELED, None),
-            (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg)),
-            (None, Ok(())) => (status::COMPLETED, None),
-            (None, Err(SyncError::Canceled)) => (status::CANCELED, None),
-            (None, Err(e)) => (status::ERROR, Some(e.to_string())),
-        }
+    let (final_status, error) = match (interrupted, result) {
+        // A sync that finished is completed, even if a signal arrived in the meantime.
+        (None, Ok(())) => (status::COMPLETED, None),
+        _ if ctx.shutdown.is_cancelled() => (status::SUSPENDED, None),
+        (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => (status::CANCELED, None),
+        (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg)),
+        (None, Err(e)) => (status::ERROR, Some(e.to_string())),
     };
     finish(
         &ctx,
