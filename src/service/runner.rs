@@ -62,7 +62,9 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         // A sync that finished is completed, even if a signal arrived in the meantime.
         (None, Ok(())) => (status::COMPLETED, None),
         _ if ctx.shutdown.is_cancelled() => (status::SUSPENDED, None),
-        (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => (status::CANCELED, None),
+        (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => {
+            (status::CANCELED, None)
+        }
         (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg)),
         (None, Err(e)) => (status::ERROR, Some(e.to_string())),
     };
