@@ -51,7 +51,7 @@ pub async fn run(es: &EsClient, command: ConnectorCommand) -> anyhow::Result<()>
 }
 
 async fn create(es: &EsClient, args: CreateArgs) -> anyhow::Result<()> {
-    if ConnectorStore::new(es.clone())
+    if ConnectorStore::new(es.clone(), false)
         .get(&args.id)
         .await?
         .is_some()

@@ -26,16 +26,16 @@ pub enum JobCommand {
     Show { id: String },
 }
 
-pub async fn run(es: &EsClient, command: JobCommand) -> anyhow::Result<()> {
+pub async fn run(es: &EsClient, api: bool, command: JobCommand) -> anyhow::Result<()> {
     match command {
         JobCommand::Start {
             connector,
             job_type,
         } => {
-            let Some(c) = ConnectorStore::new(es.clone()).get(&connector).await? else {
+            let Some(c) = ConnectorStore::new(es.clone(), api).get(&connector).await? else {
                 anyhow::bail!("connector {connector} not found");
             };
-            let id = JobStore::new(es.clone())
+            let id = JobStore::new(es.clone(), api)
                 .create(&c, &job_type, "on_demand")
                 .await?;
             println!("{id}");
@@ -77,7 +77,7 @@ pub async fn run(es: &EsClient, command: JobCommand) -> anyhow::Result<()> {
             }
         }
         JobCommand::Show { id } => {
-            let Some(job) = JobStore::new(es.clone()).get(&id).await? else {
+            let Some(job) = JobStore::new(es.clone(), api).get(&id).await? else {
                 anyhow::bail!("job {id} not found");
             };
             let mut doc = Value::Object(job.doc);

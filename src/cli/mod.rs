@@ -6,7 +6,7 @@ mod connector;
 mod job;
 
 use crate::config::Config;
-use crate::es::{EsClient, system_indices};
+use crate::es::{EsClient, protocol, system_indices};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -21,9 +21,11 @@ pub enum Command {
 pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
     let es = EsClient::new(&config.elasticsearch, None, "cli")?;
     system_indices::ensure(&es).await?;
+    let api =
+        protocol::use_connector_api(&es, config.elasticsearch.feature_use_connectors_api).await;
     match command {
         Command::Connector(c) => connector::run(&es, c).await,
-        Command::Job(j) => job::run(&es, j).await,
+        Command::Job(j) => job::run(&es, api, j).await,
     }
 }
 

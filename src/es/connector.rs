@@ -3,6 +3,7 @@
 use super::client::{EsClient, Hit, Occ};
 use super::error::EsError;
 use super::time::now_iso;
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 /// Alias every read and write goes through.
@@ -153,15 +154,17 @@ pub fn scheduled_at_field(job_type: &str) -> &'static str {
     }
 }
 
-/// Reads and writes of `.elastic-connectors`.
+/// Reads and writes of `.elastic-connectors`. With `api` the writes that Elastic routes through the
+/// `_connector` APIs (check-in, filtering validation) use them; everything else is direct (§2.3).
 #[derive(Clone)]
 pub struct ConnectorStore {
     es: EsClient,
+    api: bool,
 }
 
 impl ConnectorStore {
-    pub fn new(es: EsClient) -> Self {
-        Self { es }
+    pub fn new(es: EsClient, api: bool) -> Self {
+        Self { es, api }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Connector>, EsError> {
@@ -216,8 +219,15 @@ impl ConnectorStore {
         self.es.update_doc(CONNECTORS_INDEX, id, doc, occ).await
     }
 
-    /// Direct-mode check-in.
+    /// Check-in: `PUT /_connector/<id>/_check_in`, or `last_seen` written directly.
     pub async fn heartbeat(&self, id: &str) -> Result<(), EsError> {
+        if self.api {
+            return self
+                .es
+                .json(Method::PUT, &["_connector", id, "_check_in"], &[], None)
+                .await
+                .map(|_| ());
+        }
         self.update(id, json!({"last_seen": now_iso()})).await
     }
 

@@ -4,6 +4,7 @@ use super::client::{EsClient, Hit, Occ};
 use super::connector::Connector;
 use super::error::EsError;
 use super::time::now_iso;
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 pub const JOBS_INDEX: &str = ".elastic-connectors-sync-jobs";
@@ -93,15 +94,17 @@ pub struct JobStats {
     pub deleted_document_count: u64,
 }
 
-/// Reads and writes of `.elastic-connectors-sync-jobs`.
+/// Reads and writes of `.elastic-connectors-sync-jobs`. With `api`, creation, claim and stats go
+/// through the `_connector/_sync_job` APIs; termination is always a direct update (§2.3, §5.6).
 #[derive(Clone)]
 pub struct JobStore {
     es: EsClient,
+    api: bool,
 }
 
 impl JobStore {
-    pub fn new(es: EsClient) -> Self {
-        Self { es }
+    pub fn new(es: EsClient, api: bool) -> Self {
+        Self { es, api }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<SyncJob>, EsError> {
@@ -112,13 +115,28 @@ impl JobStore {
             .map(SyncJob::from_hit))
     }
 
-    /// Direct-mode creation (§5.1): the job snapshots the connector's active filtering and config.
+    /// Creates a pending job (§5.1): the job snapshots the connector's active filtering and config.
     pub async fn create(
         &self,
         connector: &Connector,
         job_type: &str,
         trigger: &str,
     ) -> Result<String, EsError> {
+        if self.api {
+            let body = json!({"id": connector.id, "job_type": job_type, "trigger_method": trigger});
+            let resp = self
+                .es
+                .json(Method::POST, &["_connector", "_sync_job"], &[], Some(body))
+                .await?;
+            return resp
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| EsError::Decode {
+                    path: "/_connector/_sync_job".into(),
+                    cause: "no id in response".into(),
+                });
+        }
         let now = now_iso();
         let mut index_name = connector.index_name().unwrap_or_default().to_string();
         if job_type == "access_control" {
@@ -173,26 +191,52 @@ impl JobStore {
         Ok(hits.into_iter().map(SyncJob::from_hit).collect())
     }
 
-    /// Direct-mode claim (§2.3).
+    /// Claim (§2.3): `in_progress`, `started_at`, `worker_hostname`, and the cursor to resume from.
     pub async fn claim(
         &self,
         job_id: &str,
         hostname: &str,
         sync_cursor: Value,
     ) -> Result<(), EsError> {
+        if self.api {
+            let mut body = json!({"worker_hostname": hostname});
+            if !sync_cursor.is_null() {
+                body["sync_cursor"] = sync_cursor;
+            }
+            let path = ["_connector", "_sync_job", job_id, "_claim"];
+            return self
+                .es
+                .json(Method::PUT, &path, &[], Some(body))
+                .await
+                .map(|_| ());
+        }
         let now = now_iso();
         let doc = json!({"status": status::IN_PROGRESS, "started_at": now, "last_seen": now,
             "worker_hostname": hostname, "connector.sync_cursor": sync_cursor});
         self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
     }
 
-    /// Direct-mode periodic stats; refreshes `last_seen`.
+    /// Periodic stats; refreshes `last_seen`.
     pub async fn report_stats(
         &self,
         job_id: &str,
         stats: JobStats,
         metadata: Option<Value>,
     ) -> Result<(), EsError> {
+        if self.api {
+            let body = json!({
+                "indexed_document_count": stats.indexed_document_count,
+                "indexed_document_volume": stats.indexed_document_volume,
+                "deleted_document_count": stats.deleted_document_count,
+                "metadata": metadata.unwrap_or_else(|| json!({})),
+            });
+            let path = ["_connector", "_sync_job", job_id, "_stats"];
+            return self
+                .es
+                .json(Method::PUT, &path, &[], Some(body))
+                .await
+                .map(|_| ());
+        }
         let mut doc = json!({
             "last_seen": now_iso(),
             "indexed_document_count": stats.indexed_document_count,

@@ -6,6 +6,7 @@ pub mod client;
 pub mod connector;
 pub mod error;
 pub mod job;
+pub mod protocol;
 pub mod system_indices;
 pub mod time;
 

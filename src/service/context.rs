@@ -25,10 +25,11 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config: Config, es: EsClient, shutdown: CancellationToken) -> Self {
+    /// `api`: use the `_connector` APIs where Elastic does (see [`crate::es::protocol`]).
+    pub fn new(config: Config, es: EsClient, shutdown: CancellationToken, api: bool) -> Self {
         Self {
-            connectors: ConnectorStore::new(es.clone()),
-            jobs: JobStore::new(es.clone()),
+            connectors: ConnectorStore::new(es.clone(), api),
+            jobs: JobStore::new(es.clone(), api),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             config,
             es,

@@ -39,7 +39,12 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     }
-    let ctx = Arc::new(Context::new(config, es, shutdown.clone()));
+    let api = crate::es::protocol::use_connector_api(
+        &es,
+        config.elasticsearch.feature_use_connectors_api,
+    )
+    .await;
+    let ctx = Arc::new(Context::new(config, es, shutdown.clone(), api));
     let mut tasks = tokio::task::JoinSet::new();
     for action in actions {
         match action {

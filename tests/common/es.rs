@@ -35,7 +35,7 @@ impl EsAuth {
         }
     }
 
-    fn apply(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(crate) fn apply(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             EsAuth::None => rb,
             EsAuth::Basic { username, password } => rb.basic_auth(username, Some(password)),

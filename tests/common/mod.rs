@@ -16,6 +16,7 @@
 //! Use it from a `tests/*.rs` file with `mod common;`.
 #![allow(dead_code, unused_imports)]
 
+pub mod connector_api;
 pub mod es;
 pub mod kibana;
 pub mod proxy;

@@ -26,8 +26,19 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+/// Answers a request itself: `(method, target, body)` → `(status, JSON body)`.
+pub type Handler = Arc<
+    dyn Fn(
+            String,
+            String,
+            Vec<u8>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = (u16, String)> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What to do with a matched request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Fault {
     /// Do not forward; answer with this status and (JSON) body. The connection stays open.
     Status { status: u16, body: String },
@@ -35,6 +46,8 @@ pub enum Fault {
     Reset,
     /// Forward after this delay.
     Delay(Duration),
+    /// Do not forward; the handler answers (a test double of an API the upstream lacks).
+    Handle(Handler),
 }
 
 impl Fault {
@@ -448,6 +461,15 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                 continue;
             }
             Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+            Some(Fault::Handle(handler)) => {
+                let (status, answer) = handler(method.clone(), target.clone(), body).await;
+                cw.write_all(&synthetic_response(status, &answer, method == "HEAD"))
+                    .await?;
+                if client_close {
+                    return Ok(());
+                }
+                continue;
+            }
             None => {}
         }
 
