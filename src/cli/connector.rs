@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, clap::Subcommand)]
 pub enum ConnectorCommand {
     /// Create an S3 connector document and its content index, as Kibana does.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List connectors.
     List,
 }
@@ -45,7 +45,7 @@ pub struct CreateArgs {
 
 pub async fn run(es: &EsClient, command: ConnectorCommand) -> anyhow::Result<()> {
     match command {
-        ConnectorCommand::Create(args) => create(es, args).await,
+        ConnectorCommand::Create(args) => create(es, *args).await,
         ConnectorCommand::List => list(es).await,
     }
 }
