@@ -2,8 +2,8 @@
 
 use clap::{Parser, ValueEnum};
 use content_sync::cli::{self, Command};
-use content_sync::config;
 use content_sync::service::{self, Action};
+use content_sync::{config, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -180,20 +180,19 @@ fn init_logging(args: &Args, configured: &str) {
         }
     };
     // Our crate logs at the chosen level; the HTTP and AWS stacks only from warnings up.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CONTENT_SYNC_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!("warn,content_sync={level}"))
         });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if args.filebeat {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
+    let format = if args.filebeat {
+        logging::Format::Ecs
     } else {
-        builder.with_target(false).with_ansi(false).init();
-    }
+        logging::Format::Text
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logging::LineLayer::new(format))
+        .init();
 }

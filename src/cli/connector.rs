@@ -100,9 +100,10 @@ async fn create(es: &EsClient, args: CreateArgs) -> anyhow::Result<()> {
     if !es.index_exists(&args.index_name).await? {
         es.create_index(&args.index_name, None).await?;
     }
-    println!(
+    say!(
         "created connector {} (index {}, status {status})",
-        args.id, args.index_name
+        args.id,
+        args.index_name
     );
     Ok(())
 }
@@ -134,9 +135,13 @@ async fn list(es: &EsClient) -> anyhow::Result<()> {
     let hits = es
         .search_all(CONNECTORS_INDEX, json!({"match_all": {}}), None)
         .await?;
-    println!(
+    say!(
         "{:<24} {:<24} {:<20} {:<12} {:<12} LAST SYNCED",
-        "ID", "INDEX", "STATUS", "LAST SYNC", "SERVICE"
+        "ID",
+        "INDEX",
+        "STATUS",
+        "LAST SYNC",
+        "SERVICE"
     );
     for hit in hits {
         let s = |k: &str| {
@@ -146,7 +151,7 @@ async fn list(es: &EsClient) -> anyhow::Result<()> {
                 .unwrap_or("-")
                 .to_string()
         };
-        println!(
+        say!(
             "{:<24} {:<24} {:<20} {:<12} {:<12} {}",
             hit.id,
             s("index_name"),

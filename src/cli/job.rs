@@ -43,7 +43,7 @@ pub async fn run(es: &EsClient, api: bool, command: JobCommand) -> anyhow::Resul
             let id = JobStore::new(es.clone(), api)
                 .create(&c, &job_type, "on_demand")
                 .await?;
-            println!("{id}");
+            say!("{id}");
         }
         JobCommand::List { connector, limit } => {
             let query = match connector {
@@ -56,9 +56,14 @@ pub async fn run(es: &EsClient, api: bool, command: JobCommand) -> anyhow::Resul
                     json!({"query": query, "size": limit, "sort": [{"created_at": "desc"}]}),
                 )
                 .await?;
-            println!(
+            say!(
                 "{:<24} {:<20} {:<12} {:<10} {:>8} {:>8} CREATED",
-                "ID", "CONNECTOR", "STATUS", "TYPE", "INDEXED", "DELETED"
+                "ID",
+                "CONNECTOR",
+                "STATUS",
+                "TYPE",
+                "INDEXED",
+                "DELETED"
             );
             for hit in hits {
                 let src = &hit.source;
@@ -69,7 +74,7 @@ pub async fn run(es: &EsClient, api: bool, command: JobCommand) -> anyhow::Resul
                         .to_string()
                 };
                 let n = |p: &str| src.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-                println!(
+                say!(
                     "{:<24} {:<20} {:<12} {:<10} {:>8} {:>8} {}",
                     hit.id,
                     s("/connector/id"),
@@ -89,7 +94,7 @@ pub async fn run(es: &EsClient, api: bool, command: JobCommand) -> anyhow::Resul
             if let Some(cfg) = doc.pointer("/connector/configuration").cloned() {
                 doc["connector"]["configuration"] = redact_configuration(&cfg);
             }
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            say!("{}", serde_json::to_string_pretty(&doc)?);
         }
     }
     Ok(())

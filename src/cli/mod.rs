@@ -2,6 +2,14 @@
 //!
 //! `content-sync connector create|list`, `content-sync job start|list|show`.
 
+/// `println!` that does not panic when stdout is closed early (`content-sync job list | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod connector;
 mod job;
 

@@ -14,12 +14,9 @@ pub async fn use_connector_api(es: &EsClient, mode: ApiMode) -> bool {
             .json(Method::GET, &["_connector"], &[("size", "1".into())], None)
             .await
         {
-            Ok(_) => {
-                tracing::info!("using the _connector APIs");
-                true
-            }
+            Ok(_) => true,
             Err(e) => {
-                tracing::info!(reason = %e, "no _connector API: writing the connector indices directly");
+                tracing::debug!(reason = %e, "no _connector API");
                 false
             }
         },

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 pub async fn run(ctx: Arc<Context>) {
     let idle = Duration::from_secs_f64(ctx.config.service.idling.max(0.05));
@@ -63,12 +64,17 @@ async fn poll(
         };
         running.lock().expect("lock").insert(job.id.clone());
         let (ctx, running) = (ctx.clone(), running.clone());
-        tasks.spawn(async move {
-            let job_id = job.id.clone();
-            runner::run(ctx, job).await;
-            running.lock().expect("lock").remove(&job_id);
-            drop(permit);
-        });
+        let span = tracing::info_span!("sync", connector_id = %connector_id, sync_job_id = %job.id,
+            index_name = connector.index_name().unwrap_or_default());
+        tasks.spawn(
+            async move {
+                let job_id = job.id.clone();
+                runner::run(ctx, job).await;
+                running.lock().expect("lock").remove(&job_id);
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
     Ok(())
 }

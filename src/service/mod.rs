@@ -44,6 +44,11 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
         config.elasticsearch.feature_use_connectors_api,
     )
     .await;
+    if api {
+        tracing::info!("using the _connector APIs");
+    } else {
+        tracing::info!("no _connector API: writing the connector indices directly");
+    }
     let ctx = Arc::new(Context::new(config, es, shutdown.clone(), api));
     let mut tasks = tokio::task::JoinSet::new();
     for action in actions {

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 pub async fn run(ctx: Arc<Context>) {
     let idle = Duration::from_secs_f64(ctx.config.service.idling.max(0.05));
@@ -27,12 +28,13 @@ pub async fn run(ctx: Arc<Context>) {
                 futures_util::stream::iter(connectors)
                     .for_each_concurrent(parallel, |c| {
                         let ctx = ctx.clone();
+                        let span = tracing::info_span!("connector", connector_id = %c.id);
                         async move {
-                            let id = c.id.clone();
                             if let Err(e) = schedule(&ctx, c, last_wake_up, this_wake_up).await {
-                                tracing::error!(connector_id = %id, error = %e, "scheduling failed");
+                                tracing::error!(error = %e, "scheduling failed");
                             }
                         }
+                        .instrument(span)
                     })
                     .await;
             }
