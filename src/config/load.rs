@@ -55,6 +55,7 @@ pub fn load_str(path: &Path, text: &str, env: &Environment) -> Result<Config, Co
         .extract()
         .map_err(|e| ConfigError::from_figment(path, e))?;
     config.path = path.to_path_buf();
+    config.drop_unnamed_connectors();
     config.apply_deprecated_connector();
     let warnings = validate(&config)?;
     for warning in &warnings {

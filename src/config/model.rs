@@ -44,6 +44,9 @@ pub struct Config {
     /// Non-fatal findings of loading and validation, already logged.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Keys of `connectors` items skipped for lack of a `connector_id` (e.g. `connectors[0].connector_id`).
+    #[serde(skip)]
+    pub unnamed_connectors: Vec<String>,
     /// The file this was loaded from (empty for a default config); used in messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -70,6 +73,21 @@ impl Config {
         self.connectors
             .iter()
             .find(|c| c.connector_id == connector_id)
+    }
+
+    /// Drops `connectors` items without `connector_id`, with a warning (as Elastic does).
+    pub(crate) fn drop_unnamed_connectors(&mut self) {
+        let (unnamed, named): (Vec<_>, Vec<_>) = std::mem::take(&mut self.connectors)
+            .into_iter()
+            .partition(|e| e.connector_id.is_empty());
+        self.connectors = named;
+        for entry in unnamed {
+            let key = entry.key("connector_id");
+            self.warnings.push(format!(
+                "skipping connectors item without connector_id (missing key \"{key}\")"
+            ));
+            self.unnamed_connectors.push(key);
+        }
     }
 
     /// Falls back to the deprecated top-level `connector_id`/`service_type` when `connectors` is empty.
@@ -145,19 +163,17 @@ fn connector_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ConnectorEntry>
 fn normalize_connectors(raw: Vec<RawConnector>) -> Vec<ConnectorEntry> {
     let mut entries: Vec<ConnectorEntry> = Vec::with_capacity(raw.len());
     for (index, item) in raw.into_iter().enumerate() {
-        let Some(connector_id) = item.connector_id else {
-            tracing::warn!(index, "skipping connectors item without connector_id");
-            continue;
-        };
+        // Items without an id are kept with an empty one here, and dropped with a warning by
+        // `Config::drop_unnamed_connectors` (a deserializer cannot report warnings).
         let entry = ConnectorEntry {
-            connector_id,
+            connector_id: item.connector_id.unwrap_or_default(),
             service_type: item.service_type.unwrap_or_default(),
             api_key: item.api_key,
             source: EntrySource::List(index),
         };
         match entries
             .iter_mut()
-            .find(|e| e.connector_id == entry.connector_id)
+            .find(|e| !e.connector_id.is_empty() && e.connector_id == entry.connector_id)
         {
             Some(previous) => {
                 tracing::warn!(
@@ -195,6 +211,7 @@ mod tests {
 
     fn config(v: serde_json::Value) -> Config {
         let mut c: Config = serde_json::from_value(v).unwrap();
+        c.drop_unnamed_connectors();
         c.apply_deprecated_connector();
         c
     }
@@ -228,7 +245,13 @@ mod tests {
             (EntrySource::List(3), true)
         );
         assert_eq!(a.key("api_key"), "connectors[3].api_key");
-        assert!(c.warnings.is_empty());
+        assert_eq!(c.unnamed_connectors, ["connectors[1].connector_id"]);
+        assert_eq!(
+            c.warnings,
+            [
+                "skipping connectors item without connector_id (missing key \"connectors[1].connector_id\")"
+            ]
+        );
     }
 
     #[test]
@@ -239,7 +262,7 @@ mod tests {
         assert_eq!(c.connectors.len(), 1);
         assert_eq!(c.connectors[0].connector_id, "7");
         assert_eq!(c.connectors[0].key("service_type"), "service_type");
-        assert!(c.warnings[0].contains("deprecated"));
+        assert!(c.warnings.iter().any(|w| w.contains("deprecated")));
 
         let c = config(
             json!({"connector_id": "x", "connectors": [{"connector_id": "y", "service_type": "s3"}]}),

@@ -38,11 +38,14 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
         }
     } else {
         if config.connectors.is_empty() {
-            return Err(fail(
-                "connectors",
-                "no connector configured: set `connectors` (list of {connector_id, service_type})"
-                    .to_owned(),
-            ));
+            return Err(match config.unnamed_connectors.first() {
+                Some(key) => fail(key, format!("no connector configured: missing key \"{key}\"")),
+                None => fail(
+                    "connectors",
+                    "no connector configured: set `connectors` (list of {connector_id, service_type})"
+                        .to_owned(),
+                ),
+            });
         }
         if !service.service_types.is_empty() {
             warnings.push(

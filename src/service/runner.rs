@@ -81,17 +81,45 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
 
 /// §5.3 step 1: mark the connector `in_progress` with optimistic concurrency. Of two instances that
 /// race for the same job, exactly one gets `true`.
+///
+/// The job was read by an executor poll, possibly long ago: another instance may have run it to
+/// the end since. So once the mark is ours, a fresh read of the job decides; if it is no longer
+/// waiting, the connector gets back the fields the mark replaced.
 async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> bool {
+    const MARKED: [&str; 4] = ["status", "error", "last_sync_status", "last_sync_error"];
+    let mut replaced = serde_json::Map::new();
     let result = ctx
         .connectors
         .read_modify_write(connector_id, |c| {
             (c.last_sync_status() != Some(status::IN_PROGRESS)).then(|| {
+                replaced = MARKED
+                    .iter()
+                    .map(|k| (k.to_string(), c.doc.get(*k).cloned().unwrap_or(Value::Null)))
+                    .collect();
                 json!({"status": "connected", "error": null, "last_sync_status": status::IN_PROGRESS, "last_sync_error": null})
             })
         })
         .await;
     match result {
-        Ok(Some((_, true))) => true,
+        Ok(Some((_, true))) => {
+            let waiting = matches!(ctx.jobs.get(job_id).await,
+                Ok(Some(j)) if matches!(j.status(), status::PENDING | status::SUSPENDED));
+            if !waiting {
+                tracing::info!(
+                    connector_id,
+                    job_id,
+                    "job is no longer waiting (run by another instance?); not starting it"
+                );
+                if let Err(e) = ctx
+                    .connectors
+                    .update(connector_id, Value::Object(replaced))
+                    .await
+                {
+                    tracing::warn!(connector_id, error = %e, "could not restore the connector's sync status");
+                }
+            }
+            waiting
+        }
         Ok(Some((_, false))) => {
             tracing::info!(
                 connector_id,

@@ -41,11 +41,26 @@ pub enum SyncError {
 }
 
 /// Runs the job's sync. Counters are live in `counters` while it runs.
+///
+/// When `cancel` fires (cancel request, shutdown) the sync stops at once, wherever it waits: S3
+/// retries, a full queue, bulk requests in flight (the sink is dropped with the sync).
 pub async fn run(
     ctx: &Context,
     job: &SyncJob,
     counters: Arc<SinkCounters>,
     cancel: CancellationToken,
+) -> Result<(), SyncError> {
+    tokio::select! {
+        result = sync(ctx, job, counters, &cancel) => result,
+        _ = cancel.cancelled() => Err(SyncError::Canceled),
+    }
+}
+
+async fn sync(
+    ctx: &Context,
+    job: &SyncJob,
+    counters: Arc<SinkCounters>,
+    cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     let connector_id = job.connector_id().unwrap_or_default().to_string();
     let index = job
@@ -86,7 +101,7 @@ pub async fn run(
         settings::sink(&ctx.config, &index, pipeline_param),
         counters,
     );
-    let listing = list_all(&settings, &source, &sink, &mut existing, &flags, &cancel).await;
+    let listing = list_all(&settings, &source, &sink, &mut existing, &flags, cancel).await;
     let failed_buckets = match &listing {
         Ok(()) => Vec::new(),
         Err(ListingFailure::Buckets(failures)) => failures.iter().map(|(b, _)| b.clone()).collect(),

@@ -31,6 +31,16 @@ impl ServiceProcess {
         config_yaml: &str,
         extra_env: &[(&str, &str)],
     ) -> ServiceProcess {
+        Self::start_with_args(world, config_yaml, &[], extra_env)
+    }
+
+    /// Like [`Self::start`], with extra command-line arguments after `-c <file>` (e.g. `--debug`).
+    pub fn start_with_args(
+        world: &TestWorld,
+        config_yaml: &str,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> ServiceProcess {
         let dir = tempfile::Builder::new()
             .prefix(&format!("content-sync-svc-{}-", world.suffix))
             .tempdir()
@@ -44,6 +54,7 @@ impl ServiceProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_content-sync"));
         cmd.arg("-c")
             .arg(&config_path)
+            .args(args)
             .current_dir(dir.path())
             .env("ALLOW_ES_VERSION_MISMATCH", "true")
             .env("AWS_EC2_METADATA_DISABLED", "true")

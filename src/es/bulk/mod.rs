@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio_util::task::AbortOnDropHandle;
 
 /// How a sink behaves; built from `elasticsearch.bulk.*` by the sync.
 #[derive(Debug, Clone)]
@@ -102,7 +103,8 @@ pub struct BulkSink {
     bytes: Arc<Semaphore>,
     bytes_total: u32,
     counters: Arc<SinkCounters>,
-    task: tokio::task::JoinHandle<Result<(), SinkError>>,
+    /// Dropping the sink (e.g. a cancelled sync) stops it and its requests at once.
+    task: AbortOnDropHandle<Result<(), SinkError>>,
 }
 
 const PERMIT_UNIT: usize = 1024;
@@ -124,7 +126,7 @@ impl BulkSink {
             bytes: Arc::new(Semaphore::new(bytes_total as usize)),
             bytes_total,
             counters,
-            task: tokio::spawn(run(shared, rx)),
+            task: AbortOnDropHandle::new(tokio::spawn(run(shared, rx))),
         }
     }
 
@@ -159,7 +161,7 @@ impl BulkSink {
         self.task.await.unwrap_or(Err(SinkError::Closed))
     }
 
-    /// Stops at once, dropping what is queued (cancel/suspend).
+    /// Stops at once, dropping what is queued and in flight (cancel/suspend); same as dropping it.
     pub fn abort(self) {
         self.task.abort();
     }
