@@ -53,7 +53,7 @@ async fn wait_for_es(
         match es.info_once().await {
             Ok(info) => return Ok(info),
             Err(e) => {
-                if started.elapsed() + delay > max_wait {
+                if started.elapsed() >= max_wait {
                     return Err(PreflightError::Unreachable {
                         host: es.host().trim_end_matches('/').to_string(),
                         waited_secs: started.elapsed().as_secs(),
@@ -63,9 +63,11 @@ async fn wait_for_es(
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "elasticsearch is not ready");
             }
         }
+        // Never sleep past the deadline: the last attempt happens right at it.
+        let sleep = delay.min(max_wait.saturating_sub(started.elapsed()));
         tokio::select! {
             _ = shutdown.cancelled() => return Err(PreflightError::Interrupted),
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(sleep) => {}
         }
         delay = delay.mul_f64(cfg.backoff_multiplier.max(1.0));
     }
