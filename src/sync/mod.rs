@@ -7,6 +7,7 @@
 
 mod existing;
 mod pipeline;
+pub mod rules;
 mod settings;
 
 use crate::es::EsError;
