@@ -23,11 +23,11 @@ const ELASTIC_SCHEMA: &str = r#"{"buckets":{"default_value":null,"depends_on":[]
  "page_size":{"default_value":100,"depends_on":[],"display":"numeric","label":"Maximum size of page","options":[],"order":7,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
  "use_text_extraction_service":{"default_value":null,"depends_on":[],"display":"toggle","label":"Use text extraction service","options":[],"order":8,"required":true,"sensitive":false,"tooltip":"Requires a separate deployment of the Elastic Text Extraction Service. Requires that pipeline settings disable text extraction.","type":"bool","ui_restrictions":["advanced"],"validations":[],"value":false}}"#;
 
-/// `features` of an S3 connector (spec §3.4).
+/// `features` of an S3 connector (spec §3.4), with incremental sync (our addition).
 fn s3_features() -> Value {
     json!({"sync_rules": {"basic": {"enabled": true}, "advanced": {"enabled": true}},
            "document_level_security": {"enabled": false},
-           "incremental_sync": {"enabled": false},
+           "incremental_sync": {"enabled": true},
            "native_connector_api_keys": {"enabled": false}})
 }
 
@@ -48,10 +48,12 @@ const RICH_KEYS: [&str; 13] = [
     "value",
 ];
 
-/// The fields of an indexed S3 document when no ingest pipeline ran, or after the default one.
-const DOC_FIELDS: [&str; 7] = [
+/// The fields of an indexed S3 document when no ingest pipeline ran, or after the default one
+/// (Elastic's, plus our `etag`).
+const DOC_FIELDS: [&str; 8] = [
     "_timestamp",
     "bucket",
+    "etag",
     "filename",
     "id",
     "owner",
@@ -194,6 +196,7 @@ async fn expected_docs(world: &TestWorld, bucket: &str) -> BTreeMap<String, Valu
                 "owner": owner,
                 "storage_class": o.storage_class().map(|c| c.as_str()),
                 "_timestamp": python_isoformat(modified),
+                "etag": o.e_tag(),
                 "id": id,
             });
             (id, doc)
@@ -308,7 +311,7 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
     let config = c["configuration"].as_object().expect("configuration");
     assert_eq!(
         config.len(),
-        12,
+        13,
         "configuration fields: {:?}",
         config.keys()
     );
@@ -334,7 +337,7 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
     orders.sort();
     assert_eq!(
         orders.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
-        (1..=12).collect::<Vec<_>>(),
+        (1..=13).collect::<Vec<_>>(),
         "orders: {orders:?}"
     );
     assert_eq!(c["features"], s3_features());
@@ -364,7 +367,7 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
         c["configuration"]["aws_secret_access_key"]["value"],
         "test-secret"
     );
-    assert_eq!(c["configuration"].as_object().unwrap().len(), 12);
+    assert_eq!(c["configuration"].as_object().unwrap().len(), 13);
     // The check-in goes on (service.heartbeat is 2 s).
     wait_connector(&world, &id, "a later check-in", secs(10), |c| {
         c["last_seen"]
@@ -452,7 +455,7 @@ async fn a_connector_configured_for_elastics_service_keeps_its_values_and_gains_
     })
     .await;
     let stored = c["configuration"].as_object().unwrap();
-    assert_eq!(stored.len(), 12, "fields: {:?}", stored.keys());
+    assert_eq!(stored.len(), 13, "fields: {:?}", stored.keys());
     let elastic: serde_json::Map<String, Value> = serde_json::from_str(ELASTIC_SCHEMA).unwrap();
     for key in ELASTIC_FIELDS {
         // Definitions re-synced with the schema, values untouched.
@@ -910,7 +913,7 @@ async fn action_config_prints_the_schema_and_action_list_the_source() {
     for (key, expected) in &elastic {
         assert_eq!(schema.get(key), Some(expected), "field {key}");
     }
-    assert_eq!(schema.len(), 12);
+    assert_eq!(schema.len(), 13);
 
     let out = cli_ok(&["--action", "list"]).await;
     assert_eq!(

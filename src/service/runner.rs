@@ -1,9 +1,11 @@
 //! One job from claim to termination (§5.3–§5.6): start, watch, report, finish.
 
 use super::context::Context;
-use crate::es::bulk::SinkCounters;
+use crate::es::bulk::Tally;
 use crate::es::job::{JobStats, SyncJob, status};
 use crate::es::time::now_iso;
+use crate::sync::checkpoint::Checkpoint;
+use crate::sync::progress::{Progress, stats_of};
 use crate::sync::{self, SyncError};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -26,17 +28,20 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     let Some(connector_id) = job.connector_id().map(str::to_string) else {
         return;
     };
-    if !sync_starts(&ctx, &connector_id, &job.id).await {
+    let Some(job) = sync_starts(&ctx, &connector_id, &job.id).await else {
         return;
-    }
-    tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = job.job_type(), "sync job starting");
+    };
+    let (resume, base) = resume_point(&job);
+    tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = job.job_type(),
+        resumed = resume.is_some(), "sync job starting");
     if let Err(e) = ctx.jobs.claim(&job.id, &ctx.hostname, Value::Null).await {
         let msg = format!("Failed to claim job for job {} because of {e}", job.id);
-        finish(&ctx, &job, &connector_id, status::ERROR, Some(msg), None).await;
+        let end = Termination::new(status::ERROR, Some(msg), JobStats::default());
+        finish(&ctx, &job, &connector_id, end).await;
         return;
     }
 
-    let counters = Arc::new(SinkCounters::default());
+    let progress = Arc::new(Progress::new(base, resume));
     let cancel = ctx.shutdown.child_token();
     let interruption: Arc<Mutex<Option<Interruption>>> = Arc::default();
     let watcher = tokio::spawn(watch(
@@ -49,18 +54,22 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     let reporter = tokio::spawn(report(
         ctx.clone(),
         job.id.clone(),
-        counters.clone(),
+        progress.clone(),
         cancel.clone(),
     ));
 
-    let result = sync::run(&ctx, &job, counters.clone(), cancel.clone()).await;
+    let result = sync::run(&ctx, &job, &progress, cancel.clone()).await;
     watcher.abort();
     reporter.abort();
 
     let interrupted = interruption.lock().expect("lock").clone();
+    let mut cursor = None;
     let (final_status, error) = match (interrupted, result) {
         // A sync that finished is completed, even if a signal arrived in the meantime.
-        (None, Ok(())) => (status::COMPLETED, None),
+        (None, Ok(done)) => {
+            cursor = Some(done.sync_cursor);
+            (status::COMPLETED, None)
+        }
         _ if ctx.shutdown.is_cancelled() => (status::SUSPENDED, None),
         (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => {
             (status::CANCELED, None)
@@ -68,15 +77,66 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg)),
         (None, Err(e)) => (status::ERROR, Some(e.to_string())),
     };
-    finish(
-        &ctx,
-        &job,
-        &connector_id,
-        final_status,
-        error,
-        Some(counters.job_stats()),
-    )
-    .await;
+    let mut end = if final_status == status::SUSPENDED {
+        // Record only settled work, with the counters as of it: the resumed job continues from there.
+        let (checkpoint, tally) = progress.suspension_point(base);
+        let mut end = Termination::new(final_status, error, stats_of(tally));
+        end.metadata = Some(progress.metadata(checkpoint.as_ref(), tally.indexed_bytes));
+        end
+    } else {
+        let bytes = progress
+            .counters
+            .indexed_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut end = Termination::new(final_status, error, progress.stats());
+        end.metadata = Some(progress.metadata(None, bytes));
+        end
+    };
+    end.sync_cursor = cursor;
+    finish(&ctx, &job, &connector_id, end).await;
+}
+
+/// Where a job starts: a suspended job with a checkpoint resumes after it, its counters continuing
+/// from what was recorded at suspension.
+fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
+    let metadata = job.metadata();
+    let checkpoint = (job.status() == status::SUSPENDED)
+        .then(|| metadata.get("checkpoint").and_then(Checkpoint::from_value))
+        .flatten();
+    let base = match checkpoint {
+        Some(_) => Tally {
+            indexed: job.counter("indexed_document_count"),
+            indexed_bytes: metadata
+                .get("indexed_bytes")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            deleted: job.counter("deleted_document_count"),
+        },
+        None => Tally::default(),
+    };
+    (checkpoint, base)
+}
+
+/// The final state of a job, as written by [`finish`].
+struct Termination {
+    status: &'static str,
+    error: Option<String>,
+    stats: JobStats,
+    metadata: Option<Value>,
+    /// The connector's next `sync_cursor` (completed jobs only).
+    sync_cursor: Option<Value>,
+}
+
+impl Termination {
+    fn new(status: &'static str, error: Option<String>, stats: JobStats) -> Self {
+        Self {
+            status,
+            error,
+            stats,
+            metadata: None,
+            sync_cursor: None,
+        }
+    }
 }
 
 /// §5.3 step 1: mark the connector `in_progress` with optimistic concurrency. Of two instances that
@@ -85,7 +145,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
 /// The job was read by an executor poll, possibly long ago: another instance may have run it to
 /// the end since. So once the mark is ours, a fresh read of the job decides; if it is no longer
 /// waiting, the connector gets back the fields the mark replaced.
-async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> bool {
+async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<SyncJob> {
     const MARKED: [&str; 4] = ["status", "error", "last_sync_status", "last_sync_error"];
     let mut replaced = serde_json::Map::new();
     let result = ctx
@@ -102,9 +162,11 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> bool {
         .await;
     match result {
         Ok(Some((_, true))) => {
-            let waiting = matches!(ctx.jobs.get(job_id).await,
-                Ok(Some(j)) if matches!(j.status(), status::PENDING | status::SUSPENDED));
-            if !waiting {
+            let fresh = match ctx.jobs.get(job_id).await {
+                Ok(Some(j)) if matches!(j.status(), status::PENDING | status::SUSPENDED) => Some(j),
+                _ => None,
+            };
+            if fresh.is_none() {
                 tracing::info!(
                     connector_id,
                     job_id,
@@ -118,7 +180,7 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> bool {
                     tracing::warn!(connector_id, error = %e, "could not restore the connector's sync status");
                 }
             }
-            waiting
+            fresh
         }
         Ok(Some((_, false))) => {
             tracing::info!(
@@ -126,7 +188,7 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> bool {
                 job_id,
                 "a content sync job is started for this connector by another instance"
             );
-            false
+            None
         }
         Ok(None) => {
             tracing::warn!(
@@ -134,11 +196,11 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> bool {
                 job_id,
                 "connector vanished before its job could start"
             );
-            false
+            None
         }
         Err(e) => {
             tracing::warn!(connector_id, job_id, error = %e, "could not start sync job");
-            false
+            None
         }
     }
 }
@@ -186,7 +248,7 @@ async fn watch(
 async fn report(
     ctx: Arc<Context>,
     job_id: String,
-    counters: Arc<SinkCounters>,
+    progress: Arc<Progress>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -196,11 +258,7 @@ async fn report(
         }
         match ctx.jobs.get(&job_id).await {
             Ok(Some(_)) => {
-                if let Err(e) = ctx
-                    .jobs
-                    .report_stats(&job_id, counters.job_stats(), None)
-                    .await
-                {
+                if let Err(e) = ctx.jobs.report_stats(&job_id, progress.stats(), None).await {
                     tracing::warn!(error = %e, "could not report job stats");
                 }
             }
@@ -211,48 +269,37 @@ async fn report(
 }
 
 /// §5.6: the job's last write, then the connector's `sync_done`.
-async fn finish(
-    ctx: &Context,
-    job: &SyncJob,
-    connector_id: &str,
-    final_status: &str,
-    error: Option<String>,
-    stats: Option<JobStats>,
-) {
-    let stats_or_zero = stats.unwrap_or_default();
+async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Termination) {
     let job_exists = matches!(ctx.jobs.get(&job.id).await, Ok(Some(_)));
     let connector_exists = matches!(ctx.connectors.get(connector_id).await, Ok(Some(_)));
-    let mut error = error;
+    let mut error = end.error;
+    let stats = end.stats;
     if job_exists {
         let total = if connector_exists {
             total_documents(ctx, job, connector_id).await
         } else {
             None
         };
-        if let Err(e) = ctx
+        let written = ctx
             .jobs
             .terminate(
                 &job.id,
-                final_status,
+                end.status,
                 error.as_deref(),
-                Some(stats_or_zero),
+                Some(stats),
                 total,
-                None,
+                end.metadata,
             )
-            .await
-        {
+            .await;
+        if let Err(e) = written {
             tracing::error!(job_id = %job.id, error = %e, "could not write the job's final status");
         }
     } else {
         error = Some("Couldn't find the job".into());
     }
     if connector_exists {
-        let terminated = matches!(
-            final_status,
-            status::COMPLETED | status::ERROR | status::CANCELED
-        );
         let job_status = if job_exists {
-            final_status
+            end.status
         } else {
             status::ERROR
         };
@@ -267,11 +314,15 @@ async fn finish(
             "last_sync_error": error,
         });
         if job_status == status::COMPLETED {
-            doc["sync_cursor"] = Value::Null;
+            doc["sync_cursor"] = end.sync_cursor.unwrap_or(Value::Null);
         }
+        let terminated = matches!(
+            job_status,
+            status::COMPLETED | status::ERROR | status::CANCELED
+        );
         if terminated && job_exists {
-            doc["last_indexed_document_count"] = json!(stats_or_zero.indexed_document_count);
-            doc["last_deleted_document_count"] = json!(stats_or_zero.deleted_document_count);
+            doc["last_indexed_document_count"] = json!(stats.indexed_document_count);
+            doc["last_deleted_document_count"] = json!(stats.deleted_document_count);
         }
         if let Err(e) = ctx.connectors.update(connector_id, doc).await {
             tracing::error!(connector_id, error = %e, "could not record the sync outcome on the connector");
@@ -280,9 +331,9 @@ async fn finish(
     tracing::info!(
         connector_id,
         job_id = %job.id,
-        status = final_status,
-        indexed = stats_or_zero.indexed_document_count,
-        deleted = stats_or_zero.deleted_document_count,
+        status = end.status,
+        indexed = stats.indexed_document_count,
+        deleted = stats.deleted_document_count,
         error = error.as_deref().unwrap_or(""),
         "sync ended"
     );

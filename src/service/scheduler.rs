@@ -88,6 +88,14 @@ async fn schedule(
             return Ok(());
         }
     }
+    let incremental = connector
+        .features()
+        .and_then(|f| f.pointer("/incremental_sync/enabled"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if incremental {
+        try_schedule(ctx, &id, "incremental", last_wake_up, this_wake_up).await?;
+    }
     try_schedule(ctx, &id, "full", last_wake_up, this_wake_up).await
 }
 

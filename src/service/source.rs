@@ -3,12 +3,13 @@
 use crate::source::s3::{S3Settings, S3Source, configuration_schema};
 use serde_json::{Map, Value, json};
 
-/// The `features` object written for S3 connectors (§3.4).
+/// The `features` object written for S3 connectors (§3.4), with incremental sync enabled (Elastic's S3
+/// connector has none).
 pub fn features() -> Value {
     json!({
         "sync_rules": {"basic": {"enabled": true}, "advanced": {"enabled": true}},
         "document_level_security": {"enabled": false},
-        "incremental_sync": {"enabled": false},
+        "incremental_sync": {"enabled": true},
         "native_connector_api_keys": {"enabled": false},
     })
 }

@@ -1,14 +1,16 @@
-//! What the content index holds before a sync: every document id, with the bucket it came from,
-//! so that after a complete listing we know what vanished.
+//! What the content index holds before a sync: every document id, with the bucket it came from and
+//! a fingerprint of its version (`_timestamp` + `etag`), so that after a complete listing we know what
+//! vanished, and an incremental sync knows what did not change.
 //!
 //! Memory: ids of our documents are md5 hex strings, kept as 16 raw bytes plus a 4-byte bucket
-//! number (~30 bytes per document with the hash table; 1 million documents ≈ 30 MiB). Ids of other
-//! shapes are kept as strings.
+//! number and an 8-byte fingerprint (~40 bytes per document with the hash table; 1 million documents
+//! ≈ 40 MiB). Ids of other shapes are kept as strings.
 
 use crate::es::{EsClient, EsError};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 const SCROLL_PAGE: usize = 1000;
 const SCROLL_KEEP_ALIVE: &str = "5m";
@@ -18,9 +20,17 @@ const NO_BUCKET: u32 = u32::MAX;
 /// The ids seen in the index; a sync removes every id it produces, and what is left is stale.
 #[derive(Debug, Default)]
 pub struct ExistingIds {
-    md5: HashMap<[u8; 16], u32>,
-    other: HashMap<String, u32>,
+    md5: HashMap<[u8; 16], (u32, u64)>,
+    other: HashMap<String, (u32, u64)>,
     buckets: Vec<String>,
+}
+
+/// A document version: equal fingerprints mean the object has not changed since it was indexed.
+pub fn fingerprint(timestamp: Option<&str>, etag: Option<&str>) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    timestamp.unwrap_or("").hash(&mut h);
+    etag.unwrap_or("").hash(&mut h);
+    h.finish()
 }
 
 impl ExistingIds {
@@ -39,20 +49,21 @@ impl ExistingIds {
         (self.buckets.len() - 1) as u32
     }
 
-    pub fn insert(&mut self, id: &str, bucket: Option<&str>) {
+    pub fn insert(&mut self, id: &str, bucket: Option<&str>, version: u64) {
         let b = self.bucket_number(bucket);
         match parse_md5(id) {
-            Some(raw) => self.md5.insert(raw, b),
-            None => self.other.insert(id.to_string(), b),
+            Some(raw) => self.md5.insert(raw, (b, version)),
+            None => self.other.insert(id.to_string(), (b, version)),
         };
     }
 
-    /// Marks `id` as produced by this sync; returns whether it was in the index.
-    pub fn remove(&mut self, id: &str) -> bool {
-        match parse_md5(id) {
-            Some(raw) => self.md5.remove(&raw).is_some(),
-            None => self.other.remove(id).is_some(),
-        }
+    /// Marks `id` as produced by this sync; returns its indexed version if it was in the index.
+    pub fn take(&mut self, id: &str) -> Option<u64> {
+        let entry = match parse_md5(id) {
+            Some(raw) => self.md5.remove(&raw),
+            None => self.other.remove(id),
+        };
+        entry.map(|(_, version)| version)
     }
 
     /// The ids left over, except those of `keep_buckets` (buckets whose listing failed: their
@@ -65,12 +76,12 @@ impl ExistingIds {
         let keep2 = keep.clone();
         self.md5
             .into_iter()
-            .filter(move |(_, b)| !keep.contains(b))
+            .filter(move |(_, (b, _))| !keep.contains(b))
             .map(|(raw, _)| hex(&raw))
             .chain(
                 self.other
                     .into_iter()
-                    .filter(move |(_, b)| !keep2.contains(b))
+                    .filter(move |(_, (b, _))| !keep2.contains(b))
                     .map(|(id, _)| id),
             )
     }
@@ -96,7 +107,7 @@ fn hex(raw: &[u8; 16]) -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Scrolls the whole index (§6.3), reading only `id` and `bucket`.
+/// Scrolls the whole index (§6.3), reading only `id`, `bucket`, `_timestamp` and `etag`.
 pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, EsError> {
     let mut ids = ExistingIds::default();
     if !es.index_exists(index).await? {
@@ -107,7 +118,7 @@ pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, EsError> {
             Method::POST,
             &[index, "_search"],
             &[("scroll", SCROLL_KEEP_ALIVE.to_string())],
-            Some(json!({"size": SCROLL_PAGE, "sort": ["_doc"], "_source": ["id", "bucket"]})),
+            Some(json!({"size": SCROLL_PAGE, "sort": ["_doc"], "_source": ["id", "bucket", "_timestamp", "etag"]})),
         )
         .await?;
     let mut scroll_id = first
@@ -130,7 +141,12 @@ pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, EsError> {
                 .and_then(Value::as_str)
                 .or_else(|| hit.get("_id").and_then(Value::as_str));
             if let Some(id) = id {
-                ids.insert(id, hit.pointer("/_source/bucket").and_then(Value::as_str));
+                let field = |name: &str| {
+                    hit.pointer(&format!("/_source/{name}"))
+                        .and_then(Value::as_str)
+                };
+                let version = fingerprint(field("_timestamp"), field("etag"));
+                ids.insert(id, field("bucket"), version);
             }
         }
         let Some(sid) = scroll_id.clone() else { break };
@@ -166,12 +182,17 @@ mod tests {
     #[test]
     fn md5_ids_round_trip_and_stale_skips_kept_buckets() {
         let mut ids = ExistingIds::default();
-        ids.insert("d0295955cdb6d488a4a1d3f10dbf141b", Some("a"));
-        ids.insert("f1e7a00575c76e9cc96a6989bc4b9c25", Some("b"));
-        ids.insert("custom-id", None);
+        let v = fingerprint(Some("2024-01-02T03:04:05+00:00"), Some("\"abc\""));
+        ids.insert("d0295955cdb6d488a4a1d3f10dbf141b", Some("a"), v);
+        ids.insert("f1e7a00575c76e9cc96a6989bc4b9c25", Some("b"), v);
+        ids.insert("custom-id", None, 7);
         assert_eq!(ids.len(), 3);
-        assert!(ids.remove("f1e7a00575c76e9cc96a6989bc4b9c25"));
-        assert!(!ids.remove("f1e7a00575c76e9cc96a6989bc4b9c25"));
+        assert_eq!(ids.take("f1e7a00575c76e9cc96a6989bc4b9c25"), Some(v));
+        assert_eq!(ids.take("f1e7a00575c76e9cc96a6989bc4b9c25"), None);
+        assert_ne!(
+            v,
+            fingerprint(Some("2024-01-02T03:04:05+00:00"), Some("\"abd\""))
+        );
         let mut stale: Vec<String> = ids.stale(&["a".to_string()]).collect();
         stale.sort();
         assert_eq!(stale, vec!["custom-id".to_string()]);

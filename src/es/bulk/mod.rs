@@ -14,10 +14,12 @@
 mod error_monitor;
 mod op;
 mod outcome;
+mod watermark;
 
 pub use error_monitor::ErrorMonitor;
 pub use op::Op;
 pub use outcome::{ItemOutcome, classify};
+pub use watermark::{Tally, Watermark};
 
 use super::backoff::Backoff;
 use super::client::EsClient;
@@ -94,6 +96,8 @@ pub enum SinkError {
 
 struct Queued {
     op: Op,
+    /// Position in send order (see [`Watermark`]).
+    seq: u64,
     _bytes: OwnedSemaphorePermit,
 }
 
@@ -103,6 +107,8 @@ pub struct BulkSink {
     bytes: Arc<Semaphore>,
     bytes_total: u32,
     counters: Arc<SinkCounters>,
+    watermark: Arc<Watermark>,
+    next_seq: AtomicU64,
     /// Dropping the sink (e.g. a cancelled sync) stops it and its requests at once.
     task: AbortOnDropHandle<Result<(), SinkError>>,
 }
@@ -110,8 +116,13 @@ pub struct BulkSink {
 const PERMIT_UNIT: usize = 1024;
 
 impl BulkSink {
-    /// Starts the sink task; it adds its results to `counters`.
-    pub fn start(es: EsClient, settings: SinkSettings, counters: Arc<SinkCounters>) -> Self {
+    /// Starts the sink task; it adds its results to `counters` and settles operations in `watermark`.
+    pub fn start(
+        es: EsClient,
+        settings: SinkSettings,
+        counters: Arc<SinkCounters>,
+        watermark: Arc<Watermark>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(settings.queue_items.max(1));
         let bytes_total =
             (settings.queue_bytes / PERMIT_UNIT).clamp(1, u32::MAX as usize >> 4) as u32;
@@ -119,6 +130,7 @@ impl BulkSink {
             es,
             monitor: Mutex::new(ErrorMonitor::new(settings.error_monitor.clone())),
             counters: counters.clone(),
+            watermark: watermark.clone(),
             settings,
         });
         Self {
@@ -126,6 +138,8 @@ impl BulkSink {
             bytes: Arc::new(Semaphore::new(bytes_total as usize)),
             bytes_total,
             counters,
+            watermark,
+            next_seq: AtomicU64::new(0),
             task: AbortOnDropHandle::new(tokio::spawn(run(shared, rx))),
         }
     }
@@ -134,9 +148,9 @@ impl BulkSink {
         self.counters.clone()
     }
 
-    /// Queues one operation, waiting while the queue is full. `Err(Closed)` means the sink has
-    /// stopped; [`finish`](Self::finish) then tells why.
-    pub async fn send(&self, op: Op) -> Result<(), SinkError> {
+    /// Queues one operation, waiting while the queue is full; returns its sequence number.
+    /// `Err(Closed)` means the sink has stopped; [`finish`](Self::finish) then tells why.
+    pub async fn send(&self, op: Op) -> Result<u64, SinkError> {
         let units = (op.encoded_len("") / PERMIT_UNIT + 1).min(self.bytes_total as usize) as u32;
         let permit = self
             .bytes
@@ -144,10 +158,23 @@ impl BulkSink {
             .acquire_many_owned(units)
             .await
             .map_err(|_| SinkError::Closed)?;
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         self.tx
-            .send(Queued { op, _bytes: permit })
+            .send(Queued {
+                op,
+                seq,
+                _bytes: permit,
+            })
             .await
-            .map_err(|_| SinkError::Closed)
+            .map_err(|_| SinkError::Closed)?;
+        Ok(seq)
+    }
+
+    /// Records that every operation sent so far belongs to `checkpoint` (committed in the
+    /// watermark once they are all settled).
+    pub fn mark(&self, checkpoint: serde_json::Value) {
+        self.watermark
+            .mark(self.next_seq.load(Ordering::Relaxed), checkpoint);
     }
 
     /// Whether the sink has stopped (an error ended it).
@@ -172,6 +199,7 @@ struct Shared {
     settings: SinkSettings,
     monitor: Mutex<ErrorMonitor>,
     counters: Arc<SinkCounters>,
+    watermark: Arc<Watermark>,
 }
 
 async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), SinkError> {
@@ -207,6 +235,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), 
                 .counters
                 .dropped_too_large
                 .fetch_add(1, Ordering::Relaxed);
+            shared.watermark.settle(queued.seq, Tally::default());
             continue;
         }
         let (l, b) = (queued.op.lines(), queued.op.encoded_len(&s.index));
@@ -292,14 +321,14 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
         let mut retry = Vec::new();
         for (queued, item) in pending.into_iter().zip(items) {
             match classify(&queued.op, &item) {
-                ItemOutcome::Success => shared.record_success(&queued.op),
+                ItemOutcome::Success => shared.record_success(&queued),
                 ItemOutcome::Retry { status, reason } if attempt < s.max_attempts => {
                     tracing::debug!(id = queued.op.id(), status, reason = %reason, "bulk item will be retried");
                     shared.counters.item_retries.fetch_add(1, Ordering::Relaxed);
                     retry.push(queued);
                 }
                 ItemOutcome::Retry { status, reason } | ItemOutcome::Failure { status, reason } => {
-                    shared.record_failure(&queued.op, status, &reason)?;
+                    shared.record_failure(&queued, status, &reason)?;
                 }
             }
         }
@@ -319,26 +348,39 @@ fn request_retryable(e: &EsError) -> bool {
 }
 
 impl Shared {
-    fn record_success(&self, op: &Op) {
-        match op {
-            Op::Index { source, .. } => {
-                self.counters.indexed.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .indexed_bytes
-                    .fetch_add(source.len() as u64, Ordering::Relaxed);
-            }
-            Op::Delete { .. } => {
-                self.counters.deleted.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    fn record_success(&self, queued: &Queued) {
+        let op = &queued.op;
+        let tally = match op {
+            Op::Index { source, .. } => Tally {
+                indexed: 1,
+                indexed_bytes: source.len() as u64,
+                deleted: 0,
+            },
+            Op::Delete { .. } => Tally {
+                deleted: 1,
+                ..Tally::default()
+            },
+        };
+        self.counters
+            .indexed
+            .fetch_add(tally.indexed, Ordering::Relaxed);
+        self.counters
+            .indexed_bytes
+            .fetch_add(tally.indexed_bytes, Ordering::Relaxed);
+        self.counters
+            .deleted
+            .fetch_add(tally.deleted, Ordering::Relaxed);
+        self.watermark.settle(queued.seq, tally);
         if self.settings.log_operations {
             tracing::debug!(op = op.kind(), id = op.id(), "bulk item succeeded");
         }
         self.monitor.lock().expect("monitor lock").record_success();
     }
 
-    fn record_failure(&self, op: &Op, status: u16, reason: &str) -> Result<(), SinkError> {
+    fn record_failure(&self, queued: &Queued, status: u16, reason: &str) -> Result<(), SinkError> {
+        let op = &queued.op;
         self.counters.item_errors.fetch_add(1, Ordering::Relaxed);
+        self.watermark.settle(queued.seq, Tally::default());
         tracing::error!(op = op.kind(), id = op.id(), status, reason = %reason, index = %self.settings.index,
             "bulk item failed");
         let message = format!(

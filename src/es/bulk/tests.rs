@@ -125,7 +125,12 @@ async fn throttled_items_are_retried_alone_and_failed_items_counted() {
     });
     let (url, served) = fake_es(script).await;
     let counters = Arc::new(SinkCounters::default());
-    let sink = BulkSink::start(client(&url), settings(100), counters.clone());
+    let sink = BulkSink::start(
+        client(&url),
+        settings(100),
+        counters.clone(),
+        Arc::default(),
+    );
     for id in ["a", "b", "bad"] {
         sink.send(index_op(id)).await.unwrap();
     }
@@ -155,7 +160,7 @@ async fn whole_request_throttling_is_retried_then_gives_up() {
         )
     });
     let (url, served) = fake_es(script).await;
-    let sink = BulkSink::start(client(&url), settings(100), Arc::default());
+    let sink = BulkSink::start(client(&url), settings(100), Arc::default(), Arc::default());
     sink.send(index_op("a")).await.unwrap();
     let err = sink.finish().await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
@@ -179,7 +184,7 @@ async fn requests_respect_the_line_limit_and_too_many_errors_stop_the_sink() {
         (200, json!({"errors": true, "items": items}))
     });
     let (url, _) = fake_es(script).await;
-    let sink = BulkSink::start(client(&url), settings(4), Arc::default());
+    let sink = BulkSink::start(client(&url), settings(4), Arc::default(), Arc::default());
     let mut closed = false;
     for i in 0..40 {
         if sink.send(index_op(&format!("d{i}"))).await.is_err() {

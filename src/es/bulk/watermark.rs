@@ -59,7 +59,9 @@ impl Watermark {
         s.pending.insert(seq, outcome);
         loop {
             let next = s.settled_through;
-            let Some(t) = s.pending.remove(&next) else { break };
+            let Some(t) = s.pending.remove(&next) else {
+                break;
+            };
             s.prefix.add(t);
             s.settled_through = next + 1;
             s.commit_reached();
@@ -132,7 +134,17 @@ mod tests {
         assert_eq!(cp, json!("a"));
         assert_eq!(tally.indexed, 101, "base + op 0; op 2 is past the mark");
         w.mark(3, json!("b"));
-        assert_eq!(w.committed().unwrap(), (json!("b"), Tally { indexed: 102, indexed_bytes: 20, deleted: 0 }));
+        assert_eq!(
+            w.committed().unwrap(),
+            (
+                json!("b"),
+                Tally {
+                    indexed: 102,
+                    indexed_bytes: 20,
+                    deleted: 0
+                }
+            )
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ const fn addition(
 }
 
 /// Every field of the S3 source, in schema order.
-pub static FIELDS: [FieldSpec; 12] = [
+pub static FIELDS: [FieldSpec; 13] = [
     FieldSpec {
         tooltip: Some("AWS Buckets are ignored when Advanced Sync Rules are used."),
         ..elastic_field("buckets", "AWS Buckets", "textarea", 1, FieldType::List)
@@ -200,6 +200,19 @@ pub static FIELDS: [FieldSpec; 12] = [
             "AWS Session Token",
             12,
             "Session token for temporary credentials; used together with the access key id and secret key.",
+        )
+    },
+    FieldSpec {
+        display: "toggle",
+        field_type: FieldType::Bool,
+        default_value: Scalar::Bool(false),
+        initial_value: Scalar::Bool(false),
+        ..addition(
+            "skip_unchanged_documents",
+            "Skip unchanged objects in full syncs",
+            13,
+            "Full syncs re-index every object (Elastic's behaviour). When on, objects whose last-modified time and \
+             ETag match the indexed document are neither downloaded nor re-indexed. Incremental syncs always skip them.",
         )
     },
 ];
@@ -279,7 +292,8 @@ mod tests {
                 "endpoint_url",
                 "region",
                 "force_path_style",
-                "aws_session_token"
+                "aws_session_token",
+                "skip_unchanged_documents"
             ]
         );
         for (i, name) in names[8..].iter().enumerate() {

@@ -33,6 +33,8 @@ pub struct S3Settings {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub force_path_style: bool,
+    /// Full syncs skip objects unchanged since they were indexed (content-sync addition).
+    pub skip_unchanged_documents: bool,
 }
 
 impl Default for S3Settings {
@@ -51,6 +53,7 @@ impl Default for S3Settings {
             endpoint_url: None,
             region: None,
             force_path_style: false,
+            skip_unchanged_documents: false,
         }
     }
 }
@@ -277,6 +280,7 @@ impl S3Settings {
         s.endpoint_url = non_empty_str(take("endpoint_url").1);
         s.region = non_empty_str(take("region").1);
         s.force_path_style = take("force_path_style").1 == Typed::Bool(true);
+        s.skip_unchanged_documents = take("skip_unchanged_documents").1 == Typed::Bool(true);
         s.session_token = non_empty_str(take("aws_session_token").1).map(Secret::new);
 
         if errors.is_empty() {

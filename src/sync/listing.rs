@@ -1,0 +1,156 @@
+//! The listing stage: every target's pages → documents → rules → version check → bulk sink.
+//!
+//! Each page ends with a checkpoint mark in the sink, so a suspended job resumes after the last page
+//! whose documents are all settled. A page is at most `page_size` objects; nothing here grows with
+//! the bucket.
+
+use super::SyncError;
+use super::checkpoint::Checkpoint;
+use super::existing::{ExistingIds, fingerprint};
+use super::plan::{Plan, Target};
+use super::progress::ListingStats;
+use crate::es::bulk::{BulkSink, Op, SinkError};
+use crate::source::s3::{S3Object, S3Source, to_document};
+use serde_json::{Map, Value};
+use std::sync::atomic::Ordering;
+use tokio_util::sync::CancellationToken;
+
+/// How the listing went.
+pub enum ListingFailure {
+    /// These buckets could not be listed completely: (bucket, message).
+    Buckets(Vec<(String, String)>),
+    /// The sync cannot go on at all.
+    Fatal(SyncError),
+}
+
+/// Everything the listing stage needs.
+pub struct Lister<'a> {
+    pub source: &'a S3Source,
+    pub sink: &'a BulkSink,
+    pub existing: &'a mut ExistingIds,
+    /// Pipeline flags added to every document (empty without a pipeline).
+    pub flags: Map<String, Value>,
+    /// Incremental syncs (and full syncs with `skip_unchanged_documents`) skip unchanged objects.
+    pub skip_unchanged: bool,
+    pub resume: Option<Checkpoint>,
+    pub stats: &'a ListingStats,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Lister<'_> {
+    pub async fn run(&mut self, plan: &Plan) -> Result<(), ListingFailure> {
+        let mut failures = Vec::new();
+        for (index, target) in plan.targets.iter().enumerate() {
+            if let Err(message) = self.list_target(index, target, plan).await? {
+                tracing::warn!(bucket = %target.bucket, error = %message,
+                    "listing failed; no document of this bucket will be deleted");
+                failures.push((target.bucket.clone(), message));
+            }
+        }
+        if !failures.is_empty() {
+            return Err(ListingFailure::Buckets(failures));
+        }
+        self.sink
+            .mark(Checkpoint::Listed { listed: true }.to_value());
+        Ok(())
+    }
+
+    /// Lists one target. The outer error stops the sync; the inner one is this bucket's failure.
+    async fn list_target(
+        &mut self,
+        index: usize,
+        target: &Target,
+        plan: &Plan,
+    ) -> Result<Result<(), String>, ListingFailure> {
+        let mut lister = match self
+            .source
+            .lister(&target.bucket, target.prefix.clone(), None)
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(ListingFailure::Fatal(SyncError::Canceled));
+            }
+            let page = match lister.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(Ok(())),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let last_key = page.last().map(|o| o.key.clone());
+            for object in page {
+                self.object(index, target, plan, object).await?;
+            }
+            if let Some(last_key) = last_key {
+                self.sink.mark(
+                    Checkpoint::Listing {
+                        target: index,
+                        bucket: target.bucket.clone(),
+                        last_key,
+                    }
+                    .to_value(),
+                );
+            }
+        }
+    }
+
+    async fn object(
+        &mut self,
+        index: usize,
+        target: &Target,
+        plan: &Plan,
+        object: S3Object,
+    ) -> Result<(), ListingFailure> {
+        self.stats.listed.fetch_add(1, Ordering::Relaxed);
+        if !target.keeps(&object.key) {
+            return Ok(());
+        }
+        let mut doc = to_document(&object);
+        let Some(Value::String(id)) = doc.remove("_id") else {
+            return Ok(());
+        };
+        // content-sync addition: the ETag, so incremental syncs can tell changed objects apart.
+        doc.insert(
+            "etag".into(),
+            object.etag.clone().map_or(Value::Null, Value::String),
+        );
+        doc.insert("id".into(), Value::String(id.clone()));
+        let included = plan
+            .basic
+            .includes(&doc)
+            .map_err(|e| ListingFailure::Fatal(SyncError::Rules(e.to_string())))?;
+        if !included {
+            self.stats.excluded_by_rules.fetch_add(1, Ordering::Relaxed);
+            return Ok(()); // stays in `existing`: an indexed copy gets deleted (§6.2 step 5)
+        }
+        let previous = self.existing.take(&id);
+        if self
+            .resume
+            .as_ref()
+            .is_some_and(|cp| cp.covers(index, &target.bucket, &object.key))
+        {
+            self.stats.resumed_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let version = fingerprint(
+            doc.get("_timestamp").and_then(Value::as_str),
+            object.etag.as_deref(),
+        );
+        if self.skip_unchanged && previous == Some(version) {
+            self.stats.unchanged_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        doc.extend(self.flags.clone());
+        let op = Op::Index {
+            id,
+            source: serde_json::to_vec(&doc).expect("document serializes"),
+            has_attachment: false,
+        };
+        match self.sink.send(op).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(ListingFailure::Fatal(SyncError::Sink(SinkError::Closed))),
+        }
+    }
+}
