@@ -231,6 +231,57 @@ impl ConnectorStore {
         self.update(id, json!({"last_seen": now_iso()})).await
     }
 
+    /// Records the validation of the DEFAULT draft filtering (§3.5): through
+    /// `_filtering/_validation` (+ `_activate` when valid), or by rewriting the `filtering` list with
+    /// optimistic concurrency (the draft becomes active when valid).
+    pub async fn record_filtering_validation(
+        &self,
+        connector: &Connector,
+        validation: Value,
+        valid: bool,
+    ) -> Result<(), EsError> {
+        let id = connector.id.as_str();
+        if self.api {
+            let body = json!({ "validation": validation });
+            self.es
+                .json(
+                    Method::PUT,
+                    &["_connector", id, "_filtering", "_validation"],
+                    &[],
+                    Some(body),
+                )
+                .await?;
+            if valid {
+                self.es
+                    .json(
+                        Method::PUT,
+                        &["_connector", id, "_filtering", "_activate"],
+                        &[],
+                        None,
+                    )
+                    .await?;
+            }
+            return Ok(());
+        }
+        let mut filtering = connector
+            .doc
+            .get("filtering")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let Some(entry) = filtering.as_array_mut().and_then(|a| {
+            a.iter_mut()
+                .find(|f| f.get("domain").and_then(Value::as_str) == Some("DEFAULT"))
+        }) else {
+            return Ok(());
+        };
+        entry["draft"]["validation"] = validation;
+        if valid {
+            entry["active"] = entry["draft"].clone();
+        }
+        self.update_guarded(id, json!({ "filtering": filtering }), connector.occ)
+            .await
+    }
+
     pub async fn set_connected(&self, id: &str) -> Result<(), EsError> {
         self.update(id, json!({"status": "connected", "error": null}))
             .await

@@ -3,6 +3,8 @@
 
 use super::context::Context;
 use super::runner;
+use crate::es::connector::Connector;
+use crate::es::job::status;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,6 +45,7 @@ async fn poll(
         .handled(&ctx.configured_ids(), &ctx.config.service.service_types)
         .await?;
     let ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
+    cancel_unclaimed(ctx, &connectors, running).await?;
     for job in ctx.jobs.pending(&ids, &["full", "incremental"]).await? {
         if running.lock().expect("lock").contains(&job.id) {
             continue;
@@ -75,6 +78,41 @@ async fn poll(
             }
             .instrument(span),
         );
+    }
+    Ok(())
+}
+
+/// Jobs set to `canceling` that no worker runs end `canceled` here: pending or suspended jobs (Kibana
+/// marks them so in direct-index mode). A job is not running when it never started, or when its
+/// connector has no sync `in_progress` (a running job always marks its connector).
+async fn cancel_unclaimed(
+    ctx: &Context,
+    connectors: &[Connector],
+    running: &Mutex<HashSet<String>>,
+) -> anyhow::Result<()> {
+    if connectors.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = connectors.iter().map(|c| c.id.as_str()).collect();
+    let query = serde_json::json!({"bool": {"filter": [
+        {"terms": {"connector.id": ids}},
+        {"term": {"status": status::CANCELING}},
+    ]}});
+    for job in ctx.jobs.search(query).await? {
+        if running.lock().expect("lock").contains(&job.id) {
+            continue;
+        }
+        let never_started = job.doc.get("started_at").is_none_or(|v| v.is_null());
+        let connector_idle = connectors
+            .iter()
+            .find(|c| Some(c.id.as_str()) == job.connector_id())
+            .is_some_and(|c| c.last_sync_status() != Some(status::IN_PROGRESS));
+        if never_started || connector_idle {
+            tracing::info!(job_id = %job.id, "canceling a job no worker runs");
+            ctx.jobs
+                .terminate(&job.id, status::CANCELED, None, None, None, None)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use super::cron::Schedule;
 use super::source;
 use crate::es::connector::{Connector, configuration_update, scheduled_at_field};
 use crate::es::time::{iso, now_iso, parse};
+use crate::sync::rules;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
@@ -80,8 +81,12 @@ async fn schedule(
             connector.service_type()
         );
     }
-    match source::connect(&connector.configuration()).await {
-        Ok(_) => ctx.connectors.set_connected(&id).await?,
+    let checked = match source::connect(&connector.configuration()).await {
+        Ok(_) => validate_draft_filtering(ctx, &id).await,
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => ctx.connectors.set_connected(&id).await?,
         Err(e) => {
             tracing::warn!(connector_id = %id, error = %e, "connector check failed");
             ctx.connectors.set_error(&id, &e).await?;
@@ -97,6 +102,33 @@ async fn schedule(
         try_schedule(ctx, &id, "incremental", last_wake_up, this_wake_up).await?;
     }
     try_schedule(ctx, &id, "full", last_wake_up, this_wake_up).await
+}
+
+/// §3.5: a DEFAULT draft in state `edited` is validated; the result is written and, when valid, the
+/// draft becomes active. Rules that cannot even be read (unknown rule type…) fail the check with
+/// Elastic's message, which becomes the connector's `error`.
+async fn validate_draft_filtering(ctx: &Context, id: &str) -> Result<(), String> {
+    let Some(connector) = ctx.connectors.get(id).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let Some(draft) = connector.default_filtering().and_then(|f| f.get("draft")) else {
+        return Ok(());
+    };
+    if draft.pointer("/validation/state").and_then(Value::as_str) != Some("edited") {
+        return Ok(());
+    }
+    let result = rules::validate(draft).map_err(|e| e.to_string())?;
+    tracing::info!(state = ?result.state, errors = result.errors.len(), "draft sync rules validated");
+    match ctx
+        .connectors
+        .record_filtering_validation(&connector, result.to_value(), result.is_valid())
+        .await
+    {
+        Ok(()) => Ok(()),
+        // Someone else wrote the connector meanwhile: the next poll validates again.
+        Err(e) if e.is_conflict() => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// §3.3 step 1: schema, service type and features, written with optimistic concurrency.
