@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod es;
+pub mod extract;
 pub mod logging;
 pub mod service;
 pub mod source;

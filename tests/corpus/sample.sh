@@ -1,0 +1,3 @@
+# The quick brown fox jumps over the lazy dog.
+Café naïve — “quotes” & <angle>
+# This sentence belongs to the sample.sh sample
