@@ -176,6 +176,27 @@ async fn expected_docs(world: &TestWorld, bucket: &str) -> BTreeMap<String, Valu
         !listing.is_truncated().unwrap_or(false),
         "keep buckets small"
     );
+    let mut docs = BTreeMap::new();
+    for o in listing.contents() {
+        let key = o.key().expect("object key");
+        let body = if key.ends_with(".txt") {
+            let object = world
+                .s3_client()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let bytes = object.body.collect().await.unwrap().into_bytes();
+            // Elastic's pipeline: whitespace runs → one space, trimmed (`reduce_whitespace: true`).
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+        } else {
+            None
+        };
+        docs.insert(key.to_string(), body);
+    }
     listing
         .contents()
         .iter()
@@ -189,7 +210,7 @@ async fn expected_docs(world: &TestWorld, bucket: &str) -> BTreeMap<String, Valu
             let modified =
                 DateTime::from_timestamp(modified.secs(), modified.subsec_nanos()).unwrap();
             let id = doc_id(bucket, key);
-            let doc = json!({
+            let mut doc = json!({
                 "filename": key,
                 "size_in_bytes": o.size().expect("Size"),
                 "bucket": bucket,
@@ -199,6 +220,9 @@ async fn expected_docs(world: &TestWorld, bucket: &str) -> BTreeMap<String, Valu
                 "etag": o.e_tag(),
                 "id": id,
             });
+            if let Some(body) = &docs[key] {
+                doc["body"] = json!(body);
+            }
             (id, doc)
         })
         .collect()
@@ -311,7 +335,7 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
     let config = c["configuration"].as_object().expect("configuration");
     assert_eq!(
         config.len(),
-        13,
+        14,
         "configuration fields: {:?}",
         config.keys()
     );
@@ -337,7 +361,7 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
     orders.sort();
     assert_eq!(
         orders.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
-        (1..=13).collect::<Vec<_>>(),
+        (1..=14).collect::<Vec<_>>(),
         "orders: {orders:?}"
     );
     assert_eq!(c["features"], s3_features());
@@ -367,7 +391,7 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
         c["configuration"]["aws_secret_access_key"]["value"],
         "test-secret"
     );
-    assert_eq!(c["configuration"].as_object().unwrap().len(), 13);
+    assert_eq!(c["configuration"].as_object().unwrap().len(), 14);
     // The check-in goes on (service.heartbeat is 2 s).
     wait_connector(&world, &id, "a later check-in", secs(10), |c| {
         c["last_seen"]
@@ -455,7 +479,7 @@ async fn a_connector_configured_for_elastics_service_keeps_its_values_and_gains_
     })
     .await;
     let stored = c["configuration"].as_object().unwrap();
-    assert_eq!(stored.len(), 13, "fields: {:?}", stored.keys());
+    assert_eq!(stored.len(), 14, "fields: {:?}", stored.keys());
     let elastic: serde_json::Map<String, Value> = serde_json::from_str(ELASTIC_SCHEMA).unwrap();
     for key in ELASTIC_FIELDS {
         // Definitions re-synced with the schema, values untouched.
@@ -572,7 +596,11 @@ async fn on_demand_full_sync_indexes_one_exact_document_per_object() {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(fields, BTreeSet::from(DOC_FIELDS), "fields of {doc}");
+        let mut expected_fields = BTreeSet::from(DOC_FIELDS);
+        if doc["filename"].as_str().unwrap().ends_with(".txt") {
+            expected_fields.insert("body"); // extracted text of text files
+        }
+        assert_eq!(fields, expected_fields, "fields of {doc}");
         assert_eq!(doc, &expected[doc_id], "document {doc_id}");
         let stamp = doc["_timestamp"].as_str().unwrap();
         assert!(stamp.ends_with("+00:00"), "_timestamp {stamp}");
@@ -913,7 +941,7 @@ async fn action_config_prints_the_schema_and_action_list_the_source() {
     for (key, expected) in &elastic {
         assert_eq!(schema.get(key), Some(expected), "field {key}");
     }
-    assert_eq!(schema.len(), 13);
+    assert_eq!(schema.len(), 14);
 
     let out = cli_ok(&["--action", "list"]).await;
     assert_eq!(

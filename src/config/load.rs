@@ -22,6 +22,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "service_type",
     "sources",
     "extraction_service",
+    "extraction",
 ];
 
 /// Key names whose env override is kept verbatim rather than parsed (a password `0123` stays `0123`).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::de::{from_defaults, non_empty_secret, null_as_default, opt_id};
-use super::{EsConfig, ExtractionServiceConfig, Secret, ServiceConfig};
+use super::{EsConfig, ExtractionConfig, ExtractionServiceConfig, Secret, ServiceConfig};
 
 /// Service types this implementation can sync.
 pub const IMPLEMENTED_SERVICE_TYPES: &[&str] = &["s3"];
@@ -41,6 +41,9 @@ pub struct Config {
     /// The Data Extraction Service, when configured.
     #[serde(default)]
     pub extraction_service: Option<ExtractionServiceConfig>,
+    /// Limits of native text extraction (content-sync addition).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub extraction: ExtractionConfig,
     /// Non-fatal findings of loading and validation, already logged.
     #[serde(skip)]
     pub warnings: Vec<String>,

@@ -59,12 +59,23 @@ const METADATA_ROOM: usize = 4096;
 
 impl ContentStage {
     /// Picks the mode from the connector's settings, the job's pipeline and `config.yml`.
-    pub fn new(config: &Config, settings: &S3Settings, pipeline: &Pipeline, has_pipeline: bool) -> Self {
+    pub fn new(
+        config: &Config,
+        settings: &S3Settings,
+        pipeline: &Pipeline,
+        has_pipeline: bool,
+    ) -> Self {
         let mode = if settings.use_text_extraction_service {
-            match config.extraction_service.clone().filter(|s| s.host.is_some()) {
+            match config
+                .extraction_service
+                .clone()
+                .filter(|s| s.host.is_some())
+            {
                 Some(service) => Mode::Service(service),
                 None => {
-                    tracing::warn!("use_text_extraction_service is on but extraction_service.host is not set; files are not downloaded");
+                    tracing::warn!(
+                        "use_text_extraction_service is on but extraction_service.host is not set; files are not downloaded"
+                    );
                     Mode::Off
                 }
             }
@@ -121,12 +132,21 @@ impl ContentStage {
         }
         let service = matches!(self.mode, Mode::Service(_));
         if !service && size > self.max_file_bytes {
-            tracing::warn!(bucket, key, size, max = self.max_file_bytes,
-                "file is larger than service.max_file_download_size; indexing its metadata only");
+            tracing::warn!(
+                bucket,
+                key,
+                size,
+                max = self.max_file_bytes,
+                "file is larger than service.max_file_download_size; indexing its metadata only"
+            );
             stats.skipped_too_large.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let limit = if service { u64::MAX } else { self.max_file_bytes };
+        let limit = if service {
+            u64::MAX
+        } else {
+            self.max_file_bytes
+        };
         let bytes = match download(source, bucket, key, limit).await {
             Ok(b) => b,
             Err(reason) => {
@@ -135,7 +155,9 @@ impl ContentStage {
                 return false;
             }
         };
-        stats.downloaded_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        stats
+            .downloaded_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         match &self.mode {
             Mode::Off => false,
             Mode::Attachment => {
@@ -204,11 +226,22 @@ impl ContentStage {
 }
 
 /// Reads the object, at most `limit` bytes (an object that grew past it since the listing fails).
-async fn download(source: &S3Source, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let stream = source.get_object(bucket, key).await.map_err(|e| e.to_string())?;
+async fn download(
+    source: &S3Source,
+    bucket: &str,
+    key: &str,
+    limit: u64,
+) -> Result<Vec<u8>, String> {
+    let stream = source
+        .get_object(bucket, key)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut reader = stream.into_async_read().take(limit.saturating_add(1));
     let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).await.map_err(|e| format!("reading the object: {e}"))?;
+    reader
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| format!("reading the object: {e}"))?;
     if bytes.len() as u64 > limit {
         return Err(format!("object is larger than {limit} bytes"));
     }

@@ -4,19 +4,33 @@
 use crate::config::ExtractionServiceConfig;
 use serde_json::Value;
 
-pub async fn extract(http: &reqwest::Client, cfg: &ExtractionServiceConfig, key: &str, bytes: Vec<u8>) -> String {
-    let host = cfg.host.as_deref().unwrap_or_default().trim_end_matches('/');
+pub async fn extract(
+    http: &reqwest::Client,
+    cfg: &ExtractionServiceConfig,
+    key: &str,
+    bytes: Vec<u8>,
+) -> String {
+    let host = cfg
+        .host
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/');
     let url = format!("{host}/extract_text/");
     let mut temp_file = None;
     let request = if cfg.use_file_pointers {
         let ext = crate::source::s3::file_extension(key).unwrap_or("");
-        let path = std::path::Path::new(&cfg.shared_volume_dir)
-            .join(format!("content-sync-{}-{}{ext}", std::process::id(), fastrand::u64(..)));
+        let path = std::path::Path::new(&cfg.shared_volume_dir).join(format!(
+            "content-sync-{}-{}{ext}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         if let Err(e) = tokio::fs::write(&path, &bytes).await {
             tracing::error!(key, error = %e, "cannot write the file for the extraction service");
             return String::new();
         }
-        let request = http.put(&url).query(&[("local_file_path", path.to_string_lossy().to_string())]);
+        let request = http
+            .put(&url)
+            .query(&[("local_file_path", path.to_string_lossy().to_string())]);
         temp_file = Some(path);
         request
     } else {
@@ -42,9 +56,14 @@ pub async fn extract(http: &reqwest::Client, cfg: &ExtractionServiceConfig, key:
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status.is_success() && body.get("error").is_none() {
-        return body.get("extracted_text").and_then(Value::as_str).unwrap_or("").to_string();
+        return body
+            .get("extracted_text")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
     }
-    tracing::warn!(key, status = status.as_u16(), error = %body.get("error").unwrap_or(&Value::Null),
-        message = %body.get("message").unwrap_or(&Value::Null), "extraction service could not parse the file");
+    let (error, message) = (body["error"].to_string(), body["message"].to_string());
+    tracing::warn!(key, status = status.as_u16(), error = %error, message = %message,
+        "extraction service could not parse the file");
     String::new()
 }

@@ -6,11 +6,13 @@
 
 use super::SyncError;
 use super::checkpoint::Checkpoint;
+use super::content::{ContentStage, ContentStats};
 use super::existing::{ExistingIds, fingerprint};
 use super::plan::{Plan, Target};
 use super::progress::ListingStats;
 use crate::es::bulk::{BulkSink, Op, SinkError};
 use crate::source::s3::{S3Object, S3Source, to_document};
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +36,19 @@ pub struct Lister<'a> {
     pub skip_unchanged: bool,
     pub resume: Option<Checkpoint>,
     pub stats: &'a ListingStats,
+    pub content: &'a ContentStage,
+    pub content_stats: &'a ContentStats,
+    /// Downloads (and extractions) in flight at once within a page.
+    pub concurrency: usize,
     pub cancel: &'a CancellationToken,
+}
+
+/// A document ready for the content stage.
+struct Prepared {
+    id: String,
+    key: String,
+    size: u64,
+    doc: Map<String, Value>,
 }
 
 impl Lister<'_> {
@@ -80,9 +94,13 @@ impl Lister<'_> {
                 Err(e) => return Ok(Err(e.to_string())),
             };
             let last_key = page.last().map(|o| o.key.clone());
+            let mut prepared = Vec::with_capacity(page.len());
             for object in page {
-                self.object(index, target, plan, object).await?;
+                if let Some(p) = self.prepare(index, target, plan, object)? {
+                    prepared.push(p);
+                }
             }
+            self.index_page(&target.bucket, prepared).await?;
             if let Some(last_key) = last_key {
                 self.sink.mark(
                     Checkpoint::Listing {
@@ -96,20 +114,21 @@ impl Lister<'_> {
         }
     }
 
-    async fn object(
+    /// Builds the object's document, or `None` when rules, resumption or an unchanged version skip it.
+    fn prepare(
         &mut self,
         index: usize,
         target: &Target,
         plan: &Plan,
         object: S3Object,
-    ) -> Result<(), ListingFailure> {
+    ) -> Result<Option<Prepared>, ListingFailure> {
         self.stats.listed.fetch_add(1, Ordering::Relaxed);
         if !target.keeps(&object.key) {
-            return Ok(());
+            return Ok(None);
         }
         let mut doc = to_document(&object);
         let Some(Value::String(id)) = doc.remove("_id") else {
-            return Ok(());
+            return Ok(None);
         };
         // content-sync addition: the ETag, so incremental syncs can tell changed objects apart.
         doc.insert(
@@ -123,7 +142,7 @@ impl Lister<'_> {
             .map_err(|e| ListingFailure::Fatal(SyncError::Rules(e.to_string())))?;
         if !included {
             self.stats.excluded_by_rules.fetch_add(1, Ordering::Relaxed);
-            return Ok(()); // stays in `existing`: an indexed copy gets deleted (§6.2 step 5)
+            return Ok(None); // stays in `existing`: an indexed copy gets deleted (§6.2 step 5)
         }
         let previous = self.existing.take(&id);
         if self
@@ -132,7 +151,7 @@ impl Lister<'_> {
             .is_some_and(|cp| cp.covers(index, &target.bucket, &object.key))
         {
             self.stats.resumed_skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Ok(None);
         }
         let version = fingerprint(
             doc.get("_timestamp").and_then(Value::as_str),
@@ -140,17 +159,42 @@ impl Lister<'_> {
         );
         if self.skip_unchanged && previous == Some(version) {
             self.stats.unchanged_skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Ok(None);
         }
         doc.extend(self.flags.clone());
-        let op = Op::Index {
+        Ok(Some(Prepared {
             id,
-            source: serde_json::to_vec(&doc).expect("document serializes"),
-            has_attachment: false,
-        };
-        match self.sink.send(op).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(ListingFailure::Fatal(SyncError::Sink(SinkError::Closed))),
+            size: object.size.max(0) as u64,
+            key: object.key,
+            doc,
+        }))
+    }
+
+    /// Fetches the page's content (a bounded number at once, in order) and queues the documents.
+    async fn index_page(
+        &self,
+        bucket: &str,
+        prepared: Vec<Prepared>,
+    ) -> Result<(), ListingFailure> {
+        let (source, content, stats) = (self.source, self.content, self.content_stats);
+        let mut filled = futures_util::stream::iter(prepared)
+            .map(|mut p| async move {
+                let attachment = content
+                    .fill(source, bucket, &p.key, p.size, &mut p.doc, stats)
+                    .await;
+                (p, attachment)
+            })
+            .buffered(self.concurrency.max(1));
+        while let Some((p, has_attachment)) = filled.next().await {
+            let op = Op::Index {
+                id: p.id,
+                source: serde_json::to_vec(&p.doc).expect("document serializes"),
+                has_attachment,
+            };
+            if self.sink.send(op).await.is_err() {
+                return Err(ListingFailure::Fatal(SyncError::Sink(SinkError::Closed)));
+            }
         }
+        Ok(())
     }
 }

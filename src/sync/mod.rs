@@ -8,7 +8,9 @@
 //! `skip_unchanged_documents`, skip objects whose `_timestamp` and ETag match the indexed document.
 
 pub mod checkpoint;
+pub mod content;
 mod existing;
+mod extraction_service;
 mod listing;
 mod pipeline;
 mod plan;
@@ -117,6 +119,9 @@ async fn sync(
     tracing::info!(index = %index, existing = existing.len(), targets = plan.targets.len(), incremental,
         "existing documents loaded");
 
+    let content =
+        content::ContentStage::new(&ctx.config, &settings, &pipeline, pipeline_param.is_some());
+    tracing::debug!(mode = ?content.mode(), "content extraction");
     let sink = BulkSink::start(
         es,
         settings::sink(&ctx.config, &index, pipeline_param),
@@ -131,6 +136,9 @@ async fn sync(
         skip_unchanged: incremental || settings.skip_unchanged_documents,
         resume: progress.resumed_from.clone(),
         stats: &progress.listing,
+        content: &content,
+        content_stats: &progress.content,
+        concurrency: ctx.config.elasticsearch.bulk.concurrent_downloads,
         cancel,
     }
     .run(&plan)

@@ -1,6 +1,7 @@
 //! A job's live progress, shared between the sync and the runner (which reports it).
 
 use super::checkpoint::Checkpoint;
+use super::content::ContentStats;
 use crate::es::bulk::{SinkCounters, Tally, Watermark};
 use crate::es::job::JobStats;
 use serde_json::{Value, json};
@@ -21,6 +22,7 @@ pub struct Progress {
     pub counters: Arc<SinkCounters>,
     pub watermark: Arc<Watermark>,
     pub listing: ListingStats,
+    pub content: ContentStats,
     /// Where a resumed job started from.
     pub resumed_from: Option<Checkpoint>,
 }
@@ -38,6 +40,7 @@ impl Progress {
             counters: Arc::new(counters),
             watermark: Arc::new(Watermark::with_base(base)),
             listing: ListingStats::default(),
+            content: ContentStats::default(),
             resumed_from,
         }
     }
@@ -60,6 +63,7 @@ impl Progress {
     pub fn metadata(&self, checkpoint: Option<&Checkpoint>, indexed_bytes: u64) -> Value {
         let l = &self.listing;
         let c = &self.counters;
+        let x = &self.content;
         let mut m = json!({
             "listed_objects": l.listed.load(Ordering::Relaxed),
             "excluded_by_rules": l.excluded_by_rules.load(Ordering::Relaxed),
@@ -68,6 +72,11 @@ impl Progress {
             "failed_items": c.item_errors.load(Ordering::Relaxed),
             "dropped_too_large": c.dropped_too_large.load(Ordering::Relaxed),
             "indexed_bytes": indexed_bytes,
+            "extracted_files": x.extracted.load(Ordering::Relaxed),
+            "skipped_too_large": x.skipped_too_large.load(Ordering::Relaxed),
+            "skipped_unsupported": x.skipped_unsupported.load(Ordering::Relaxed),
+            "extraction_failed": x.failed.load(Ordering::Relaxed),
+            "downloaded_bytes": x.downloaded_bytes.load(Ordering::Relaxed),
         });
         if let Some(cp) = checkpoint {
             m["checkpoint"] = cp.to_value();

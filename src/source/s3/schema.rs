@@ -123,7 +123,7 @@ const fn addition(
 }
 
 /// Every field of the S3 source, in schema order.
-pub static FIELDS: [FieldSpec; 13] = [
+pub static FIELDS: [FieldSpec; 14] = [
     FieldSpec {
         tooltip: Some("AWS Buckets are ignored when Advanced Sync Rules are used."),
         ..elastic_field("buckets", "AWS Buckets", "textarea", 1, FieldType::List)
@@ -215,6 +215,20 @@ pub static FIELDS: [FieldSpec; 13] = [
              ETag match the indexed document are neither downloaded nor re-indexed. Incremental syncs always skip them.",
         )
     },
+    FieldSpec {
+        display: "toggle",
+        field_type: FieldType::Bool,
+        default_value: Scalar::Bool(false),
+        initial_value: Scalar::Bool(false),
+        ..addition(
+            "use_pipeline_extraction",
+            "Extract text in Elasticsearch",
+            14,
+            "Off: content-sync extracts the text of supported files itself into `body`. On: files are sent \
+             base64-encoded as `_attachment`, as Elastic's service does, for the ingest pipeline's attachment \
+             processor (the pipeline must exist and extract binary content).",
+        )
+    },
 ];
 
 /// Looks up a field by key.
@@ -293,7 +307,8 @@ mod tests {
                 "region",
                 "force_path_style",
                 "aws_session_token",
-                "skip_unchanged_documents"
+                "skip_unchanged_documents",
+                "use_pipeline_extraction"
             ]
         );
         for (i, name) in names[8..].iter().enumerate() {

@@ -35,6 +35,8 @@ pub struct S3Settings {
     pub force_path_style: bool,
     /// Full syncs skip objects unchanged since they were indexed (content-sync addition).
     pub skip_unchanged_documents: bool,
+    /// Send files as `_attachment` for Elasticsearch's pipeline instead of extracting natively.
+    pub use_pipeline_extraction: bool,
 }
 
 impl Default for S3Settings {
@@ -54,6 +56,7 @@ impl Default for S3Settings {
             region: None,
             force_path_style: false,
             skip_unchanged_documents: false,
+            use_pipeline_extraction: false,
         }
     }
 }
@@ -281,6 +284,7 @@ impl S3Settings {
         s.region = non_empty_str(take("region").1);
         s.force_path_style = take("force_path_style").1 == Typed::Bool(true);
         s.skip_unchanged_documents = take("skip_unchanged_documents").1 == Typed::Bool(true);
+        s.use_pipeline_extraction = take("use_pipeline_extraction").1 == Typed::Bool(true);
         s.session_token = non_empty_str(take("aws_session_token").1).map(Secret::new);
 
         if errors.is_empty() {
