@@ -64,6 +64,17 @@ pub struct Hit {
 }
 
 impl Hit {
+    /// Splits a hit into its id, its concurrency token and its `_source` object (empty when the
+    /// source is not an object).
+    pub fn into_parts(self) -> (String, Option<Occ>, serde_json::Map<String, Value>) {
+        let occ = self.occ();
+        let doc = match self.source {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        (self.id, occ, doc)
+    }
+
     /// The `if_seq_no`/`if_primary_term` pair of this read, for an optimistic write.
     pub fn occ(&self) -> Option<Occ> {
         Some(Occ {

@@ -31,16 +31,8 @@ pub struct SyncJob {
 
 impl SyncJob {
     pub fn from_hit(hit: Hit) -> Self {
-        let occ = hit.occ();
-        let doc = match hit.source {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        Self {
-            occ,
-            id: hit.id,
-            doc,
-        }
+        let (id, occ, doc) = hit.into_parts();
+        Self { id, occ, doc }
     }
 
     fn str_field(&self, key: &str) -> Option<&str> {

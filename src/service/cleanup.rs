@@ -38,18 +38,7 @@ async fn clean_orphaned(ctx: &Context) -> anyhow::Result<()> {
     let jobs = ctx.jobs.search(query).await?;
     let mut marked = 0;
     for job in &jobs {
-        match ctx
-            .jobs
-            .terminate(
-                &job.id,
-                status::ERROR,
-                Some(IDLE_JOB_ERROR),
-                None,
-                None,
-                None,
-            )
-            .await
-        {
+        match fail(ctx, &job.id).await {
             Ok(()) => marked += 1,
             Err(e) => tracing::warn!(job_id = %job.id, error = %e, "could not mark orphaned job"),
         }
@@ -78,18 +67,7 @@ async fn clean_idle(ctx: &Context) -> anyhow::Result<()> {
     let jobs = ctx.jobs.search(query).await?;
     let mut marked = 0;
     for job in &jobs {
-        if let Err(e) = ctx
-            .jobs
-            .terminate(
-                &job.id,
-                status::ERROR,
-                Some(IDLE_JOB_ERROR),
-                None,
-                None,
-                None,
-            )
-            .await
-        {
+        if let Err(e) = fail(ctx, &job.id).await {
             tracing::warn!(job_id = %job.id, error = %e, "could not mark idle job");
             continue;
         }
@@ -108,4 +86,18 @@ async fn clean_idle(ctx: &Context) -> anyhow::Result<()> {
         tracing::info!(marked, found = jobs.len(), "marked idle jobs as error");
     }
     Ok(())
+}
+
+/// Marks a job `error` with the idle-job message (§5.8), without stats.
+async fn fail(ctx: &Context, job_id: &str) -> Result<(), crate::es::EsError> {
+    ctx.jobs
+        .terminate(
+            job_id,
+            status::ERROR,
+            Some(IDLE_JOB_ERROR),
+            None,
+            None,
+            None,
+        )
+        .await
 }

@@ -331,21 +331,7 @@ mod tests {
 
     #[test]
     fn every_field_has_the_13_rich_keys_in_order() {
-        let keys = [
-            "default_value",
-            "depends_on",
-            "display",
-            "label",
-            "options",
-            "order",
-            "required",
-            "sensitive",
-            "tooltip",
-            "type",
-            "ui_restrictions",
-            "validations",
-            "value",
-        ];
+        let keys = crate::es::connector::RICH_KEYS;
         for (name, f) in configuration_schema() {
             let got: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
             assert_eq!(got, keys, "{name}");
