@@ -29,13 +29,18 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     let Some(connector_id) = job.connector_id().map(str::to_string) else {
         return;
     };
-    let Some(job) = sync_starts(&ctx, &connector_id, &job.id).await else {
+    let Some((job, connector_cursor)) = sync_starts(&ctx, &connector_id, &job.id).await else {
         return;
     };
     let (resume, base) = resume_point(&job);
     tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = job.job_type(),
         resumed = resume.is_some(), "sync job starting");
-    if let Err(e) = ctx.jobs.claim(&job.id, &ctx.hostname, Value::Null).await {
+    // §5.3 step 2: incremental jobs are claimed with the connector's `sync_cursor`.
+    let claim_cursor = match job.job_type() {
+        "incremental" => connector_cursor,
+        _ => Value::Null,
+    };
+    if let Err(e) = ctx.jobs.claim(&job.id, &ctx.hostname, claim_cursor).await {
         let msg = format!("Failed to claim job for job {} because of {e}", job.id);
         let end = Termination::new(status::ERROR, Some(msg), JobStats::default());
         finish(&ctx, &job, &connector_id, end).await;
@@ -141,14 +146,15 @@ impl Termination {
 }
 
 /// §5.3 step 1: mark the connector `in_progress` with optimistic concurrency. Of two instances that
-/// race for the same job, exactly one gets `true`.
+/// race for the same job, exactly one gets the job (with the connector's `sync_cursor`).
 ///
 /// The job was read by an executor poll, possibly long ago: another instance may have run it to
 /// the end since. So once the mark is ours, a fresh read of the job decides; if it is no longer
 /// waiting, the connector gets back the fields the mark replaced.
-async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<SyncJob> {
+async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<(SyncJob, Value)> {
     const MARKED: [&str; 4] = ["status", "error", "last_sync_status", "last_sync_error"];
     let mut replaced = serde_json::Map::new();
+    let mut cursor = Value::Null;
     let result = ctx
         .connectors
         .read_modify_write(connector_id, |c| {
@@ -157,6 +163,7 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<
                     .iter()
                     .map(|k| (k.to_string(), c.doc.get(*k).cloned().unwrap_or(Value::Null)))
                     .collect();
+                cursor = c.doc.get("sync_cursor").cloned().unwrap_or(Value::Null);
                 json!({"status": "connected", "error": null, "last_sync_status": status::IN_PROGRESS, "last_sync_error": null})
             })
         })
@@ -181,7 +188,7 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<
                     tracing::warn!(connector_id, error = %e, "could not restore the connector's sync status");
                 }
             }
-            fresh
+            fresh.map(|j| (j, cursor))
         }
         Ok(Some((_, false))) => {
             tracing::info!(
