@@ -1,6 +1,7 @@
 //! Log output as Elastic's service writes it (§10.5): text lines by default, ECS JSON lines with
 //! `--filebeat`. Fields of the enclosing spans (`connector_id`, `sync_job_id`, …) are carried into
-//! each line: as a `[key: value, …]` prefix in text, as `labels.*` in ECS.
+//! each line: as Elastic's `[Connector id: …, index name: …, Sync job id: …]` prefix in text, as
+//! `labels.*` in ECS.
 
 use serde_json::{Map, Value, json};
 use std::fmt::Debug;
@@ -14,7 +15,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// Which line format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `[FMWK][HH:MM:SS][LEVEL] [connector_id: x, sync_job_id: y] message key=value …`
+    /// `[FMWK][HH:MM:SS][LEVEL] [Connector id: x, index name: i, Sync job id: y] message key=value …`
     Text,
     /// One ECS JSON object per line (Filebeat-ready).
     Ecs,
@@ -140,15 +141,22 @@ fn text_line(level: Level, labels: &Map<String, Value>, event: &Collect) -> Stri
         chrono::Utc::now().format("%H:%M:%S"),
         level_name(level)
     );
-    if !labels.is_empty() {
-        let context: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", plain(v)))
-            .collect();
+    // Elastic's context prefix: `[Connector id: c, index name: i, Sync job id: j]`; other span
+    // fields follow the message as `key=value`.
+    let mut rest = labels.clone();
+    let context: Vec<String> = [
+        ("connector_id", "Connector id"),
+        ("index_name", "index name"),
+        ("sync_job_id", "Sync job id"),
+    ]
+    .iter()
+    .filter_map(|(key, name)| rest.remove(*key).map(|v| format!("{name}: {}", plain(&v))))
+    .collect();
+    if !context.is_empty() {
         line += &format!("[{}] ", context.join(", "));
     }
     line += &event.message;
-    for (k, v) in &event.fields {
+    for (k, v) in rest.iter().chain(&event.fields) {
         line += &format!(" {k}={}", plain(v));
     }
     line.push('\n');
@@ -190,7 +198,7 @@ mod tests {
         let line = text_line(Level::INFO, &labels, &event);
         assert!(line.starts_with("[FMWK]["), "{line}");
         assert!(
-            line.ends_with("[INFO] [connector_id: c1] sync ended indexed=3\n"),
+            line.ends_with("[INFO] [Connector id: c1] sync ended indexed=3\n"),
             "{line}"
         );
     }
