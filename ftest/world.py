@@ -182,9 +182,12 @@ def wait_for_sync(service, connector_id, previous, timeout):
 
 
 def last_job(connector_id):
+    """The connector's most recently finished job."""
     es("POST", "/.elastic-connectors-sync-jobs/_refresh")
+    query = {"bool": {"filter": [{"term": {"connector.id": connector_id}},
+                                 {"terms": {"status": ["completed", "error", "canceled"]}}]}}
     hits = es("POST", "/.elastic-connectors-sync-jobs/_search", {
-        "query": {"term": {"connector.id": connector_id}}, "sort": [{"created_at": "desc"}], "size": 1})
+        "query": query, "sort": [{"completed_at": "desc"}], "size": 1})
     return hits["hits"]["hits"][0]["_source"]
 
 
