@@ -324,29 +324,63 @@ fn deeply_nested_markup_does_not_overflow() {
     let _ = check_bounded("deep.pdf", pdf.as_bytes(), &limits());
 }
 
-#[test]
-fn huge_sparse_xls_is_refused() {
-    // A BIFF8 workbook stream with two cells far apart, inside a compound file.
+/// A compound file whose `Workbook` stream holds the given BIFF records.
+fn xls_with(records: &[(u16, Vec<u8>)]) -> Vec<u8> {
     let mut stream = Vec::new();
-    let mut record = |kind: u16, body: &[u8]| {
+    for (kind, body) in records {
         stream.extend(kind.to_le_bytes());
         stream.extend((body.len() as u16).to_le_bytes());
         stream.extend(body);
-    };
-    record(0x0809, &[0, 6, 0x10, 0, 0, 0, 0, 0]);
-    record(0x0203, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    record(0x0203, &[0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    record(0x000A, &[]);
+    }
     let mut file = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).unwrap();
     file.create_stream("/Workbook")
         .unwrap()
         .write_all(&stream)
         .unwrap();
     file.flush().unwrap();
-    let bytes = file.into_inner().into_inner();
-    let result = check_bounded("sparse.xls", &bytes, &limits());
+    file.into_inner().into_inner()
+}
+
+#[test]
+fn huge_or_inverted_xls_areas_are_refused() {
+    let bof = (0x0809, vec![0, 6, 0x10, 0, 0, 0, 0, 0]);
+    let eof = (0x000A, vec![]);
+    let number = |row: u16, col: u16| {
+        let mut body = [row.to_le_bytes(), col.to_le_bytes()].concat();
+        body.extend([0u8; 10]);
+        (0x0203, body)
+    };
+    let dims = |rf: u32, rl: u32, cf: u16, cl: u16| {
+        let body = [
+            &rf.to_le_bytes()[..],
+            &rl.to_le_bytes(),
+            &cf.to_le_bytes(),
+            &cl.to_le_bytes(),
+            &[0, 0],
+        ]
+        .concat();
+        (0x0200, body)
+    };
+    // Two cells far apart: calamine would allocate the dense 65 536 x 256 box.
+    let sparse = xls_with(&[bof.clone(), number(0, 0), number(0xffff, 0xff), eof.clone()]);
+    let result = check_bounded("sparse.xls", &sparse, &limits());
     assert!(
         matches!(result, Err(ExtractError::TooLarge(_))),
+        "{result:?}"
+    );
+    // A declared area of 4 billion rows (calamine reserves it up front).
+    let huge = xls_with(&[bof.clone(), dims(0, u32::MAX, 0, 10), eof.clone()]);
+    let result = check_bounded("huge.xls", &huge, &limits());
+    assert!(
+        matches!(result, Err(ExtractError::TooLarge(_))),
+        "{result:?}"
+    );
+    // Found by the fuzzer: last row before the first, which wraps around in calamine 0.38 and
+    // aborted the process with a 342 GB allocation.
+    let inverted = xls_with(&[bof, dims(5, 3, 0, 1), eof]);
+    let result = check_bounded("inverted.xls", &inverted, &limits());
+    assert!(
+        matches!(result, Err(ExtractError::Corrupt(_))),
         "{result:?}"
     );
 }

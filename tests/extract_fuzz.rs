@@ -12,7 +12,8 @@
 //! gzip containers — the same mutations applied to an inner entry, re-packed, so the XML parsers
 //! behind the container are reached. Every run is deterministic for a given `FUZZ_SEED`. A panic
 //! (caught inside `extract`), an over-long result or an input taking more than `FUZZ_HANG_SECS`
-//! (default 5) is a failure; the input is written to `target/fuzz-failures/`.
+//! (default 5) is a failure; the input is written to `target/fuzz-failures/`. With `FUZZ_SAVE_EACH=1`
+//! every input is written to `target/fuzz-failures/<family>-0-current` before it runs, to catch aborts.
 
 use content_sync::extract::{ExtractError, Limits, extract};
 use std::io::{Cursor, Read, Write};
@@ -167,6 +168,8 @@ fn fuzz_family(family: &str, exts: &[&str], secs: u64, seed: u64) -> (u64, Vec<S
     let mut failures = Vec::new();
     let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
     let mut iteration = 0u64;
+    let save_each = std::env::var_os("FUZZ_SAVE_EACH").is_some();
+    let current = save_failure(family, 0, "current", b"");
     while started.elapsed() < Duration::from_secs(secs) {
         iteration += 1;
         let (name, base) = &seeds[rng.usize(..seeds.len())];
@@ -196,6 +199,10 @@ fn fuzz_family(family: &str, exts: &[&str], secs: u64, seed: u64) -> (u64, Vec<S
             max_decompressed_bytes: 32 << 20,
             deadline: Instant::now() + hang,
         };
+        if save_each {
+            // An abort (allocation failure, stack overflow) cannot be caught: keep the input first.
+            let _ = std::fs::write(&current, &data);
+        }
         let t = Instant::now();
         let result = extract(name, &data, &limits);
         let took = t.elapsed();

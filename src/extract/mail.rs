@@ -10,6 +10,8 @@ use std::io::{Cursor, Read};
 pub(crate) fn extract_eml(bytes: &[u8], out: &mut Out) -> Result<()> {
     let message = MessageParser::default()
         .parse(bytes)
+        // Without a single header this is some other text file, not a message.
+        .filter(|m| !m.headers().is_empty())
         .ok_or_else(|| ExtractError::Corrupt("not an e-mail message".into()))?;
     if let Some(subject) = message.subject() {
         out.push_str(subject);
@@ -22,9 +24,6 @@ pub(crate) fn extract_eml(bytes: &[u8], out: &mut Out) -> Result<()> {
             out.push_str(&body);
             out.newline();
         }
-    }
-    if out.is_blank() && message.headers().is_empty() {
-        return Err(ExtractError::Corrupt("not an e-mail message".into()));
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ mod pdf;
 mod rtf;
 mod spreadsheet;
 mod text;
+mod xls_guard;
 mod xml;
 mod zipped;
 

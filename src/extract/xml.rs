@@ -87,12 +87,10 @@ pub(crate) fn walk(xml: &[u8], rules: &Rules, out: &mut Out) -> Result<Option<St
                 }
                 empty_element(&e, name, rules, out);
             }
-            Event::Empty(e) => {
-                if skip_depth == 0 {
-                    let name = local(&e);
-                    empty_element(&e, name, rules, out);
-                    end_element(name, rules, out);
-                }
+            Event::Empty(e) if skip_depth == 0 => {
+                let name = local(&e);
+                empty_element(&e, name, rules, out);
+                end_element(name, rules, out);
             }
             Event::End(e) => {
                 if skip_depth > 0 {
