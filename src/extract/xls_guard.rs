@@ -67,7 +67,14 @@ fn scan(stream: &[u8], start: usize, mut sheets: Option<&mut Vec<usize>>) -> Res
             0x0085 => {
                 if let (Some(list), Some(offset)) = (sheets.as_deref_mut(), body.get(..4)) {
                     let offset = u32::from_le_bytes([offset[0], offset[1], offset[2], offset[3]]);
-                    list.push(usize::try_from(offset).unwrap_or(usize::MAX));
+                    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+                    // calamine slices the stream at this offset without checking it.
+                    if offset > stream.len() {
+                        return Err(ExtractError::Corrupt(
+                            "xls: sheet offset beyond the stream".into(),
+                        ));
+                    }
+                    list.push(offset);
                 }
             }
             0x0809 => {
