@@ -43,8 +43,10 @@ def main():
     es("DELETE", f"/.elastic-connectors/_doc/{CONNECTOR}?refresh=true", ok_missing=True)
     es("DELETE", f"/{INDEX}", ok_missing=True)
     endpoint = ["--endpoint-url", world.S3_ENDPOINT] if world.S3_ENDPOINT else []
+    keys = ["--aws-access-key-id", os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+            "--aws-secret-access-key", os.environ.get("AWS_SECRET_ACCESS_KEY", "test-secret")]
     subprocess.run(cli + ["connector", "create", "--id", CONNECTOR, "--index-name", INDEX, "--buckets", BUCKET]
-                   + endpoint, check=True, env=dict(os.environ, ALLOW_ES_VERSION_MISMATCH="true"))
+                   + endpoint + keys, check=True, env=dict(os.environ, ALLOW_ES_VERSION_MISMATCH="true"))
     job_id = subprocess.run(cli + ["job", "start", "--connector", CONNECTOR], check=True, capture_output=True,
                             text=True).stdout.strip()
     log(f"queued on-demand full sync {job_id}")
@@ -60,11 +62,12 @@ def main():
     log(f"sync {job['status']}: {docs} documents in {INDEX}, job took {secs:.2f} s "
         f"({job['indexed_document_count'] / max(secs, 1e-3):.0f} docs/s; {wall:.1f} s from service start), "
         f"service peak RSS {service.peak_rss_kib / 1024:.1f} MiB")
-    hit = es("POST", f"/{INDEX}/_search", {"size": 1, "query": {"match": {"filename": "reports"}}})
-    log("sample hit: " + json.dumps(hit["hits"]["hits"][0]["_source"], indent=2))
     log(f"service log: {workdir}/service.log")
     if job["status"] != "completed" or docs != len(objects):
         sys.exit(f"demo failed: job {job['status']} ({job.get('error')}), {docs} of {len(objects)} documents")
+    hit = es("POST", f"/{INDEX}/_search", {"size": 1, "query": {"match": {"body": "reports 2025 number 7"}}})
+    log("sample hit for body:\"reports 2025 number 7\": "
+        + json.dumps(hit["hits"]["hits"][0]["_source"], indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
