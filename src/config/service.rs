@@ -49,6 +49,10 @@ pub struct ServiceConfig {
     /// Seconds between job-cleanup passes.
     #[serde(default = "default_job_cleanup_interval")]
     pub job_cleanup_interval: f64,
+    /// Seconds without an update after which a running job counts as dead (content-sync addition;
+    /// Elastic hard-codes 300).
+    #[serde(default = "default_idle_job_threshold_secs")]
+    pub idle_job_threshold_secs: u64,
     /// Service log level (the CLI's `--log-level`/`--debug` win).
     #[serde(default = "default_service_log_level")]
     pub log_level: String,
@@ -153,6 +157,9 @@ const fn default_max_file_download_size() -> u64 {
 }
 const fn default_job_cleanup_interval() -> f64 {
     300.0
+}
+const fn default_idle_job_threshold_secs() -> u64 {
+    300
 }
 fn default_service_log_level() -> String {
     "INFO".to_owned()

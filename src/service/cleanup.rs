@@ -8,8 +8,6 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A running job whose `last_seen` is older than this is considered dead (Elastic: 300 s).
-pub const IDLE_JOB_THRESHOLD_SECS: u64 = 300;
 pub const IDLE_JOB_ERROR: &str = "The job has not seen any update for some time.";
 
 pub async fn run(ctx: Arc<Context>) {
@@ -62,7 +60,7 @@ async fn clean_idle(ctx: &Context) -> anyhow::Result<()> {
     let query = json!({"bool": {"filter": [
         {"terms": {"connector.id": ids}},
         {"terms": {"status": [status::IN_PROGRESS, status::CANCELING]}},
-        {"range": {"last_seen": {"lte": format!("now-{IDLE_JOB_THRESHOLD_SECS}s")}}},
+        {"range": {"last_seen": {"lte": format!("now-{}s", ctx.config.service.idle_job_threshold_secs)}}},
     ]}});
     let jobs = ctx.jobs.search(query).await?;
     let mut marked = 0;

@@ -282,6 +282,11 @@ async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Terminati
     let connector_exists = matches!(ctx.connectors.get(connector_id).await, Ok(Some(_)));
     let mut error = end.error;
     let stats = end.stats;
+    let details = end
+        .metadata
+        .as_ref()
+        .map(Value::to_string)
+        .unwrap_or_default();
     if job_exists {
         let total = if connector_exists {
             total_documents(ctx, job, connector_id).await
@@ -343,6 +348,7 @@ async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Terminati
         indexed = stats.indexed_document_count,
         deleted = stats.deleted_document_count,
         error = error.as_deref().unwrap_or(""),
+        details = %details,
         "sync ended"
     );
 }
