@@ -284,3 +284,86 @@ async fn a_no_change_incremental_sync_downloads_nothing() {
     assert_eq!(docs["doc-0.txt"]["body"], "new words");
     assert!(!docs.contains_key("doc-1.txt"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_mode_sends_the_bytes_as_attachment() {
+    use base64::Engine;
+    let world = TestWorld::start().await;
+    let bucket = world.name("attach");
+    world.create_bucket(&bucket, None).await;
+    let pdf = std::fs::read(corpus_dir().join("sample.pdf")).unwrap();
+    world.put_object(&bucket, "report.pdf", &pdf).await;
+    world
+        .put_object(&bucket, "photo.jpg", b"\xff\xd8 not extractable")
+        .await;
+    // An Elasticsearch whose default pipeline exists: the proxy answers the pipeline check and takes
+    // the bulk requests naming it, recording every document (the stand-in has no ingest API).
+    let seen: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let record = seen.clone();
+    let bulk: common::proxy::Handler = Arc::new(move |_, _, body| {
+        let record = record.clone();
+        Box::pin(async move {
+            let lines: Vec<Value> = body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect();
+            let mut items = Vec::new();
+            let mut i = 0;
+            while i < lines.len() {
+                if lines[i].get("index").is_some() {
+                    record.lock().unwrap().push(lines[i + 1].clone());
+                    items.push(json!({"index": {"status": 201, "result": "created"}}));
+                    i += 2;
+                } else {
+                    items.push(json!({"delete": {"status": 200, "result": "deleted"}}));
+                    i += 1;
+                }
+            }
+            (200, json!({"errors": false, "items": items}).to_string())
+        })
+    });
+    let es = FaultProxy::start(
+        &world.es_url,
+        vec![
+            Rule::method_path(
+                "GET",
+                "/_ingest/pipeline/search-default-ingestion",
+                Fault::status(200, r#"{"search-default-ingestion":{}}"#),
+            ),
+            Rule::path_contains(
+                "/_bulk?pipeline=search-default-ingestion",
+                Fault::Handle(bulk),
+            ),
+        ],
+    )
+    .await;
+    let (id, _index) = connector(&world, &bucket, |c| {
+        c["use_pipeline_extraction"] = json!({"label": "Extract text in Elasticsearch", "order": 14,
+            "type": "bool", "value": true});
+    })
+    .await;
+    let extra = format!("elasticsearch.host: {}\n", es.url());
+    let _service = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
+    let job = run_job(&world, &id, "full").await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let docs: BTreeMap<String, Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| (d["filename"].as_str().unwrap().to_string(), d.clone()))
+        .collect();
+    let report = &docs["report.pdf"];
+    let expected = base64::engine::general_purpose::STANDARD.encode(&pdf);
+    assert_eq!(
+        report["_attachment"],
+        json!(expected),
+        "the file's bytes, base64"
+    );
+    assert_eq!(report["_extract_binary_content"], true);
+    assert!(
+        report.get("body").is_none(),
+        "the pipeline extracts, not us"
+    );
+    assert!(docs["photo.jpg"].get("_attachment").is_none());
+}
