@@ -29,14 +29,6 @@ impl std::fmt::Debug for Raw {
     }
 }
 
-fn tail(s: &str, n: usize) -> &str {
-    let mut start = s.len().saturating_sub(n);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
-}
-
 /// Waits until the job's status is one of `statuses`; on timeout shows the job and the services' logs.
 async fn wait_job(
     world: &TestWorld,
@@ -58,7 +50,12 @@ async fn wait_job(
                     _ => {
                         let logs: Vec<String> = services
                             .iter()
-                            .map(|s| format!("--- service log ---\n{}", tail(&s.logs(), 3000)))
+                            .map(|s| {
+                                format!(
+                                    "--- service log ---\n{}",
+                                    common::log_tail(&s.logs(), 3000)
+                                )
+                            })
                             .collect();
                         Err(Raw(format!("job: {job:?}\n{}", logs.join("\n"))))
                     }

@@ -18,14 +18,6 @@ fn doc_id(bucket: &str, key: &str) -> String {
     format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
 }
 
-fn tail(s: &str) -> &str {
-    let mut start = s.len().saturating_sub(4000);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
-}
-
 /// Waits until the job is terminated and asserts it completed.
 async fn wait_completed(world: &TestWorld, job_id: &str, svc: &ServiceProcess) -> Value {
     let job = world
@@ -33,11 +25,19 @@ async fn wait_completed(world: &TestWorld, job_id: &str, svc: &ServiceProcess) -
             let job = world.job(job_id).await.unwrap_or(Value::Null);
             match job["status"].as_str() {
                 Some("completed" | "error" | "canceled") => Ok(job),
-                _ => Err(format!("{job}\n--- log tail ---\n{}", tail(&svc.logs()))),
+                _ => Err(format!(
+                    "{job}\n--- log tail ---\n{}",
+                    common::log_tail(&svc.logs(), 4000)
+                )),
             }
         })
         .await;
-    assert_eq!(job["status"], "completed", "{job}\n{}", tail(&svc.logs()));
+    assert_eq!(
+        job["status"],
+        "completed",
+        "{job}\n{}",
+        common::log_tail(&svc.logs(), 4000)
+    );
     job
 }
 
@@ -109,7 +109,7 @@ async fn two_connectors(max_concurrent: usize) -> (Vec<Value>, usize) {
             if finished == 2 {
                 Ok(hits)
             } else {
-                Err(format!("{hits:?}\n{}", tail(&svc.logs())))
+                Err(format!("{hits:?}\n{}", common::log_tail(&svc.logs(), 4000)))
             }
         })
         .await;
@@ -399,7 +399,7 @@ async fn incremental_syncs_index_only_what_changed() {
                 if done.len() >= 2 {
                     Ok(done)
                 } else {
-                    Err(format!("{done:?}\n{}", tail(&svc.logs())))
+                    Err(format!("{done:?}\n{}", common::log_tail(&svc.logs(), 4000)))
                 }
             },
         )

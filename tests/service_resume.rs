@@ -19,14 +19,6 @@ fn doc_id(bucket: &str, key: &str) -> String {
     format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
 }
 
-fn tail(s: &str) -> &str {
-    let mut start = s.len().saturating_sub(4000);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
-}
-
 /// Waits until the job's status is one of `statuses`.
 async fn wait_job(
     world: &TestWorld,
@@ -44,7 +36,10 @@ async fn wait_job(
                 if statuses.contains(&job["status"].as_str().unwrap_or("")) {
                     Ok(job)
                 } else {
-                    Err(format!("{job}\n--- log tail ---\n{}", tail(&svc.logs())))
+                    Err(format!(
+                        "{job}\n--- log tail ---\n{}",
+                        common::log_tail(&svc.logs(), 4000)
+                    ))
                 }
             },
         )
@@ -173,7 +168,7 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     assert!(
         status.success(),
         "exit status {status:?}\n{}",
-        tail(&svc.logs())
+        common::log_tail(&svc.logs(), 4000)
     );
     // A request the proxy was delaying still reaches ES: let it land before taking stock.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -226,7 +221,7 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
         done["status"],
         "completed",
         "{done}\n{}",
-        tail(&svc2.logs())
+        common::log_tail(&svc2.logs(), 4000)
     );
     assert_ne!(done["started_at"], first["started_at"], "claimed again");
     assert_eq!(

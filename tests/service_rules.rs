@@ -62,7 +62,10 @@ async fn wait_done(
             let job = world.job(job_id).await.unwrap_or(Value::Null);
             match job["status"].as_str() {
                 Some("completed" | "error" | "canceled") => Ok(job),
-                _ => Err(format!("{job}\n--- log tail ---\n{}", tail(&svc.logs()))),
+                _ => Err(format!(
+                    "{job}\n--- log tail ---\n{}",
+                    common::log_tail(&svc.logs(), 4000)
+                )),
             }
         })
         .await
@@ -71,16 +74,13 @@ async fn wait_done(
 /// Waits for a `completed` job.
 async fn wait_completed(world: &TestWorld, job_id: &str, svc: &ServiceProcess) -> Value {
     let job = wait_done(world, job_id, svc, secs(30)).await;
-    assert_eq!(job["status"], "completed", "{job}\n{}", tail(&svc.logs()));
+    assert_eq!(
+        job["status"],
+        "completed",
+        "{job}\n{}",
+        common::log_tail(&svc.logs(), 4000)
+    );
     job
-}
-
-fn tail(s: &str) -> &str {
-    let mut start = s.len().saturating_sub(4000);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
 }
 
 /// A basic rule as Kibana writes it.
@@ -404,7 +404,7 @@ async fn wait_draft_state(world: &TestWorld, id: &str, state: &str, svc: &Servic
                         c["filtering"],
                         c["status"],
                         c["error"],
-                        tail(&svc.logs())
+                        common::log_tail(&svc.logs(), 4000)
                     ))
                 }
             },
@@ -499,7 +499,7 @@ async fn unknown_rule_type_sets_connector_error_and_leaves_the_draft() {
                     "{} {}\n{}",
                     c["status"],
                     c["error"],
-                    tail(&svc.logs())
+                    common::log_tail(&svc.logs(), 4000)
                 ))
             }
         })

@@ -345,3 +345,12 @@ async fn spawn_moto(dir: &Path) -> (Child, String) {
         dir.display()
     );
 }
+
+/// The last `n` bytes of a log (on a character boundary), for failure messages.
+pub fn log_tail(s: &str, n: usize) -> &str {
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
