@@ -91,7 +91,7 @@ async fn sync(
         .await
         .map_err(SyncError::Source)?;
     let incremental = job.job_type() == "incremental";
-    let plan = plan::build(&job.filtering(), &settings, &source).await?;
+    let plan = plan::build(&job.filtering(), &source).await?;
 
     let es = ctx
         .content_client(&connector_id)

@@ -2,7 +2,7 @@
 
 use super::SyncError;
 use super::rules::{self, AdvancedRule, BasicRules};
-use crate::source::s3::{S3Settings, S3Source};
+use crate::source::s3::S3Source;
 use serde_json::Value;
 
 /// One listing: a bucket, optionally narrowed by prefix (the LIST itself is narrowed) and by the
@@ -27,11 +27,7 @@ pub struct Plan {
 
 /// Validates the job's filtering snapshot (§5.3 step 7) and builds the plan. `buckets: *` is
 /// resolved with ListBuckets; advanced rules, when present, replace `buckets` entirely (§7.4).
-pub async fn build(
-    filtering: &Value,
-    settings: &S3Settings,
-    source: &S3Source,
-) -> Result<Plan, SyncError> {
+pub async fn build(filtering: &Value, source: &S3Source) -> Result<Plan, SyncError> {
     let validation = rules::validate(filtering).map_err(|e| SyncError::Rules(e.to_string()))?;
     if !validation.is_valid() {
         return Err(SyncError::Rules(validation.job_error_message()));
@@ -48,20 +44,17 @@ pub async fn build(
                 rule: Some(rule),
             })
             .collect(),
-        None => {
-            let _ = settings;
-            source
-                .resolve_buckets()
-                .await
-                .map_err(|e| SyncError::Listing(e.to_string()))?
-                .into_iter()
-                .map(|bucket| Target {
-                    bucket,
-                    prefix: None,
-                    rule: None,
-                })
-                .collect()
-        }
+        None => source
+            .resolve_buckets()
+            .await
+            .map_err(|e| SyncError::Listing(e.to_string()))?
+            .into_iter()
+            .map(|bucket| Target {
+                bucket,
+                prefix: None,
+                rule: None,
+            })
+            .collect(),
     };
     Ok(Plan { targets, basic })
 }
