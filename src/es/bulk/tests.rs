@@ -125,17 +125,23 @@ async fn throttled_items_are_retried_alone_and_failed_items_counted() {
     });
     let (url, served) = fake_es(script).await;
     let counters = Arc::new(SinkCounters::default());
+    let watermark = Arc::new(Watermark::default());
     let sink = BulkSink::start(
         client(&url),
         settings(100),
         counters.clone(),
-        Arc::default(),
+        watermark.clone(),
     );
     for id in ["a", "b", "bad"] {
         sink.send(index_op(id)).await.unwrap();
     }
+    sink.mark(json!("after the index ops"));
     sink.send(Op::Delete { id: "gone".into() }).await.unwrap();
     sink.finish().await.unwrap();
+    // The mark commits once a, b (after its retry) and bad are settled, with exactly their tally.
+    let (checkpoint, tally) = watermark.committed().unwrap();
+    assert_eq!(checkpoint, json!("after the index ops"));
+    assert_eq!((tally.indexed, tally.deleted), (2, 0));
     assert_eq!(
         counters.indexed.load(Ordering::Relaxed),
         2,
