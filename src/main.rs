@@ -78,6 +78,14 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&args, &config.service.log_level);
+    // Panics (e.g. a parser caught by the extraction's catch_unwind) go through the log, as one line.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location = %location, "panic: {info}");
+    }));
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
