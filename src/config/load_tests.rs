@@ -256,3 +256,19 @@ fn the_example_config_loads() {
         "from-env"
     );
 }
+
+#[test]
+fn extraction_limits_have_defaults_and_are_validated() {
+    let env = Environment::from_vars(Vec::<(String, String)>::new());
+    let ok = "connectors:\n  - connector_id: c\n    service_type: s3\nextraction.max_chars: 500\n";
+    let c = load_str(Path::new("config.yml"), ok, &env).unwrap();
+    assert_eq!(c.extraction.max_chars, 500);
+    assert_eq!(c.extraction.timeout_secs, 30.0);
+    assert_eq!(c.extraction.max_decompressed_mib, 64);
+    let bad =
+        "connectors:\n  - connector_id: c\n    service_type: s3\nextraction.timeout_secs: -1\n";
+    let e = load_str(Path::new("config.yml"), bad, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("extraction.timeout_secs"), "{e}");
+}

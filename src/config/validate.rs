@@ -141,6 +141,7 @@ fn check_numbers(config: &Config) -> Result<(), (&'static str, String)> {
         ("service.preflight_idle", service.preflight_idle),
         ("service.max_errors_span", service.max_errors_span),
         ("service.job_cleanup_interval", service.job_cleanup_interval),
+        ("extraction.timeout_secs", config.extraction.timeout_secs),
     ];
     if let Some(extraction) = &config.extraction_service {
         non_negative.push(("extraction_service.timeout", extraction.timeout));
@@ -175,6 +176,7 @@ fn check_numbers(config: &Config) -> Result<(), (&'static str, String)> {
             "service.max_concurrent_scheduling_tasks",
             service.max_concurrent_scheduling_tasks,
         ),
+        ("extraction.max_chars", config.extraction.max_chars),
     ];
     if let Some(extraction) = &config.extraction_service {
         positive.push((
