@@ -5,6 +5,8 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml declares the extraction bench: the manifest needs its file even for a --bin build.
+COPY benches ./benches
 RUN cargo build --release --locked --bin content-sync
 
 FROM debian:bookworm-slim
