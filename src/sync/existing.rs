@@ -22,7 +22,8 @@ const NO_BUCKET: u32 = u32::MAX;
 pub struct ExistingIds {
     md5: HashMap<[u8; 16], (u32, u64)>,
     other: HashMap<String, (u32, u64)>,
-    buckets: Vec<String>,
+    /// Bucket name → its number (documents store the number).
+    buckets: HashMap<String, u32>,
 }
 
 /// A document version: equal fingerprints mean the object has not changed since it was indexed.
@@ -42,11 +43,12 @@ impl ExistingIds {
         let Some(bucket) = bucket else {
             return NO_BUCKET;
         };
-        if let Some(i) = self.buckets.iter().position(|b| b == bucket) {
-            return i as u32;
+        if let Some(n) = self.buckets.get(bucket) {
+            return *n;
         }
-        self.buckets.push(bucket.to_string());
-        (self.buckets.len() - 1) as u32
+        let n = self.buckets.len() as u32;
+        self.buckets.insert(bucket.to_string(), n);
+        n
     }
 
     pub fn insert(&mut self, id: &str, bucket: Option<&str>, version: u64) {
@@ -71,7 +73,7 @@ impl ExistingIds {
     pub fn stale(self, keep_buckets: &[String]) -> impl Iterator<Item = String> {
         let keep: Vec<u32> = keep_buckets
             .iter()
-            .filter_map(|k| self.buckets.iter().position(|b| b == k).map(|i| i as u32))
+            .filter_map(|k| self.buckets.get(k).copied())
             .collect();
         let keep2 = keep.clone();
         self.md5
