@@ -122,6 +122,22 @@ const fn addition(
     }
 }
 
+/// An optional on/off addition, off by default.
+const fn toggle_addition(
+    key: &'static str,
+    label: &'static str,
+    order: u32,
+    tooltip: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        display: "toggle",
+        field_type: FieldType::Bool,
+        default_value: Scalar::Bool(false),
+        initial_value: Scalar::Bool(false),
+        ..addition(key, label, order, tooltip)
+    }
+}
+
 /// Every field of the S3 source, in schema order.
 pub static FIELDS: [FieldSpec; 14] = [
     FieldSpec {
@@ -180,19 +196,13 @@ pub static FIELDS: [FieldSpec; 14] = [
         "Region of the default client, e.g. eu-west-1. Leave empty to use the AWS default chain (environment, \
          profile), else us-east-1. Buckets in other regions are still found through their location.",
     ),
-    FieldSpec {
-        display: "toggle",
-        field_type: FieldType::Bool,
-        default_value: Scalar::Bool(false),
-        initial_value: Scalar::Bool(false),
-        ..addition(
-            "force_path_style",
-            "Force path-style addressing",
-            11,
-            "Address buckets as <endpoint>/<bucket> instead of <bucket>.<endpoint>. Needed by most S3-compatible \
-             stores; it is switched on automatically for localhost and IP-address endpoints.",
-        )
-    },
+    toggle_addition(
+        "force_path_style",
+        "Force path-style addressing",
+        11,
+        "Address buckets as <endpoint>/<bucket> instead of <bucket>.<endpoint>. Needed by most S3-compatible \
+         stores; it is switched on automatically for localhost and IP-address endpoints.",
+    ),
     FieldSpec {
         sensitive: true,
         ..addition(
@@ -202,33 +212,21 @@ pub static FIELDS: [FieldSpec; 14] = [
             "Session token for temporary credentials; used together with the access key id and secret key.",
         )
     },
-    FieldSpec {
-        display: "toggle",
-        field_type: FieldType::Bool,
-        default_value: Scalar::Bool(false),
-        initial_value: Scalar::Bool(false),
-        ..addition(
-            "skip_unchanged_documents",
-            "Skip unchanged objects in full syncs",
-            13,
-            "Full syncs re-index every object (Elastic's behaviour). When on, objects whose last-modified time and \
-             ETag match the indexed document are neither downloaded nor re-indexed. Incremental syncs always skip them.",
-        )
-    },
-    FieldSpec {
-        display: "toggle",
-        field_type: FieldType::Bool,
-        default_value: Scalar::Bool(false),
-        initial_value: Scalar::Bool(false),
-        ..addition(
-            "use_pipeline_extraction",
-            "Extract text in Elasticsearch",
-            14,
-            "Off: content-sync extracts the text of supported files itself into `body`. On: files are sent \
-             base64-encoded as `_attachment`, as Elastic's service does, for the ingest pipeline's attachment \
-             processor (the pipeline must exist and extract binary content).",
-        )
-    },
+    toggle_addition(
+        "skip_unchanged_documents",
+        "Skip unchanged objects in full syncs",
+        13,
+        "Full syncs re-index every object (Elastic's behaviour). When on, objects whose last-modified time and \
+         ETag match the indexed document are neither downloaded nor re-indexed. Incremental syncs always skip them.",
+    ),
+    toggle_addition(
+        "use_pipeline_extraction",
+        "Extract text in Elasticsearch",
+        14,
+        "Off: content-sync extracts the text of supported files itself into `body`. On: files are sent \
+         base64-encoded as `_attachment`, as Elastic's service does, for the ingest pipeline's attachment \
+         processor (the pipeline must exist and extract binary content).",
+    ),
 ];
 
 /// Looks up a field by key.
