@@ -18,29 +18,6 @@ from world import log
 CONNECTOR = "bench"
 
 
-def config(workdir):
-    path = os.path.join(workdir, "config.yml")
-    with open(path, "w") as f:
-        f.write(f"elasticsearch.host: {world.ES_URL}\nservice.idling: 0.5\n"
-                f"connectors:\n  - connector_id: '{CONNECTOR}'\n    service_type: 's3'\n")
-    return path
-
-
-def configuration(bucket):
-    r = world.rich
-    return {
-        "buckets": r("AWS Buckets", 1, "list", bucket),
-        "aws_access_key_id": r("AWS Access Key Id", 2, "str", "test"),
-        "aws_secret_access_key": r("AWS Secret Key", 3, "str", "test-secret", sensitive=True),
-        "read_timeout": r("Read timeout", 4, "int", 90, required=False),
-        "connect_timeout": r("Connection timeout", 5, "int", 90, required=False),
-        "max_attempts": r("Maximum retry attempts", 6, "int", 5, required=False),
-        "page_size": r("Maximum size of page", 7, "int", 1000, required=False),
-        "use_text_extraction_service": r("Use text extraction service", 8, "bool", False),
-        "endpoint_url": r("S3-compatible endpoint URL", 9, "str", world.S3_ENDPOINT, required=False),
-    }
-
-
 def run_job(binary, config_path, workdir, job_type, name):
     job_id = world.es("POST", "/.elastic-connectors-sync-jobs/_doc?refresh=true", {
         "connector": {**{k: v for k, v in world.connector(CONNECTOR).items()
@@ -73,7 +50,8 @@ def setup(binary, config_path, bucket, index, objects):
     log(f"{bucket}: {len(objects)} objects uploaded in {time.time() - started:.1f} s")
     world.ensure_system_indices(binary, config_path)
     world.es("DELETE", f"/.elastic-connectors/_doc/{CONNECTOR}?refresh=true", ok_missing=True)
-    world.write_connector(CONNECTOR, index, configuration(bucket))
+    world.write_connector(CONNECTOR, index, world.s3_configuration(
+        bucket, "test", "test-secret", page_size=1000, endpoint=world.S3_ENDPOINT))
     world.es("DELETE", f"/{index}", ok_missing=True)
 
 
@@ -91,7 +69,7 @@ def report(name, job, rss_kib):
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/release/content-sync"
     workdir = tempfile.mkdtemp(prefix="bench-")
-    config_path = config(workdir)
+    config_path = world.write_config(workdir, CONNECTOR, idling=0.5)
     corpus = sorted(p for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "tests", "corpus", "*"))
                     if not p.endswith("expected.json"))
     blobs = [(os.path.basename(p), open(p, "rb").read()) for p in corpus]

@@ -23,10 +23,7 @@ TOPICS = ["reports", "invoices", "photos", "notes", "archive"]
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/release/content-sync"
     workdir = tempfile.mkdtemp(prefix="demo-")
-    config_path = os.path.join(workdir, "config.yml")
-    with open(config_path, "w") as f:
-        f.write(f"elasticsearch.host: {world.ES_URL}\nservice.idling: 1\n"
-                f"connectors:\n  - connector_id: '{CONNECTOR}'\n    service_type: 's3'\n")
+    config_path = world.write_config(workdir, CONNECTOR)
 
     s3 = world.s3_client()
     world.reset_bucket(s3, BUCKET, "us-east-1")

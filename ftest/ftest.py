@@ -44,20 +44,6 @@ def load_fixture(folders, files):
     return s3
 
 
-def configuration():
-    r = world.rich
-    return {
-        "buckets": r("AWS Buckets", 1, "list", BUCKET),
-        "aws_access_key_id": r("AWS Access Key Id", 2, "str", "A1B2C3D4"),
-        "aws_secret_access_key": r("AWS Secret Key", 3, "str", "A1B2C3D4", sensitive=True),
-        "read_timeout": r("Read timeout", 4, "int", 90, required=False),
-        "connect_timeout": r("Connection timeout", 5, "int", 90, required=False),
-        "max_attempts": r("Maximum retry attempts", 6, "int", 5, required=False),
-        "page_size": r("Maximum size of page", 7, "int", 100, required=False),
-        "use_text_extraction_service": r("Use text extraction service", 13, "bool", False),
-    }
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", default="s3")
@@ -71,10 +57,7 @@ def main():
     folders, files, removed = SIZES.get(args.data_size, SIZES["large"])
     expected = folders + files - removed
     workdir = tempfile.mkdtemp(prefix="ftest-")
-    config_path = os.path.join(workdir, "config.yml")
-    with open(config_path, "w") as f:
-        f.write(f"elasticsearch.host: {world.ES_URL}\nservice.idling: 1\n"
-                f"connectors:\n  - connector_id: '{CONNECTOR}'\n    service_type: 's3'\n")
+    config_path = world.write_config(workdir, CONNECTOR)
     endpoint = urllib.parse.urlsplit(world.S3_ENDPOINT)
     env = {"AWS_ENDPOINT_URL": f"{endpoint.scheme}://{endpoint.hostname}", "AWS_PORT": str(endpoint.port)}
     log(f"ftest s3 DATA_SIZE={args.data_size}: ES {world.ES_URL}, S3 {world.S3_ENDPOINT}, logs in {workdir}")
@@ -83,7 +66,9 @@ def main():
     world.ensure_system_indices(args.binary, config_path)
     es("DELETE", f"/.elastic-connectors/_doc/{CONNECTOR}?refresh=true", ok_missing=True)
     off = {"enabled": False, "interval": "0 0 0 * * ?"}
-    world.write_connector(CONNECTOR, INDEX, configuration(),
+    # As Elastic's fixture connector.json: keys A1B2C3D4, `use_text_extraction_service` at order 13.
+    world.write_connector(CONNECTOR, INDEX, world.s3_configuration(BUCKET, "A1B2C3D4", "A1B2C3D4",
+                                                                   extraction_service_order=13),
                           {"access_control": off, "incremental": off, "full": {"enabled": True, "interval": args.schedule}})
     es("DELETE", f"/{INDEX}", ok_missing=True)
     es("PUT", f"/{INDEX}")

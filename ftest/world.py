@@ -120,6 +120,33 @@ def write_connector(connector_id, index, configuration, scheduling=None, pipelin
     es("PUT", f"/.elastic-connectors/_doc/{connector_id}?refresh=true", doc)
 
 
+def write_config(workdir, connector_id, idling=1):
+    """A minimal config.yml for one s3 connector against ES_URL; returns its path."""
+    path = os.path.join(workdir, "config.yml")
+    with open(path, "w") as f:
+        f.write(f"elasticsearch.host: {ES_URL}\nservice.idling: {idling}\n"
+                f"connectors:\n  - connector_id: '{connector_id}'\n    service_type: 's3'\n")
+    return path
+
+
+def s3_configuration(bucket, key_id, secret, page_size=100, extraction_service_order=8, endpoint=None):
+    """A filled S3 connector configuration (Elastic's eight fields, plus `endpoint_url` when given)."""
+    r = rich
+    c = {
+        "buckets": r("AWS Buckets", 1, "list", bucket),
+        "aws_access_key_id": r("AWS Access Key Id", 2, "str", key_id),
+        "aws_secret_access_key": r("AWS Secret Key", 3, "str", secret, sensitive=True),
+        "read_timeout": r("Read timeout", 4, "int", 90, required=False),
+        "connect_timeout": r("Connection timeout", 5, "int", 90, required=False),
+        "max_attempts": r("Maximum retry attempts", 6, "int", 5, required=False),
+        "page_size": r("Maximum size of page", 7, "int", page_size, required=False),
+        "use_text_extraction_service": r("Use text extraction service", extraction_service_order, "bool", False),
+    }
+    if endpoint:
+        c["endpoint_url"] = r("S3-compatible endpoint URL", 9, "str", endpoint, required=False)
+    return c
+
+
 def rich(label, order, typ, value, sensitive=False, required=True):
     return {"default_value": None, "depends_on": [], "display": "text", "label": label, "options": [],
             "order": order, "required": required, "sensitive": sensitive, "tooltip": None, "type": typ,
