@@ -120,6 +120,12 @@ impl TestWorld {
     /// Creates the system indices the way the service does (its own preflight code, run through
     /// its CLI), so that connector documents can be written before a service starts.
     pub async fn ensure_system_indices(&self) {
+        self.system_indices
+            .get_or_init(|| self.create_system_indices())
+            .await;
+    }
+
+    async fn create_system_indices(&self) {
         let yaml = self.config_yaml(&["unused"], "");
         let path = self
             .tmp_dir()

@@ -55,6 +55,8 @@ pub struct TestWorld {
     pub(crate) es_auth: EsAuth,
     pub(crate) http: reqwest::Client,
     pub(crate) s3: aws_sdk_s3::Client,
+    /// Set once the system indices exist (creating them runs the binary; once per world is enough).
+    pub(crate) system_indices: tokio::sync::OnceCell<()>,
     children: Vec<Child>,
     tmp: tempfile::TempDir,
 }
@@ -102,6 +104,7 @@ impl TestWorld {
             es_auth: EsAuth::from_env(),
             http,
             s3,
+            system_indices: tokio::sync::OnceCell::new(),
             children,
             tmp,
         };
