@@ -118,13 +118,6 @@ fn ids(bucket: &str, keys: &[String]) -> BTreeSet<String> {
     keys.iter().map(|k| doc_id(bucket, k)).collect()
 }
 
-/// `config_yaml` with `elasticsearch.host` replaced (e.g. by a proxy in front of ES).
-fn yaml_with_es_host(world: &TestWorld, yaml: &str, host: &str) -> String {
-    let from = format!("host: \"{}\"\n", world.es_url);
-    assert!(yaml.contains(&from), "config has no host line: {yaml}");
-    yaml.replacen(&from, &format!("host: \"{host}\"\n"), 1)
-}
-
 /// Lines of `logs` that contain all of `needles`.
 fn lines_with<'a>(logs: &'a str, needles: &[&str]) -> Vec<&'a str> {
     logs.lines()
@@ -440,7 +433,7 @@ async fn throttled_bulk_requests_are_retried() {
         &[&id],
         "elasticsearch.bulk.max_retries: 3\nelasticsearch.bulk.retry_interval: 0.05\n",
     );
-    let svc = ServiceProcess::start(&world, &yaml_with_es_host(&world, &yaml, &proxy.url()), &[]);
+    let svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
     let job = world.create_pending_job(&id).await;
     let done = wait_done(&world, &job, secs(30), &[&svc]).await;
 
@@ -482,7 +475,7 @@ async fn permanent_bulk_server_error_fails_the_job_quickly() {
     )
     .await;
     let yaml = world.config_yaml(&[&id], FAST_BULK_RETRIES);
-    let svc = ServiceProcess::start(&world, &yaml_with_es_host(&world, &yaml, &proxy.url()), &[]);
+    let svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
     let job = world.create_pending_job(&id).await;
     let t0 = Instant::now();
     let done = wait_done(&world, &job, secs(30), &[&svc]).await;
@@ -576,7 +569,7 @@ async fn stale_pending_read_does_not_rerun_a_finished_job() {
         )],
     )
     .await;
-    let s2 = ServiceProcess::start(&world, &yaml_with_es_host(&world, &yaml, &slow.url()), &[]);
+    let s2 = ServiceProcess::start(&world, &world.with_es_host(&yaml, &slow.url()), &[]);
     s2.wait_for_log("service started", secs(20)).await;
 
     let job = world.create_pending_job(&id).await;
@@ -700,8 +693,7 @@ async fn sigterm_suspends_the_job_and_a_restart_completes_it() {
     )
     .await;
     let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
-    let mut svc =
-        ServiceProcess::start(&world, &yaml_with_es_host(&world, &yaml, &proxy.url()), &[]);
+    let mut svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
     let job = world.create_pending_job(&id).await;
     let running = wait_job(&world, &job, &["in_progress"], secs(30), &[&svc]).await;
     world
@@ -795,6 +787,77 @@ async fn unreachable_s3_fails_the_job_and_deletes_nothing() {
     assert_eq!(c["status"], "error", "{c}");
     assert_eq!(c["last_sync_status"], "error", "{c}");
     assert_eq!(c["last_sync_error"], done["error"], "{c}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. too many errors in a service loop stop the process
+
+/// After a healthy start, every search fails: once a loop has seen more than `service.max_errors`
+/// errors within `service.max_errors_span`, the process stops with a non-zero exit code and says
+/// why (so that a supervisor restarts it), as Elastic's service does.
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_errors_stop_the_service() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("errors");
+    world.create_bucket(&bucket, None).await;
+    let broken = Arc::new(AtomicU8::new(0));
+    let flag = broken.clone();
+    let proxy = FaultProxy::start(
+        &world.es_url,
+        vec![Rule::when(
+            "searches once broken",
+            move |_, target| flag.load(Ordering::SeqCst) == 1 && target.contains("/_search"),
+            Fault::es_error(
+                503,
+                "cluster_block_exception",
+                "blocked by: [SERVICE_UNAVAILABLE]",
+            ),
+        )],
+    )
+    .await;
+    let (id, _) = connector(
+        &world,
+        "errors",
+        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+    )
+    .await;
+    let extra = "service.max_errors: 2\nservice.max_errors_span: 600\n\
+                 elasticsearch.max_retries: 0\nelasticsearch.retry_interval: 0.05\n";
+    let yaml = world.config_yaml(&[&id], extra);
+    let mut svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
+    world
+        .wait_for("connector connected", secs(30), async || {
+            let c = world.connector(&id).await.unwrap_or(Value::Null);
+            if c["status"] == "connected" {
+                Ok(())
+            } else {
+                Err(c)
+            }
+        })
+        .await;
+    assert!(svc.try_exit_status().is_none(), "{}", svc.logs());
+
+    broken.store(1, Ordering::SeqCst);
+    let status = svc.wait_exit(secs(60)).await;
+    let logs = svc.logs();
+    assert!(!status.success(), "exit {status:?}; logs:\n{logs}");
+    let stop = lines_with(
+        &logs,
+        &["too many errors in the", "service.max_errors is 2"],
+    );
+    assert!(
+        !stop.is_empty(),
+        "no reason given; logs:\n{}",
+        common::log_tail(&logs, 40)
+    );
+    assert!(
+        stop.iter().any(|l| l.contains("cluster_block_exception")),
+        "the last error is named: {stop:?}"
+    );
+    assert!(
+        proxy.injected(0) >= 3,
+        "at least max_errors + 1 failed searches"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

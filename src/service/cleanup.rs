@@ -2,28 +2,33 @@
 //! `error`, so that their connector can sync again.
 
 use super::context::Context;
+use super::error_budget::TooManyErrors;
 use crate::es::job::status;
 use crate::es::time::now_iso;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const IDLE_JOB_ERROR: &str = "The job has not seen any update for some time.";
 
-pub async fn run(ctx: Arc<Context>) {
+pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
     let interval = Duration::from_secs_f64(ctx.config.service.job_cleanup_interval.max(1.0));
+    let mut errors = ctx.error_budget("job cleanup");
     while !ctx.shutdown.is_cancelled() {
         if let Err(e) = clean_orphaned(&ctx).await {
             tracing::warn!(error = %e, "orphaned job cleanup failed");
+            errors.record(Instant::now(), &e)?;
         }
         if let Err(e) = clean_idle(&ctx).await {
             tracing::warn!(error = %e, "idle job cleanup failed");
+            errors.record(Instant::now(), &e)?;
         }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
     }
+    Ok(())
 }
 
 /// Running jobs whose connector no longer exists at all.

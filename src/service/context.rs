@@ -1,5 +1,6 @@
 //! What every service loop shares.
 
+use super::error_budget::ErrorBudget;
 use crate::config::{Config, ConnectorEntry};
 use crate::es::EsClient;
 use crate::es::connector::ConnectorStore;
@@ -52,6 +53,12 @@ impl Context {
             .iter()
             .map(|c| c.connector_id.clone())
             .collect()
+    }
+
+    /// A fresh `service.max_errors` counter for one service loop.
+    pub fn error_budget(&self, service: &'static str) -> ErrorBudget {
+        let s = &self.config.service;
+        ErrorBudget::new(service, s.max_errors, s.max_errors_span())
     }
 
     /// The client for a connector's content index: its own `api_key` when configured.

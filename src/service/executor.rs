@@ -2,17 +2,20 @@
 //! oldest first, and runs at most `max_concurrent_content_syncs` of them at once.
 
 use super::context::Context;
+use super::error_budget::TooManyErrors;
 use super::runner;
 use crate::es::connector::Connector;
 use crate::es::job::status;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-pub async fn run(ctx: Arc<Context>) {
+pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
+    let mut errors = ctx.error_budget("content sync executor");
+    let mut outcome = Ok(());
     let idle = Duration::from_secs_f64(ctx.config.service.idling.max(0.05));
     let slots = Arc::new(Semaphore::new(
         ctx.config.service.max_concurrent_content_syncs.max(1),
@@ -22,6 +25,10 @@ pub async fn run(ctx: Arc<Context>) {
     while !ctx.shutdown.is_cancelled() {
         if let Err(e) = poll(&ctx, &slots, &running, &mut tasks).await {
             tracing::error!(error = %e, "could not poll for sync jobs");
+            if let Err(too_many) = errors.record(Instant::now(), &e) {
+                outcome = Err(too_many);
+                break;
+            }
         }
         while tasks.try_join_next().is_some() {}
         tokio::select! {
@@ -30,8 +37,12 @@ pub async fn run(ctx: Arc<Context>) {
         }
     }
     // Shutdown: runners see the cancelled token, suspend their jobs and write that down.
+    if outcome.is_err() {
+        ctx.shutdown.cancel();
+    }
     while tasks.join_next().await.is_some() {}
     tracing::debug!("content sync executor stopped");
+    outcome
 }
 
 async fn poll(

@@ -4,6 +4,7 @@
 mod cleanup;
 pub mod context;
 pub mod cron;
+mod error_budget;
 mod executor;
 pub mod preflight;
 mod runner;
@@ -70,9 +71,25 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
         }
     }
     tracing::info!(connectors = ctx.config.connectors.len(), "service started");
-    while tasks.join_next().await.is_some() {}
-    tracing::info!("bye");
-    Ok(())
+    let mut failure = None;
+    while let Some(ended) = tasks.join_next().await {
+        let error = match ended {
+            Ok(Ok(())) => continue,
+            Ok(Err(too_many)) => anyhow::Error::new(too_many),
+            Err(join) => anyhow::anyhow!("a service loop crashed: {join}"),
+        };
+        // One loop gave up: stop the others (running jobs are suspended) and exit non-zero.
+        tracing::error!(error = %error, "stopping the service");
+        ctx.shutdown.cancel();
+        failure.get_or_insert(error);
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => {
+            tracing::info!("bye");
+            Ok(())
+        }
+    }
 }
 
 async fn watch_signals(shutdown: CancellationToken) {

@@ -3,6 +3,7 @@
 
 use super::context::{Context, SUPPORTED_SERVICE_TYPES};
 use super::cron::Schedule;
+use super::error_budget::TooManyErrors;
 use super::source;
 use crate::es::connector::{Connector, configuration_update, scheduled_at_field};
 use crate::es::time::{iso, now_iso, parse};
@@ -11,11 +12,12 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-pub async fn run(ctx: Arc<Context>) {
+pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
     let idle = Duration::from_secs_f64(ctx.config.service.idling.max(0.05));
+    let mut errors = ctx.error_budget("scheduler");
     let mut last_wake_up = Utc::now();
     while !ctx.shutdown.is_cancelled() {
         let this_wake_up = Utc::now();
@@ -39,7 +41,10 @@ pub async fn run(ctx: Arc<Context>) {
                     })
                     .await;
             }
-            Err(e) => tracing::error!(error = %e, "could not list connectors"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not list connectors");
+                errors.record(Instant::now(), &e)?;
+            }
         }
         last_wake_up = this_wake_up;
         tokio::select! {
@@ -48,6 +53,7 @@ pub async fn run(ctx: Arc<Context>) {
         }
     }
     tracing::debug!("scheduler stopped");
+    Ok(())
 }
 
 async fn schedule(
