@@ -231,6 +231,69 @@ async fn the_data_extraction_service_fills_body() {
     assert_eq!(des.hits(0), 1, "one file sent to the service");
 }
 
+/// File-pointer mode (§8.4): the file is written to `shared_volume_dir`, the service gets its path in
+/// `local_file_path` and no body, and the temp file is gone once the sync is done.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_extraction_service_reads_a_shared_file() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("des-files");
+    world.create_bucket(&bucket, None).await;
+    world
+        .put_object(&bucket, "slides.pptx", b"pretend this is a deck")
+        .await;
+    let shared = tempfile::tempdir().expect("shared volume");
+    let shared_dir = shared.path().to_path_buf();
+    let handler: common::proxy::Handler = Arc::new(move |method, target, body| {
+        let shared_dir = shared_dir.clone();
+        Box::pin(async move {
+            assert_eq!(method, "PUT");
+            assert!(body.is_empty(), "file-pointer requests carry no body");
+            let url = reqwest::Url::parse(&format!("http://des{target}")).expect("target");
+            assert_eq!(url.path(), "/extract_text/");
+            let path = url
+                .query_pairs()
+                .find(|(k, _)| k == "local_file_path")
+                .map(|(_, v)| std::path::PathBuf::from(v.into_owned()))
+                .expect("local_file_path");
+            assert_eq!(path.parent(), Some(shared_dir.as_path()), "{path:?}");
+            assert_eq!(path.extension().and_then(|e| e.to_str()), Some("pptx"));
+            let bytes = std::fs::read(&path).expect("the shared file exists during the request");
+            let text = format!("the service read: {}", String::from_utf8_lossy(&bytes));
+            (200, json!({"extracted_text": text}).to_string())
+        })
+    });
+    let des = FaultProxy::start(
+        &world.es_url,
+        vec![Rule::path_contains(
+            "/extract_text/",
+            Fault::Handle(handler),
+        )],
+    )
+    .await;
+    let (id, index) = connector(&world, &bucket, |c| {
+        c["use_text_extraction_service"]["value"] = json!(true);
+    })
+    .await;
+    let extra = format!(
+        "extraction_service:\n  host: {}\n  use_file_pointers: true\n  shared_volume_dir: {:?}\n",
+        des.url(),
+        shared.path().display().to_string()
+    );
+    let _service = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
+    let job = run_job(&world, &id, "full").await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let docs = docs_by_filename(&world, &index).await;
+    assert_eq!(
+        docs["slides.pptx"]["body"],
+        "the service read: pretend this is a deck"
+    );
+    assert_eq!(des.hits(0), 1);
+    let left: Vec<_> = std::fs::read_dir(shared.path())
+        .expect("read dir")
+        .collect();
+    assert!(left.is_empty(), "temp files left behind: {left:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_no_change_incremental_sync_downloads_nothing() {
     let world = TestWorld::start().await;
