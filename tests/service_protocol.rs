@@ -41,14 +41,6 @@ async fn wait_completed(world: &TestWorld, job_id: &str, svc: &ServiceProcess) -
     job
 }
 
-/// `config_yaml` with `elasticsearch.host` pointed at `host` (a proxy in front of ES).
-fn yaml_via(world: &TestWorld, ids: &[&str], extra: &str, host: &str) -> String {
-    let yaml = world.config_yaml(ids, extra);
-    let from = format!("host: \"{}\"\n", world.es_url);
-    assert!(yaml.contains(&from), "config has no host line: {yaml}");
-    yaml.replacen(&from, &format!("host: \"{host}\"\n"), 1)
-}
-
 /// A bucket with `n` objects and a configured connector over it; returns `(id, index, bucket)`.
 async fn synced_bucket(world: &TestWorld, base: &str, n: usize) -> (String, String, String) {
     let bucket = world.name(base);
@@ -90,7 +82,7 @@ async fn two_connectors(max_concurrent: usize) -> (Vec<Value>, usize) {
     ];
     let svc = ServiceProcess::start(
         &world,
-        &yaml_via(&world, &[&a, &b], &extra, &proxy.url()),
+        &world.config_yaml_via(&[&a, &b], &extra, &proxy.url()),
         &[],
     );
 

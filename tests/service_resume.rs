@@ -46,14 +46,6 @@ async fn wait_job(
         .await
 }
 
-/// `config_yaml` with `elasticsearch.host` pointed at `host` (a proxy in front of ES).
-fn yaml_via(world: &TestWorld, ids: &[&str], extra: &str, host: &str) -> String {
-    let yaml = world.config_yaml(ids, extra);
-    let from = format!("host: \"{}\"\n", world.es_url);
-    assert!(yaml.contains(&from), "config has no host line: {yaml}");
-    yaml.replacen(&from, &format!("host: \"{host}\"\n"), 1)
-}
-
 /// A configured connector (no schedule) over `bucket`; returns `(id, index)`.
 async fn connector(world: &TestWorld, base: &str, configuration: Value) -> (String, String) {
     let id = world.name(base);
@@ -148,7 +140,7 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     cfg["page_size"]["value"] = json!(PAGE);
     let (id, index) = connector(&world, "resume", cfg).await;
     let extra = "elasticsearch.bulk.chunk_size: 100\nelasticsearch.bulk.max_concurrency: 1\n";
-    let yaml = yaml_via(&world, &[&id], extra, &proxy.url());
+    let yaml = world.config_yaml_via(&[&id], extra, &proxy.url());
     let job = world.create_pending_job(&id).await;
 
     let mut svc = ServiceProcess::start(&world, &yaml, &[]);
@@ -287,7 +279,11 @@ async fn running_job_set_to_canceling_ends_canceled_within_5_seconds() {
     .await;
     let (id, index) = connector(&world, "cancel", s3_configuration(&world, &bucket)).await;
     let extra = "elasticsearch.bulk.chunk_size: 20\nelasticsearch.bulk.max_concurrency: 1\n";
-    let svc = ServiceProcess::start(&world, &yaml_via(&world, &[&id], extra, &proxy.url()), &[]);
+    let svc = ServiceProcess::start(
+        &world,
+        &world.config_yaml_via(&[&id], extra, &proxy.url()),
+        &[],
+    );
     let job = world.create_pending_job(&id).await;
     wait_job(&world, &job, &["in_progress"], secs(20), &svc).await;
     world

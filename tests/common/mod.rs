@@ -22,6 +22,7 @@ pub mod kibana;
 pub mod proxy;
 pub mod s3;
 pub mod service;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -225,4 +225,16 @@ impl TestWorld {
         }
         y
     }
+
+    /// [`Self::config_yaml`] with `elasticsearch.host` pointed at `host` (a proxy in front of ES).
+    pub fn config_yaml_via(&self, connector_ids: &[&str], extra: &str, host: &str) -> String {
+        self.with_es_host(&self.config_yaml(connector_ids, extra), host)
+    }
+
+    /// `yaml` (from [`Self::config_yaml`]) with `elasticsearch.host` replaced by `host`.
+    pub fn with_es_host(&self, yaml: &str, host: &str) -> String {
+        let from = format!("host: {}\n", q(&self.es_url));
+        assert!(yaml.contains(&from), "config has no host line: {yaml}");
+        yaml.replacen(&from, &format!("host: {}\n", q(host)), 1)
+    }
 }
