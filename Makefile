@@ -7,6 +7,7 @@
 #   make demo    sync a sample bucket end to end on the stand-ins and print a summary
 #   make ftest   Elastic's functional test (NAME=s3 DATA_SIZE=small|medium|large)
 #   make bench   extraction benchmarks (criterion): MB/s per format
+#   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #
 # Extra arguments for cargo test: make test TEST_ARGS='--test harness_smoke -- --nocapture'
 
@@ -14,7 +15,7 @@ CARGO ?= cargo
 STAND_INS := scripts/stand-ins.sh
 TEST_ARGS ?=
 
-.PHONY: test build fmt fmt-check lint stand-ins demo ftest bench bench-sync
+.PHONY: test build fmt fmt-check lint stand-ins demo ftest bench bench-sync fuzz
 
 stand-ins:
 	@$(STAND_INS) install
@@ -50,6 +51,11 @@ ftest: stand-ins
 	$(CARGO) build --release
 	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/ftest.py --name $(NAME) --data-size $(DATA_SIZE) \
 		--binary target/release/content-sync
+
+# libFuzzer on every extractor family, seeded from tests/corpus; crashes land in fuzz/artifacts/.
+FUZZ_SECS ?= 120
+fuzz:
+	FUZZ_SECS=$(FUZZ_SECS) fuzz/run-all.sh
 
 # Extraction throughput (MB/s per format) on the corpus and on large generated inputs.
 bench:
