@@ -187,6 +187,28 @@ async fn hostile_and_oversized_files_are_indexed_without_text() {
     );
 }
 
+/// A Data Extraction Service test double answering `PUT /extract_text/` with `handler`, and a
+/// connector over `bucket` that uses it; returns `(service, connector id, index)`.
+async fn extraction_service_connector(
+    world: &TestWorld,
+    bucket: &str,
+    handler: common::proxy::Handler,
+) -> (FaultProxy, String, String) {
+    let des = FaultProxy::start(
+        &world.es_url,
+        vec![Rule::path_contains(
+            "/extract_text/",
+            Fault::Handle(handler),
+        )],
+    )
+    .await;
+    let (id, index) = connector(world, bucket, |c| {
+        c["use_text_extraction_service"]["value"] = json!(true);
+    })
+    .await;
+    (des, id, index)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_data_extraction_service_fills_body() {
     let world = TestWorld::start().await;
@@ -206,18 +228,7 @@ async fn the_data_extraction_service_fills_body() {
             (200, json!({"extracted_text": text}).to_string())
         })
     });
-    let des = FaultProxy::start(
-        &world.es_url,
-        vec![Rule::path_contains(
-            "/extract_text/",
-            Fault::Handle(handler),
-        )],
-    )
-    .await;
-    let (id, index) = connector(&world, &bucket, |c| {
-        c["use_text_extraction_service"]["value"] = json!(true);
-    })
-    .await;
+    let (des, id, index) = extraction_service_connector(&world, &bucket, handler).await;
     let extra = format!("extraction_service:\n  host: {}\n", des.url());
     let _service = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
     let job = run_job(&world, &id, "full").await;
@@ -262,18 +273,7 @@ async fn the_data_extraction_service_reads_a_shared_file() {
             (200, json!({"extracted_text": text}).to_string())
         })
     });
-    let des = FaultProxy::start(
-        &world.es_url,
-        vec![Rule::path_contains(
-            "/extract_text/",
-            Fault::Handle(handler),
-        )],
-    )
-    .await;
-    let (id, index) = connector(&world, &bucket, |c| {
-        c["use_text_extraction_service"]["value"] = json!(true);
-    })
-    .await;
+    let (des, id, index) = extraction_service_connector(&world, &bucket, handler).await;
     let extra = format!(
         "extraction_service:\n  host: {}\n  use_file_pointers: true\n  shared_volume_dir: {:?}\n",
         des.url(),

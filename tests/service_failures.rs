@@ -826,13 +826,8 @@ async fn too_many_errors_stop_the_service() {
     let yaml = world.config_yaml(&[&id], extra);
     let mut svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
     world
-        .wait_for("connector connected", secs(30), async || {
-            let c = world.connector(&id).await.unwrap_or(Value::Null);
-            if c["status"] == "connected" {
-                Ok(())
-            } else {
-                Err(c)
-            }
+        .wait_connector(&id, "connector connected", secs(30), |c| {
+            c["status"] == "connected"
         })
         .await;
     assert!(svc.try_exit_status().is_none(), "{}", svc.logs());

@@ -89,36 +89,6 @@ fn assert_recent(v: &Value, what: &str, max_age: Duration) {
     );
 }
 
-/// Waits until the connector document satisfies `pred`; returns it. Times out with the last doc.
-async fn wait_connector(
-    world: &TestWorld,
-    id: &str,
-    desc: &str,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    world
-        .wait_for(desc, timeout, async || {
-            let c = world.connector(id).await.unwrap_or(Value::Null);
-            if pred(&c) { Ok(c) } else { Err(summary(&c)) }
-        })
-        .await
-}
-
-/// The fields worth showing when a connector wait times out.
-fn summary(c: &Value) -> String {
-    let keys = [
-        "status",
-        "error",
-        "last_sync_status",
-        "last_sync_error",
-        "last_seen",
-        "last_sync_scheduled_at",
-    ];
-    let m: BTreeMap<&str, &Value> = keys.iter().map(|k| (*k, &c[*k])).collect();
-    format!("{m:?}")
-}
-
 /// Waits until the job is terminated (`completed`, `error` or `canceled`) and returns it.
 async fn wait_job_done(world: &TestWorld, job_id: &str, timeout: Duration) -> Value {
     world
@@ -316,21 +286,21 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
     ];
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &env);
 
-    let c = wait_connector(
-        &world,
-        &id,
-        "connector needs configuration, with its schema and features",
-        secs(15),
-        |c| {
-            c["status"] == "needs_configuration"
-                && c["configuration"]
-                    .as_object()
-                    .is_some_and(|m| !m.is_empty())
-                && !c["features"].is_null()
-                && !c["last_seen"].is_null()
-        },
-    )
-    .await;
+    let c = world
+        .wait_connector(
+            &id,
+            "connector needs configuration, with its schema and features",
+            secs(15),
+            |c| {
+                c["status"] == "needs_configuration"
+                    && c["configuration"]
+                        .as_object()
+                        .is_some_and(|m| !m.is_empty())
+                    && !c["features"].is_null()
+                    && !c["last_seen"].is_null()
+            },
+        )
+        .await;
 
     let config = c["configuration"].as_object().expect("configuration");
     assert_eq!(
@@ -380,10 +350,11 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
         ],
     )
     .await;
-    let c = wait_connector(&world, &id, "connector connected", secs(15), |c| {
-        c["status"] == "connected"
-    })
-    .await;
+    let c = world
+        .wait_connector(&id, "connector connected", secs(15), |c| {
+            c["status"] == "connected"
+        })
+        .await;
     assert_eq!(c["error"], Value::Null, "{}", svc.logs());
     // The service kept what Kibana wrote.
     assert_eq!(c["configuration"]["buckets"]["value"], bucket.as_str());
@@ -393,13 +364,14 @@ async fn first_check_in_writes_the_schema_then_the_configured_connector_connects
     );
     assert_eq!(c["configuration"].as_object().unwrap().len(), 14);
     // The check-in goes on (service.heartbeat is 2 s).
-    wait_connector(&world, &id, "a later check-in", secs(10), |c| {
-        c["last_seen"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .is_some_and(|t| t > first_seen)
-    })
-    .await;
+    world
+        .wait_connector(&id, "a later check-in", secs(10), |c| {
+            c["last_seen"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .is_some_and(|t| t > first_seen)
+        })
+        .await;
     // No sync was requested and none is scheduled.
     assert!(world.jobs_of(&id).await.is_empty());
     assert_eq!(c["last_sync_status"], Value::Null);
@@ -424,10 +396,11 @@ async fn unreachable_s3_sets_connector_error_until_the_endpoint_is_fixed() {
         .await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
 
-    let c = wait_connector(&world, &id, "connector status error", secs(15), |c| {
-        c["status"] == "error"
-    })
-    .await;
+    let c = world
+        .wait_connector(&id, "connector status error", secs(15), |c| {
+            c["status"] == "error"
+        })
+        .await;
     let error = c["error"].as_str().unwrap_or_default();
     assert!(
         error.to_lowercase().contains("connect"),
@@ -439,10 +412,11 @@ async fn unreachable_s3_sets_connector_error_until_the_endpoint_is_fixed() {
 
     // Fixing the endpoint in Kibana brings the connector back.
     kibana_configure(&world, &id, &[("endpoint_url", json!(world.s3_endpoint))]).await;
-    let c = wait_connector(&world, &id, "connector connected again", secs(15), |c| {
-        c["status"] == "connected"
-    })
-    .await;
+    let c = world
+        .wait_connector(&id, "connector connected again", secs(15), |c| {
+            c["status"] == "connected"
+        })
+        .await;
     assert_eq!(c["error"], Value::Null, "{}", svc.logs());
 }
 
@@ -474,10 +448,11 @@ async fn a_connector_configured_for_elastics_service_keeps_its_values_and_gains_
 
     let job = wait_job_completed(&world, &svc, &job_id, secs(20)).await;
     assert_eq!(job["indexed_document_count"], 2, "job: {job}");
-    let c = wait_connector(&world, &id, "connector connected", secs(10), |c| {
-        c["status"] == "connected" && c["last_sync_status"] == "completed"
-    })
-    .await;
+    let c = world
+        .wait_connector(&id, "connector connected", secs(10), |c| {
+            c["status"] == "connected" && c["last_sync_status"] == "completed"
+        })
+        .await;
     let stored = c["configuration"].as_object().unwrap();
     assert_eq!(stored.len(), 14, "fields: {:?}", stored.keys());
     let elastic: serde_json::Map<String, Value> = serde_json::from_str(ELASTIC_SCHEMA).unwrap();
@@ -569,10 +544,11 @@ async fn on_demand_full_sync_indexes_one_exact_document_per_object() {
         "worker_hostname: {job}"
     );
 
-    let c = wait_connector(&world, &id, "connector records the sync", secs(10), |c| {
-        c["last_sync_status"] == "completed"
-    })
-    .await;
+    let c = world
+        .wait_connector(&id, "connector records the sync", secs(10), |c| {
+            c["last_sync_status"] == "completed"
+        })
+        .await;
     assert_eq!(c["status"], "connected");
     assert_eq!(c["error"], Value::Null);
     assert_eq!(c["last_sync_error"], Value::Null);
@@ -646,10 +622,11 @@ async fn a_second_sync_deletes_the_documents_of_removed_objects() {
         world.delete_object(&bucket, key).await;
     }
     // Kibana disables "Sync" while a sync is running; wait until the first one is recorded.
-    wait_connector(&world, &id, "first sync recorded", secs(10), |c| {
-        c["last_sync_status"] == "completed"
-    })
-    .await;
+    world
+        .wait_connector(&id, "first sync recorded", secs(10), |c| {
+            c["last_sync_status"] == "completed"
+        })
+        .await;
     let second = world.create_pending_job(&id).await;
     let job = wait_job_completed(&world, &svc, &second, secs(20)).await;
     assert_eq!(job["deleted_document_count"], 3, "job: {job}");
@@ -672,10 +649,11 @@ async fn a_second_sync_deletes_the_documents_of_removed_objects() {
         );
     }
 
-    let c = wait_connector(&world, &id, "second sync recorded", secs(10), |c| {
-        c["last_deleted_document_count"] == 3
-    })
-    .await;
+    let c = world
+        .wait_connector(&id, "second sync recorded", secs(10), |c| {
+            c["last_deleted_document_count"] == 3
+        })
+        .await;
     assert_eq!(c["last_sync_status"], "completed");
     assert_eq!(c["last_indexed_document_count"], 4);
     assert_eq!(c["status"], "connected");
@@ -762,14 +740,11 @@ async fn an_enabled_schedule_creates_and_runs_jobs_a_disabled_one_does_not() {
         .await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&on, &idle], ""), &[]);
 
-    wait_connector(
-        &world,
-        &idle,
-        "disabled connector connected",
-        secs(15),
-        |c| c["status"] == "connected",
-    )
-    .await;
+    world
+        .wait_connector(&idle, "disabled connector connected", secs(15), |c| {
+            c["status"] == "connected"
+        })
+        .await;
     let idle_since = Instant::now();
 
     let job = world
@@ -867,10 +842,11 @@ async fn cli_creates_a_connector_and_starts_a_job_the_service_runs() {
     let job = wait_job_completed(&world, &svc, &job_id, secs(20)).await;
     assert_eq!(job["indexed_document_count"], 3);
     assert_eq!(world.count(&index).await, 3);
-    wait_connector(&world, &id, "sync recorded", secs(10), |c| {
-        c["last_sync_status"] == "completed"
-    })
-    .await;
+    world
+        .wait_connector(&id, "sync recorded", secs(10), |c| {
+            c["last_sync_status"] == "completed"
+        })
+        .await;
 
     let out = cli_ok(&["-c", config, "job", "show", &job_id]).await;
     assert!(!out.contains(&secret), "job show leaks the secret: {out}");

@@ -77,13 +77,8 @@ async fn verify_certs_false_accepts_an_unknown_certificate() {
     let _svc = ServiceProcess::start(&world, &yaml, &[]);
 
     world
-        .wait_for("connector connected over https", secs(60), async || {
-            let c = world.connector(&id).await.unwrap_or(Value::Null);
-            if c["status"] == "connected" {
-                Ok(())
-            } else {
-                Err(c)
-            }
+        .wait_connector(&id, "connector connected over https", secs(60), |c| {
+            c["status"] == "connected"
         })
         .await;
 }

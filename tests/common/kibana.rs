@@ -218,6 +218,26 @@ impl TestWorld {
         self.get_doc(CONNECTORS, id).await
     }
 
+    /// Waits until the connector document satisfies `pred`; returns it. Times out showing the
+    /// connector's status fields.
+    pub async fn wait_connector(
+        &self,
+        id: &str,
+        desc: &str,
+        timeout: std::time::Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait_for(desc, timeout, async || {
+            let c = self.connector(id).await.unwrap_or(Value::Null);
+            if pred(&c) {
+                Ok(c)
+            } else {
+                Err(status_summary(&c))
+            }
+        })
+        .await
+    }
+
     /// The sync job document's `_source`, if it exists.
     pub async fn job(&self, id: &str) -> Option<Value> {
         self.get_doc(JOBS, id).await
@@ -299,4 +319,18 @@ impl TestWorld {
     pub async fn create_pending_job(&self, connector_id: &str) -> String {
         self.create_job(connector_id, "full", "on_demand").await
     }
+}
+
+/// The fields worth showing when a connector wait times out.
+fn status_summary(c: &Value) -> String {
+    let keys = [
+        "status",
+        "error",
+        "last_sync_status",
+        "last_sync_error",
+        "last_seen",
+        "last_sync_scheduled_at",
+    ];
+    let m: std::collections::BTreeMap<&str, &Value> = keys.iter().map(|k| (*k, &c[*k])).collect();
+    format!("{m:?}")
 }
