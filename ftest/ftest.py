@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--binary", default="target/release/content-sync")
     ap.add_argument("--schedule", default=os.environ.get("FTEST_SCHEDULE", "1 * * * * ?"),
                     help="Quartz cron of the scheduled full sync (Elastic's ftest: every minute)")
+    ap.add_argument("--extract", default=os.environ.get("FTEST_EXTRACT", "true"), choices=["true", "false"],
+                    help="the connector's pipeline.extract_binary_content (false: metadata-only documents)")
     args = ap.parse_args()
     if args.name != "s3":
         sys.exit(f"only NAME=s3 exists, not {args.name!r}")
@@ -60,7 +62,7 @@ def main():
     config_path = world.write_config(workdir, CONNECTOR)
     endpoint = urllib.parse.urlsplit(world.S3_ENDPOINT)
     env = {"AWS_ENDPOINT_URL": f"{endpoint.scheme}://{endpoint.hostname}", "AWS_PORT": str(endpoint.port)}
-    log(f"ftest s3 DATA_SIZE={args.data_size}: ES {world.ES_URL}, S3 {world.S3_ENDPOINT}, logs in {workdir}")
+    log(f"ftest s3 DATA_SIZE={args.data_size} extract={args.extract}: ES {world.ES_URL}, S3 {world.S3_ENDPOINT}, logs in {workdir}")
 
     s3 = load_fixture(folders, files)
     world.ensure_system_indices(args.binary, config_path)
@@ -69,7 +71,8 @@ def main():
     # As Elastic's fixture connector.json: keys A1B2C3D4, `use_text_extraction_service` at order 13.
     world.write_connector(CONNECTOR, INDEX, world.s3_configuration(BUCKET, "A1B2C3D4", "A1B2C3D4",
                                                                    extraction_service_order=13),
-                          {"access_control": off, "incremental": off, "full": {"enabled": True, "interval": args.schedule}})
+                          {"access_control": off, "incremental": off, "full": {"enabled": True, "interval": args.schedule}},
+                          extract_binary_content=args.extract == "true")
     es("DELETE", f"/{INDEX}", ok_missing=True)
     es("PUT", f"/{INDEX}")
 

@@ -97,7 +97,8 @@ def put_all(s3, bucket, objects, workers=8):
         list(pool.map(put, objects))
 
 
-def write_connector(connector_id, index, configuration, scheduling=None, pipeline="search-default-ingestion"):
+def write_connector(connector_id, index, configuration, scheduling=None, pipeline="search-default-ingestion",
+                    extract_binary_content=True):
     """Writes a connector document the way Kibana creates one (status `configured`)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
     rule = {"id": "DEFAULT", "order": 0, "policy": "include", "field": "_", "rule": "regex", "value": ".*",
@@ -112,7 +113,7 @@ def write_connector(connector_id, index, configuration, scheduling=None, pipelin
         "index_name": index, "is_native": False, "language": None, "last_seen": None,
         "last_sync_error": None, "last_sync_scheduled_at": None, "last_sync_status": None, "last_synced": None,
         "name": connector_id,
-        "pipeline": {"name": pipeline, "extract_binary_content": True, "reduce_whitespace": True,
+        "pipeline": {"name": pipeline, "extract_binary_content": extract_binary_content, "reduce_whitespace": True,
                      "run_ml_inference": True},
         "scheduling": scheduling or {"access_control": off, "full": off, "incremental": off},
         "service_type": "s3", "status": "configured", "sync_cursor": None,
