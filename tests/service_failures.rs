@@ -495,6 +495,50 @@ async fn permanent_bulk_server_error_fails_the_job_quickly() {
     assert_eq!(c["last_sync_error"], done["error"], "{c}");
 }
 
+/// The same failure while the listing still has objects to send (a queue of one operation): the job's
+/// error still names the bulk failure, not just "the sink stopped".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_failure_mid_listing_names_its_cause() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("midway");
+    world.create_bucket(&bucket, None).await;
+    world.put_many(&bucket, "m/", 40).await;
+    let proxy = FaultProxy::start(
+        &world.es_url,
+        vec![Rule::path_contains(
+            "/_bulk",
+            Fault::es_error(
+                503,
+                "unavailable_shards_exception",
+                "primary shard is not active",
+            ),
+        )],
+    )
+    .await;
+    let (id, _) = connector(
+        &world,
+        "midway",
+        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+    )
+    .await;
+    let extra = format!(
+        "{FAST_BULK_RETRIES}elasticsearch.bulk.queue_max_size: 1\nelasticsearch.bulk.chunk_size: 2\n"
+    );
+    let svc = ServiceProcess::start(
+        &world,
+        &world.config_yaml_via(&[&id], &extra, &proxy.url()),
+        &[],
+    );
+    let job = world.create_pending_job(&id).await;
+    let done = wait_done(&world, &job, secs(30), &[&svc]).await;
+    assert_eq!(done["status"], "error", "{done}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("503") && error.contains("unavailable_shards_exception"),
+        "{error:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. two instances on one cluster
 

@@ -10,7 +10,7 @@ use super::content::{ContentStage, ContentStats};
 use super::existing::{ExistingIds, fingerprint};
 use super::plan::{Plan, Target};
 use super::progress::ListingStats;
-use crate::es::bulk::{BulkSink, Op, SinkError};
+use crate::es::bulk::{BulkSink, Op};
 use crate::source::s3::{S3Object, S3Source, to_document};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -191,8 +191,8 @@ impl Lister<'_> {
                 source: serde_json::to_vec(&p.doc).expect("document serializes"),
                 has_attachment,
             };
-            if self.sink.send(op).await.is_err() {
-                return Err(ListingFailure::Fatal(SyncError::Sink(SinkError::Closed)));
+            if let Err(e) = self.sink.send(op).await {
+                return Err(ListingFailure::Fatal(SyncError::Sink(e)));
             }
         }
         Ok(())

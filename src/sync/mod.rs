@@ -169,6 +169,10 @@ async fn finish(
 ) -> Result<Completed, SyncError> {
     let flushed = sink.finish().await;
     match listing {
+        // The sink stopped under the listing: its own error says why.
+        Err(ListingFailure::Fatal(SyncError::Sink(SinkError::Closed))) => {
+            Err(flushed.err().unwrap_or(SinkError::Closed).into())
+        }
         Err(ListingFailure::Fatal(e)) => Err(e),
         Err(ListingFailure::Buckets(failures)) => {
             flushed?;
