@@ -448,14 +448,24 @@ async fn throttled_bulk_requests_are_retried() {
     );
 }
 
-/// Every `_bulk` request fails with 503: after `elasticsearch.bulk.max_retries` attempts the job
-/// ends `error` naming the cause, quickly.
-#[tokio::test(flavor = "multi_thread")]
-async fn permanent_bulk_server_error_fails_the_job_quickly() {
-    let world = TestWorld::start().await;
-    let bucket = world.name("unavailable");
+/// One job over a bucket of `objects` objects while every `_bulk` request fails with 503.
+struct BulkOutage {
+    done: Value,
+    took: Duration,
+    proxy: FaultProxy,
+    id: String,
+    index: String,
+}
+
+async fn job_during_bulk_outage(
+    world: &TestWorld,
+    base: &str,
+    objects: usize,
+    extra: &str,
+) -> BulkOutage {
+    let bucket = world.name(base);
     world.create_bucket(&bucket, None).await;
-    world.put_many(&bucket, "u/", 10).await;
+    world.put_many(&bucket, "u/", objects).await;
     let proxy = FaultProxy::start(
         &world.es_url,
         vec![Rule::path_contains(
@@ -469,18 +479,40 @@ async fn permanent_bulk_server_error_fails_the_job_quickly() {
     )
     .await;
     let (id, index) = connector(
-        &world,
-        "unavail",
-        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+        world,
+        base,
+        s3_config(world, &bucket, &world.s3_endpoint, |_| {}),
     )
     .await;
-    let yaml = world.config_yaml(&[&id], FAST_BULK_RETRIES);
-    let svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
+    let extra = format!("{FAST_BULK_RETRIES}{extra}");
+    let yaml = world.config_yaml_via(&[&id], &extra, &proxy.url());
+    let svc = ServiceProcess::start(world, &yaml, &[]);
     let job = world.create_pending_job(&id).await;
     let t0 = Instant::now();
-    let done = wait_done(&world, &job, secs(30), &[&svc]).await;
+    let done = wait_done(world, &job, secs(30), &[&svc]).await;
+    BulkOutage {
+        done,
+        took: t0.elapsed(),
+        proxy,
+        id,
+        index,
+    }
+}
 
-    assert!(t0.elapsed() < secs(15), "took {:?}", t0.elapsed());
+/// Every `_bulk` request fails with 503: after `elasticsearch.bulk.max_retries` attempts the job
+/// ends `error` naming the cause, quickly.
+#[tokio::test(flavor = "multi_thread")]
+async fn permanent_bulk_server_error_fails_the_job_quickly() {
+    let world = TestWorld::start().await;
+    let BulkOutage {
+        done,
+        took,
+        proxy,
+        id,
+        index,
+    } = job_during_bulk_outage(&world, "unavail", 10, "").await;
+
+    assert!(took < secs(15), "took {took:?}");
     assert_eq!(done["status"], "error", "{done}");
     let error = done["error"].as_str().unwrap_or_default();
     assert!(
@@ -500,37 +532,9 @@ async fn permanent_bulk_server_error_fails_the_job_quickly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_failure_mid_listing_names_its_cause() {
     let world = TestWorld::start().await;
-    let bucket = world.name("midway");
-    world.create_bucket(&bucket, None).await;
-    world.put_many(&bucket, "m/", 40).await;
-    let proxy = FaultProxy::start(
-        &world.es_url,
-        vec![Rule::path_contains(
-            "/_bulk",
-            Fault::es_error(
-                503,
-                "unavailable_shards_exception",
-                "primary shard is not active",
-            ),
-        )],
-    )
-    .await;
-    let (id, _) = connector(
-        &world,
-        "midway",
-        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-    )
-    .await;
-    let extra = format!(
-        "{FAST_BULK_RETRIES}elasticsearch.bulk.queue_max_size: 1\nelasticsearch.bulk.chunk_size: 2\n"
-    );
-    let svc = ServiceProcess::start(
-        &world,
-        &world.config_yaml_via(&[&id], &extra, &proxy.url()),
-        &[],
-    );
-    let job = world.create_pending_job(&id).await;
-    let done = wait_done(&world, &job, secs(30), &[&svc]).await;
+    let extra = "elasticsearch.bulk.queue_max_size: 1\nelasticsearch.bulk.chunk_size: 2\n";
+    let outage = job_during_bulk_outage(&world, "midway", 40, extra).await;
+    let done = outage.done;
     assert_eq!(done["status"], "error", "{done}");
     let error = done["error"].as_str().unwrap_or_default();
     assert!(
