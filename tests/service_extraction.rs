@@ -23,14 +23,9 @@ async fn connector(
     tweak: impl FnOnce(&mut Value),
 ) -> (String, String) {
     world.ensure_system_indices().await;
-    let id = world.name("extract");
-    let index = world.name("search-extract");
     let mut config = s3_configuration(world, bucket);
     tweak(&mut config);
-    world
-        .create_connector_doc(&id, &index, config, json!({}))
-        .await;
-    (id, index)
+    world.configured_connector("extract", config).await
 }
 
 async fn run_job(world: &TestWorld, id: &str, job_type: &str) -> Value {

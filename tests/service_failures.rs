@@ -6,8 +6,10 @@
 
 mod common;
 
-use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, s3_configuration, secs};
-use md5::{Digest, Md5};
+use common::{
+    Fault, FaultProxy, Raw, Rule, ServiceProcess, TestWorld, doc_id, is_listing_of,
+    s3_configuration, secs,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,51 +22,6 @@ use std::time::{Duration, Instant};
 /// Statuses after which a job does not change any more by itself.
 const TERMINAL: &[&str] = &["completed", "error", "canceled", "suspended"];
 
-/// Debug-prints a string as is (readable multi-line timeout messages).
-struct Raw(String);
-
-impl std::fmt::Debug for Raw {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Waits until the job's status is one of `statuses`; on timeout shows the job and the services' logs.
-async fn wait_job(
-    world: &TestWorld,
-    job_id: &str,
-    statuses: &[&str],
-    timeout: Duration,
-    services: &[&ServiceProcess],
-) -> Value {
-    world
-        .wait_for(
-            &format!("job {job_id} in {statuses:?}"),
-            timeout,
-            async || {
-                let job = world.job(job_id).await;
-                match &job {
-                    Some(j) if statuses.contains(&j["status"].as_str().unwrap_or("")) => {
-                        Ok(j.clone())
-                    }
-                    _ => {
-                        let logs: Vec<String> = services
-                            .iter()
-                            .map(|s| {
-                                format!(
-                                    "--- service log ---\n{}",
-                                    common::log_tail(&s.logs(), 3000)
-                                )
-                            })
-                            .collect();
-                        Err(Raw(format!("job: {job:?}\n{}", logs.join("\n"))))
-                    }
-                }
-            },
-        )
-        .await
-}
-
 /// Waits for a terminal job status.
 async fn wait_done(
     world: &TestWorld,
@@ -72,12 +29,7 @@ async fn wait_done(
     timeout: Duration,
     services: &[&ServiceProcess],
 ) -> Value {
-    wait_job(world, job_id, TERMINAL, timeout, services).await
-}
-
-/// Document id the S3 connector gives an object: md5 hex of `bucket/key` (spec §7.5).
-fn doc_id(bucket: &str, key: &str) -> String {
-    format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
+    world.wait_job(job_id, TERMINAL, timeout, services).await
 }
 
 /// S3 configuration pointing at `endpoint`; `tweak` edits it further.
@@ -91,16 +43,6 @@ fn s3_config(
     c["endpoint_url"]["value"] = json!(endpoint);
     tweak(&mut c);
     c
-}
-
-/// A configured connector (no schedule) with a unique id and index; returns `(id, index)`.
-async fn connector(world: &TestWorld, base: &str, configuration: Value) -> (String, String) {
-    let id = world.name(base);
-    let index = world.name(&format!("search-{base}"));
-    world
-        .create_connector_doc(&id, &index, configuration, json!({}))
-        .await;
-    (id, index)
 }
 
 /// Ids of the documents of `bucket` in `index` (filtered client-side: works with any mapping).
@@ -131,17 +73,6 @@ fn s3_error_xml(code: &str, message: &str) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
          <Message>{message}</Message><RequestId>injected</RequestId></Error>"
     )
-}
-
-/// Matches `ListObjectsV2` requests of one bucket (path style: `GET /<bucket>[/]?list-type=2&…`).
-fn is_listing_of(bucket: &str) -> impl Fn(&str, &str) -> bool + Send + Sync + 'static {
-    let bucket = bucket.to_string();
-    move |method, target| {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        method == "GET"
-            && path.trim_end_matches('/') == format!("/{bucket}")
-            && query.split('&').any(|p| p == "list-type=2")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,7 +118,7 @@ async fn failed_listing_keeps_that_buckets_documents() {
     let config = s3_config(&world, &format!("{a},{b}"), &proxy.url(), |c| {
         c["max_attempts"]["value"] = json!(2);
     });
-    let (id, index) = connector(&world, "partial", config).await;
+    let (id, index) = world.configured_connector("partial", config).await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
 
     let job1 = world.create_pending_job(&id).await;
@@ -263,7 +194,7 @@ async fn deleted_bucket_keeps_its_documents() {
     let a_keys = world.put_many(&a, "x/", 3).await;
     let b_keys = world.put_many(&b, "y/", 3).await;
     let config = s3_config(&world, &format!("{a},{b}"), &world.s3_endpoint, |_| {});
-    let (id, index) = connector(&world, "gone", config).await;
+    let (id, index) = world.configured_connector("gone", config).await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
 
     let job1 = world.create_pending_job(&id).await;
@@ -319,7 +250,7 @@ async fn mapping_error_fixture(
         world.put_object(&bucket, key, b"bad").await;
     }
     let config = s3_config(world, &bucket, &world.s3_endpoint, |_| {});
-    let (id, index) = connector(world, base, config).await;
+    let (id, index) = world.configured_connector(base, config).await;
     world
         .es_put(
             &format!("/{index}"),
@@ -423,12 +354,12 @@ async fn throttled_bulk_requests_are_retried() {
         vec![Rule::path_contains("/_bulk", Fault::too_many_requests()).first(2)],
     )
     .await;
-    let (id, index) = connector(
-        &world,
-        "throttled",
-        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-    )
-    .await;
+    let (id, index) = world
+        .configured_connector(
+            "throttled",
+            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+        )
+        .await;
     let yaml = world.config_yaml(
         &[&id],
         "elasticsearch.bulk.max_retries: 3\nelasticsearch.bulk.retry_interval: 0.05\n",
@@ -478,12 +409,9 @@ async fn job_during_bulk_outage(
         )],
     )
     .await;
-    let (id, index) = connector(
-        world,
-        base,
-        s3_config(world, &bucket, &world.s3_endpoint, |_| {}),
-    )
-    .await;
+    let (id, index) = world
+        .configured_connector(base, s3_config(world, &bucket, &world.s3_endpoint, |_| {}))
+        .await;
     let extra = format!("{FAST_BULK_RETRIES}{extra}");
     let yaml = world.config_yaml_via(&[&id], &extra, &proxy.url());
     let svc = ServiceProcess::start(world, &yaml, &[]);
@@ -557,12 +485,12 @@ async fn two_instances_run_a_job_once() {
     let bucket = world.name("twins");
     world.create_bucket(&bucket, None).await;
     world.put_many(&bucket, "k/", 30).await;
-    let (id, index) = connector(
-        &world,
-        "twins",
-        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-    )
-    .await;
+    let (id, index) = world
+        .configured_connector(
+            "twins",
+            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+        )
+        .await;
     let yaml = world.config_yaml(&[&id], "");
     let s1 = ServiceProcess::start(&world, &yaml, &[]);
     let s2 = ServiceProcess::start(&world, &yaml, &[]);
@@ -600,12 +528,12 @@ async fn stale_pending_read_does_not_rerun_a_finished_job() {
     let bucket = world.name("stale");
     world.create_bucket(&bucket, None).await;
     world.put_many(&bucket, "k/", 5).await;
-    let (id, _index) = connector(
-        &world,
-        "stale",
-        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-    )
-    .await;
+    let (id, _index) = world
+        .configured_connector(
+            "stale",
+            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+        )
+        .await;
     let yaml = world.config_yaml(&[&id], "");
     // Instance 2 sees every connector read 3 s late.
     let slow = FaultProxy::start(
@@ -734,25 +662,19 @@ async fn sigterm_suspends_the_job_and_a_restart_completes_it() {
         vec![Rule::path_contains("/_bulk", Fault::Delay(secs(1)))],
     )
     .await;
-    let (id, index) = connector(
-        &world,
-        "suspend",
-        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-    )
-    .await;
+    let (id, index) = world
+        .configured_connector(
+            "suspend",
+            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+        )
+        .await;
     let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
     let mut svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
     let job = world.create_pending_job(&id).await;
-    let running = wait_job(&world, &job, &["in_progress"], secs(30), &[&svc]).await;
-    world
-        .wait_for("a bulk request in flight", secs(20), async || {
-            if proxy.hits(0) >= 1 {
-                Ok(())
-            } else {
-                Err(proxy.hits(0))
-            }
-        })
+    let running = world
+        .wait_job(&job, &["in_progress"], secs(30), &[&svc])
         .await;
+    proxy.wait_hits(0, 1, secs(20)).await;
 
     assert!(svc.send_sigterm(), "service already gone:\n{}", svc.logs());
     let t0 = Instant::now();
@@ -776,14 +698,14 @@ async fn sigterm_suspends_the_job_and_a_restart_completes_it() {
 
     // A new instance (straight to ES) resumes the same job from scratch.
     let svc2 = ServiceProcess::start(&world, &yaml, &[]);
-    let done = wait_job(
-        &world,
-        &job,
-        &["completed", "error", "canceled"],
-        secs(30),
-        &[&svc2],
-    )
-    .await;
+    let done = world
+        .wait_job(
+            &job,
+            &["completed", "error", "canceled"],
+            secs(30),
+            &[&svc2],
+        )
+        .await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["indexed_document_count"], n, "{done}");
     assert_eq!(done["total_document_count"], n, "{done}");
@@ -806,7 +728,7 @@ async fn unreachable_s3_fails_the_job_and_deletes_nothing() {
     let config = s3_config(&world, &bucket, &world.s3_endpoint, |c| {
         c["max_attempts"]["value"] = json!(1);
     });
-    let (id, index) = connector(&world, "down", config).await;
+    let (id, index) = world.configured_connector("down", config).await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
     let job1 = world.create_pending_job(&id).await;
     let done = wait_done(&world, &job1, secs(30), &[&svc]).await;
@@ -863,12 +785,12 @@ async fn too_many_errors_stop_the_service() {
         )],
     )
     .await;
-    let (id, _) = connector(
-        &world,
-        "errors",
-        s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-    )
-    .await;
+    let (id, _) = world
+        .configured_connector(
+            "errors",
+            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+        )
+        .await;
     let extra = "service.max_errors: 2\nservice.max_errors_span: 600\n\
                  elasticsearch.max_retries: 0\nelasticsearch.retry_interval: 0.05\n";
     let yaml = world.config_yaml(&[&id], extra);
@@ -930,8 +852,8 @@ async fn secrets_never_appear_in_logs() {
         c["aws_secret_access_key"]["value"] = json!(AWS_SECRET);
         c["max_attempts"]["value"] = json!(0);
     });
-    let (id, index) = connector(&world, "secret", ok_config).await;
-    let (bad_id, _) = connector(&world, "secret-bad", bad_config).await;
+    let (id, index) = world.configured_connector("secret", ok_config).await;
+    let (bad_id, _) = world.configured_connector("secret-bad", bad_config).await;
 
     // The stand-in ignores auth; against a real cluster the password must be the real one.
     let mut yaml = world.config_yaml(&[&id, &bad_id], "");

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{ServiceProcess, TestWorld, free_port, s3_configuration, secs};
-use md5::{Digest, Md5};
+use common::{ServiceProcess, TestWorld, doc_id, free_port, s3_configuration, secs};
 use serde_json::{Value, json};
 
 /// Elastic's S3 configuration schema (spec §7.1), verbatim.
@@ -60,12 +59,6 @@ const DOC_FIELDS: [&str; 8] = [
     "size_in_bytes",
     "storage_class",
 ];
-
-/// Lowercase hex MD5 of `"<bucket>/<key>"`: the document `_id` Elastic's S3 connector uses.
-fn doc_id(bucket: &str, key: &str) -> String {
-    let digest = Md5::digest(format!("{bucket}/{key}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Parses an ES timestamp; panics with the field name if it is not one.
 #[track_caller]

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, s3_configuration, secs};
-use md5::{Digest, Md5};
+use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, doc_id, s3_configuration, secs};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -13,46 +12,6 @@ use std::time::Duration;
 // helpers
 
 const JOBS: &str = ".elastic-connectors-sync-jobs";
-
-fn doc_id(bucket: &str, key: &str) -> String {
-    format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
-}
-
-/// Waits until the job is terminated and asserts it completed.
-async fn wait_completed(world: &TestWorld, job_id: &str, svc: &ServiceProcess) -> Value {
-    let job = world
-        .wait_for(&format!("job {job_id} terminated"), secs(30), async || {
-            let job = world.job(job_id).await.unwrap_or(Value::Null);
-            match job["status"].as_str() {
-                Some("completed" | "error" | "canceled") => Ok(job),
-                _ => Err(format!(
-                    "{job}\n--- log tail ---\n{}",
-                    common::log_tail(&svc.logs(), 4000)
-                )),
-            }
-        })
-        .await;
-    assert_eq!(
-        job["status"],
-        "completed",
-        "{job}\n{}",
-        common::log_tail(&svc.logs(), 4000)
-    );
-    job
-}
-
-/// A bucket with `n` objects and a configured connector over it; returns `(id, index, bucket)`.
-async fn synced_bucket(world: &TestWorld, base: &str, n: usize) -> (String, String, String) {
-    let bucket = world.name(base);
-    world.create_bucket(&bucket, None).await;
-    world.put_many(&bucket, "o/", n).await;
-    let id = world.name(base);
-    let index = world.name(&format!("search-{base}"));
-    world
-        .create_connector_doc(&id, &index, s3_configuration(world, &bucket), json!({}))
-        .await;
-    (id, index, bucket)
-}
 
 // ---------------------------------------------------------------------------------------------
 // 7. several connectors, max_concurrent_content_syncs
@@ -62,8 +21,8 @@ async fn synced_bucket(world: &TestWorld, base: &str, n: usize) -> (String, Stri
 /// sample, so both statuses come from the same moment).
 async fn two_connectors(max_concurrent: usize) -> (Vec<Value>, usize) {
     let world = TestWorld::start().await;
-    let (a, _, _) = synced_bucket(&world, "conc-a", 30).await;
-    let (b, _, _) = synced_bucket(&world, "conc-b", 30).await;
+    let (a, _, _) = world.bucket_with_connector("conc-a", 30).await;
+    let (b, _, _) = world.bucket_with_connector("conc-b", 30).await;
     let proxy = FaultProxy::start(
         &world.es_url,
         vec![Rule::path_contains(
@@ -156,9 +115,9 @@ async fn worker_mode_handles_self_managed_connectors_of_its_service_types_only()
         eprintln!("skipped: worker mode needs an Elasticsearch of its own");
         return;
     }
-    let (worker, index, _) = synced_bucket(&world, "wk-self", 3).await;
-    let (native, native_index, _) = synced_bucket(&world, "wk-native", 3).await;
-    let (deleted, deleted_index, _) = synced_bucket(&world, "wk-deleted", 3).await;
+    let (worker, index, _) = world.bucket_with_connector("wk-self", 3).await;
+    let (native, native_index, _) = world.bucket_with_connector("wk-native", 3).await;
+    let (deleted, deleted_index, _) = world.bucket_with_connector("wk-deleted", 3).await;
     world
         .update_connector(&native, json!({"is_native": true}))
         .await;
@@ -173,7 +132,7 @@ async fn worker_mode_handles_self_managed_connectors_of_its_service_types_only()
     let extra = "service.worker_mode: true\nservice.service_types: [s3]\n";
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[], extra), &[]);
 
-    let done = wait_completed(&world, &jobs[0], &svc).await;
+    let done = world.wait_completed(&jobs[0], &svc).await;
     assert_eq!(done["indexed_document_count"], 3, "{done}");
     assert_eq!(world.count(&index).await, 3);
     let c = world.connector(&worker).await.unwrap();
@@ -215,11 +174,11 @@ async fn worker_mode_handles_self_managed_connectors_of_its_service_types_only()
 /// `(log, connector id, job id)`.
 async fn logs_of_one_sync(args: &[&str]) -> (String, String, String) {
     let world = TestWorld::start().await;
-    let (id, _, _) = synced_bucket(&world, "logs", 1).await;
+    let (id, _, _) = world.bucket_with_connector("logs", 1).await;
     let mut svc =
         ServiceProcess::start_with_args(&world, &world.config_yaml(&[&id], ""), args, &[]);
     let job = world.create_pending_job(&id).await;
-    wait_completed(&world, &job, &svc).await;
+    world.wait_completed(&job, &svc).await;
     assert!(svc.send_sigterm());
     let status = svc.wait_exit(secs(15)).await;
     assert!(status.success(), "{status:?}");
@@ -429,7 +388,7 @@ async fn incremental_syncs_index_only_what_changed() {
             "a completed sync left a sync_cursor: {cursor}"
         );
         let job = world.create_job(&id, job_type, "on_demand").await;
-        let done = wait_completed(&world, &job, &svc).await;
+        let done = world.wait_completed(&job, &svc).await;
         assert_eq!(done["job_type"], job_type);
         // §5.3 step 2: incremental jobs are claimed with the connector's cursor, others with null
         // (direct mode writes the dotted key `connector.sync_cursor` as is).

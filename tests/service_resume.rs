@@ -4,8 +4,9 @@
 mod common;
 
 use common::proxy::Handler;
-use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, now_iso, s3_configuration, secs};
-use md5::{Digest, Md5};
+use common::{
+    Fault, FaultProxy, Rule, ServiceProcess, TestWorld, doc_id, now_iso, s3_configuration, secs,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,47 +15,6 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-fn doc_id(bucket: &str, key: &str) -> String {
-    format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
-}
-
-/// Waits until the job's status is one of `statuses`.
-async fn wait_job(
-    world: &TestWorld,
-    job_id: &str,
-    statuses: &[&str],
-    timeout: Duration,
-    svc: &ServiceProcess,
-) -> Value {
-    world
-        .wait_for(
-            &format!("job {job_id} in {statuses:?}"),
-            timeout,
-            async || {
-                let job = world.job(job_id).await.unwrap_or(Value::Null);
-                if statuses.contains(&job["status"].as_str().unwrap_or("")) {
-                    Ok(job)
-                } else {
-                    Err(format!(
-                        "{job}\n--- log tail ---\n{}",
-                        common::log_tail(&svc.logs(), 4000)
-                    ))
-                }
-            },
-        )
-        .await
-}
-
-/// A configured connector (no schedule) over `bucket`; returns `(id, index)`.
-async fn connector(world: &TestWorld, base: &str, configuration: Value) -> (String, String) {
-    let id = world.name(base);
-    let index = world.name(&format!("search-{base}"));
-    world
-        .create_connector_doc(&id, &index, configuration, json!({}))
-        .await;
-    (id, index)
-}
 
 /// `_id`s of the `index` actions of every `_bulk` request, tagged with the run (phase) that sent
 /// them. The proxy answers `_bulk` itself by forwarding it (after `delay`) to the real ES, so it
@@ -138,13 +98,15 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     .await;
     let mut cfg = s3_configuration(&world, &bucket);
     cfg["page_size"]["value"] = json!(PAGE);
-    let (id, index) = connector(&world, "resume", cfg).await;
+    let (id, index) = world.configured_connector("resume", cfg).await;
     let extra = "elasticsearch.bulk.chunk_size: 100\nelasticsearch.bulk.max_concurrency: 1\n";
     let yaml = world.config_yaml_via(&[&id], extra, &proxy.url());
     let job = world.create_pending_job(&id).await;
 
     let mut svc = ServiceProcess::start(&world, &yaml, &[]);
-    let first = wait_job(&world, &job, &["in_progress"], secs(20), &svc).await;
+    let first = world
+        .wait_job(&job, &["in_progress"], secs(20), &[&svc])
+        .await;
     world
         .wait_for(
             "about half of the documents indexed",
@@ -201,14 +163,14 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     }
 
     let svc2 = ServiceProcess::start(&world, &yaml, &[]);
-    let done = wait_job(
-        &world,
-        &job,
-        &["completed", "error", "canceled"],
-        secs(40),
-        &svc2,
-    )
-    .await;
+    let done = world
+        .wait_job(
+            &job,
+            &["completed", "error", "canceled"],
+            secs(40),
+            &[&svc2],
+        )
+        .await;
     assert_eq!(
         done["status"],
         "completed",
@@ -277,7 +239,9 @@ async fn running_job_set_to_canceling_ends_canceled_within_5_seconds() {
         vec![Rule::path_contains("/_bulk", Fault::Delay(secs(1)))],
     )
     .await;
-    let (id, index) = connector(&world, "cancel", s3_configuration(&world, &bucket)).await;
+    let (id, index) = world
+        .configured_connector("cancel", s3_configuration(&world, &bucket))
+        .await;
     let extra = "elasticsearch.bulk.chunk_size: 20\nelasticsearch.bulk.max_concurrency: 1\n";
     let svc = ServiceProcess::start(
         &world,
@@ -285,16 +249,10 @@ async fn running_job_set_to_canceling_ends_canceled_within_5_seconds() {
         &[],
     );
     let job = world.create_pending_job(&id).await;
-    wait_job(&world, &job, &["in_progress"], secs(20), &svc).await;
     world
-        .wait_for("a bulk request went out", secs(20), async || {
-            if proxy.hits(0) >= 2 {
-                Ok(())
-            } else {
-                Err(proxy.hits(0))
-            }
-        })
+        .wait_job(&job, &["in_progress"], secs(20), &[&svc])
         .await;
+    proxy.wait_hits(0, 2, secs(20)).await;
 
     let requested = now_iso();
     world
@@ -305,14 +263,9 @@ async fn running_job_set_to_canceling_ends_canceled_within_5_seconds() {
         .await
         .ok();
     let t0 = Instant::now();
-    let done = wait_job(
-        &world,
-        &job,
-        &["canceled", "completed", "error"],
-        secs(10),
-        &svc,
-    )
-    .await;
+    let done = world
+        .wait_job(&job, &["canceled", "completed", "error"], secs(10), &[&svc])
+        .await;
     let took = t0.elapsed();
     assert_eq!(done["status"], "canceled", "{done}");
     assert!(took <= secs(5), "cancel took {took:?}");
@@ -339,7 +292,9 @@ async fn pending_and_suspended_jobs_set_to_canceling_end_canceled_without_runnin
     for key in ["a.txt", "b.txt", "c.txt"] {
         world.put_object(&bucket, key, b"x").await;
     }
-    let (id, index) = connector(&world, "unclaimed", s3_configuration(&world, &bucket)).await;
+    let (id, index) = world
+        .configured_connector("unclaimed", s3_configuration(&world, &bucket))
+        .await;
     let jobs_index = ".elastic-connectors-sync-jobs";
     let pending = world.create_pending_job(&id).await;
     let suspended = world.create_pending_job(&id).await;
@@ -367,14 +322,9 @@ async fn pending_and_suspended_jobs_set_to_canceling_end_canceled_without_runnin
 
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
     for job in [&pending, &suspended] {
-        let done = wait_job(
-            &world,
-            job,
-            &["canceled", "completed", "error"],
-            secs(15),
-            &svc,
-        )
-        .await;
+        let done = world
+            .wait_job(job, &["canceled", "completed", "error"], secs(15), &[&svc])
+            .await;
         assert_eq!(done["status"], "canceled", "{done}");
         assert!(done["canceled_at"].is_string(), "{done}");
         assert!(done["completed_at"].is_string(), "{done}");

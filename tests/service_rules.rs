@@ -5,19 +5,17 @@
 
 mod common;
 
-use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, now_iso, s3_configuration, secs};
-use md5::{Digest, Md5};
+use common::jobs::ENDED;
+use common::{
+    Fault, FaultProxy, Rule, ServiceProcess, TestWorld, doc_id, is_listing_of, now_iso,
+    s3_configuration, secs,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// Document id the S3 connector gives an object: md5 hex of `bucket/key` (spec §7.5).
-fn doc_id(bucket: &str, key: &str) -> String {
-    format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
-}
 
 fn ids(bucket: &str, keys: &[&str]) -> BTreeSet<String> {
     keys.iter().map(|k| doc_id(bucket, k)).collect()
@@ -48,39 +46,6 @@ async fn index_filenames(world: &TestWorld, index: &str) -> BTreeSet<String> {
             )
         })
         .collect()
-}
-
-/// Waits until the job is terminated (`completed`, `error`, `canceled`); shows the log on timeout.
-async fn wait_done(
-    world: &TestWorld,
-    job_id: &str,
-    svc: &ServiceProcess,
-    timeout: Duration,
-) -> Value {
-    world
-        .wait_for(&format!("job {job_id} terminated"), timeout, async || {
-            let job = world.job(job_id).await.unwrap_or(Value::Null);
-            match job["status"].as_str() {
-                Some("completed" | "error" | "canceled") => Ok(job),
-                _ => Err(format!(
-                    "{job}\n--- log tail ---\n{}",
-                    common::log_tail(&svc.logs(), 4000)
-                )),
-            }
-        })
-        .await
-}
-
-/// Waits for a `completed` job.
-async fn wait_completed(world: &TestWorld, job_id: &str, svc: &ServiceProcess) -> Value {
-    let job = wait_done(world, job_id, svc, secs(30)).await;
-    assert_eq!(
-        job["status"],
-        "completed",
-        "{job}\n{}",
-        common::log_tail(&svc.logs(), 4000)
-    );
-    job
 }
 
 /// A basic rule as Kibana writes it.
@@ -122,16 +87,6 @@ fn default_entry(connector: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// A configured connector (no schedule) over `buckets`; returns `(id, index)`.
-async fn connector(world: &TestWorld, base: &str, configuration: Value) -> (String, String) {
-    let id = world.name(base);
-    let index = world.name(&format!("search-{base}"));
-    world
-        .create_connector_doc(&id, &index, configuration, json!({}))
-        .await;
-    (id, index)
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. basic rules
 
@@ -168,7 +123,9 @@ async fn basic_rules_first_match_by_order_decides_and_excluded_docs_are_deleted(
     for (key, size) in objects {
         world.put_object(&bucket, key, &vec![b'x'; size]).await;
     }
-    let (id, index) = connector(&world, "basic", s3_configuration(&world, &bucket)).await;
+    let (id, index) = world
+        .configured_connector("basic", s3_configuration(&world, &bucket))
+        .await;
 
     let job1 = world.create_pending_job(&id).await;
 
@@ -193,9 +150,9 @@ async fn basic_rules_first_match_by_order_decides_and_excluded_docs_are_deleted(
     set_filtering(&world, &id, plain.clone(), plain).await;
 
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let j1 = wait_completed(&world, &job1, &svc).await;
+    let j1 = world.wait_completed(&job1, &svc).await;
     assert_eq!(j1["indexed_document_count"], 7, "{j1}");
-    let j2 = wait_completed(&world, &job2, &svc).await;
+    let j2 = world.wait_completed(&job2, &svc).await;
 
     let expected = ["private/big.txt", "x/private/a.txt", "small.txt", "a.TMP"];
     assert_eq!(
@@ -210,17 +167,6 @@ async fn basic_rules_first_match_by_order_decides_and_excluded_docs_are_deleted(
 
 // ---------------------------------------------------------------------------------------------
 // 2. advanced rules
-
-/// Matches `ListObjectsV2` requests of one bucket (path style: `GET /<bucket>[/]?list-type=2&…`).
-fn is_listing_of(bucket: &str) -> impl Fn(&str, &str) -> bool + Send + Sync + 'static {
-    let bucket = bucket.to_string();
-    move |method, target| {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        method == "GET"
-            && path.trim_end_matches('/') == format!("/{bucket}")
-            && query.split('&').any(|p| p == "list-type=2")
-    }
-}
 
 /// The `prefix` query parameter of a request target (`None` when absent or empty).
 fn prefix_param(target: &str) -> Option<String> {
@@ -287,14 +233,14 @@ async fn advanced_rules_list_only_their_buckets_and_prefixes() {
     .await;
     let mut cfg = s3_configuration(&world, &c);
     cfg["endpoint_url"]["value"] = json!(proxy.url());
-    let (id, index) = connector(&world, "adv", cfg).await;
+    let (id, index) = world.configured_connector("adv", cfg).await;
     let advanced = json!([{"bucket": a, "prefix": "docs/", "extension": [".txt"]}, {"bucket": b}]);
     let active = filter(json!([default_rule(0)]), advanced, "valid");
     set_filtering(&world, &id, active.clone(), active).await;
 
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
     let job = world.create_pending_job(&id).await;
-    let done = wait_completed(&world, &job, &svc).await;
+    let done = world.wait_completed(&job, &svc).await;
 
     let mut expected = ids(&a, &["docs/a.txt", "docs/sub/c.txt"]);
     expected.extend(ids(&b, &["b1.bin", "dir/b2.txt"]));
@@ -344,7 +290,9 @@ async fn advanced_glob_and_regex_rules_keep_matching_keys_only() {
     for key in r_keys {
         world.put_object(&r, key, b"r").await;
     }
-    let (id, index) = connector(&world, "globre", s3_configuration(&world, "unused-bucket")).await;
+    let (id, index) = world
+        .configured_connector("globre", s3_configuration(&world, "unused-bucket"))
+        .await;
     let advanced = json!([
         {"bucket": g, "glob": ["reports/**/*.pdf"]},
         {"bucket": r, "regex": "logs/[0-9]{4}/.*\\.json$"}
@@ -354,7 +302,7 @@ async fn advanced_glob_and_regex_rules_keep_matching_keys_only() {
 
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
     let job = world.create_pending_job(&id).await;
-    let done = wait_completed(&world, &job, &svc).await;
+    let done = world.wait_completed(&job, &svc).await;
 
     let mut expected = ids(&g, &g_keys[..3]);
     expected.extend(ids(&r, &r_keys[..2]));
@@ -421,7 +369,9 @@ async fn invalid_draft_gets_elastic_errors_and_valid_draft_is_activated() {
     world.create_bucket(&bucket, None).await;
     world.put_object(&bucket, "a.txt", b"a").await;
     world.put_object(&bucket, "b.tmp", b"b").await;
-    let (id, index) = connector(&world, "draft", s3_configuration(&world, &bucket)).await;
+    let (id, index) = world
+        .configured_connector("draft", s3_configuration(&world, &bucket))
+        .await;
     let active = filter(json!([default_rule(0)]), json!({}), "valid");
     set_filtering(
         &world,
@@ -464,7 +414,7 @@ async fn invalid_draft_gets_elastic_errors_and_valid_draft_is_activated() {
     );
 
     let job = world.create_pending_job(&id).await;
-    wait_completed(&world, &job, &svc).await;
+    world.wait_completed(&job, &svc).await;
     assert_eq!(index_ids(&world, &index).await, ids(&bucket, &["a.txt"]));
 }
 
@@ -475,7 +425,9 @@ async fn unknown_rule_type_sets_connector_error_and_leaves_the_draft() {
     let world = TestWorld::start().await;
     let bucket = world.name("nope");
     world.create_bucket(&bucket, None).await;
-    let (id, _index) = connector(&world, "nope", s3_configuration(&world, &bucket)).await;
+    let (id, _index) = world
+        .configured_connector("nope", s3_configuration(&world, &bucket))
+        .await;
     let active = filter(json!([default_rule(0)]), json!({}), "valid");
     let draft = filter(
         json!([
@@ -541,7 +493,9 @@ async fn api_mode_validates_and_activates_drafts_through_the_filtering_endpoints
     let world = TestWorld::start().await;
     let bucket = world.name("apidraft");
     world.create_bucket(&bucket, None).await;
-    let (id, _index) = connector(&world, "apidraft", s3_configuration(&world, &bucket)).await;
+    let (id, _index) = world
+        .configured_connector("apidraft", s3_configuration(&world, &bucket))
+        .await;
     let active = filter(json!([default_rule(0)]), json!({}), "valid");
     let bad = filter(json!([default_rule(0)]), json!({"bucket": ["x"]}), "edited");
     set_filtering(&world, &id, active.clone(), bad).await;
@@ -608,7 +562,9 @@ async fn job_with_invalid_filtering_snapshot_fails() {
     let bucket = world.name("badsnap");
     world.create_bucket(&bucket, None).await;
     world.put_object(&bucket, "a.txt", b"a").await;
-    let (id, index) = connector(&world, "badsnap", s3_configuration(&world, &bucket)).await;
+    let (id, index) = world
+        .configured_connector("badsnap", s3_configuration(&world, &bucket))
+        .await;
     let invalid = filter(r123(), json!({}), "valid");
     set_filtering(&world, &id, invalid.clone(), invalid).await;
     let job = world.create_pending_job(&id).await;
@@ -616,7 +572,7 @@ async fn job_with_invalid_filtering_snapshot_fails() {
     set_filtering(&world, &id, plain.clone(), plain).await;
 
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let done = wait_done(&world, &job, &svc, secs(20)).await;
+    let done = world.wait_job(&job, ENDED, secs(20), &[&svc]).await;
     assert_eq!(done["status"], "error", "{done}");
     let error = done["error"].as_str().unwrap_or_default();
     // Elastic renders the state with its enum repr (`FilteringValidationState.INVALID`).

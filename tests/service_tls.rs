@@ -5,28 +5,15 @@
 mod common;
 
 use common::tls::TlsFront;
-use common::{ServiceProcess, TestWorld, s3_configuration, secs};
-use serde_json::{Value, json};
-
-/// A configured connector over a bucket with `n` objects; returns `(id, index)`.
-async fn connector(world: &TestWorld, base: &str, n: usize) -> (String, String) {
-    let bucket = world.name(base);
-    world.create_bucket(&bucket, None).await;
-    world.put_many(&bucket, "tls/", n).await;
-    let id = world.name(base);
-    let index = world.name(&format!("search-{base}"));
-    world
-        .create_connector_doc(&id, &index, s3_configuration(world, &bucket), json!({}))
-        .await;
-    (id, index)
-}
+use common::{ServiceProcess, TestWorld, secs};
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn syncs_through_https_trusting_the_ca_in_ca_certs() {
     let world = TestWorld::start().await;
     let front = TlsFront::start(&world.es_url).await;
     let ca = front.write_ca(world.tmp_dir());
-    let (id, index) = connector(&world, "tls-ca", 5).await;
+    let (id, index, _) = world.bucket_with_connector("tls-ca", 5).await;
     let extra = format!("elasticsearch.ca_certs: {:?}\n", ca.display().to_string());
     let yaml = world.config_yaml_via(&[&id], &extra, &front.url());
     let svc = ServiceProcess::start(&world, &yaml, &[]);
@@ -51,7 +38,7 @@ async fn syncs_through_https_trusting_the_ca_in_ca_certs() {
 async fn an_untrusted_certificate_stops_the_service_with_a_clear_error() {
     let world = TestWorld::start().await;
     let front = TlsFront::start(&world.es_url).await;
-    let (id, _) = connector(&world, "tls-unknown", 1).await;
+    let (id, _, _) = world.bucket_with_connector("tls-unknown", 1).await;
     let extra = "elasticsearch.max_wait_duration: 1\nelasticsearch.initial_backoff_duration: 0.2\n";
     let yaml = world.config_yaml_via(&[&id], extra, &front.url());
     let mut svc = ServiceProcess::start(&world, &yaml, &[]);
@@ -72,7 +59,7 @@ async fn an_untrusted_certificate_stops_the_service_with_a_clear_error() {
 async fn verify_certs_false_accepts_an_unknown_certificate() {
     let world = TestWorld::start().await;
     let front = TlsFront::start(&world.es_url).await;
-    let (id, _) = connector(&world, "tls-noverify", 1).await;
+    let (id, _, _) = world.bucket_with_connector("tls-noverify", 1).await;
     let yaml = world.config_yaml_via(&[&id], "elasticsearch.verify_certs: false\n", &front.url());
     let _svc = ServiceProcess::start(&world, &yaml, &[]);
 

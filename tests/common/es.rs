@@ -223,3 +223,9 @@ impl TestWorld {
         Some(body["_source"].take())
     }
 }
+
+/// Document id the S3 connector gives an object: lowercase hex MD5 of `"<bucket>/<key>"` (§7.5).
+pub fn doc_id(bucket: &str, key: &str) -> String {
+    use md5::{Digest, Md5};
+    format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
+}

@@ -218,6 +218,28 @@ impl TestWorld {
         self.get_doc(CONNECTORS, id).await
     }
 
+    /// A configured connector (no schedule) named after `base`, with index `search-<base>` (both
+    /// made unique by [`TestWorld::name`]); returns `(id, index)`.
+    pub async fn configured_connector(&self, base: &str, configuration: Value) -> (String, String) {
+        let id = self.name(base);
+        let index = self.name(&format!("search-{base}"));
+        self.create_connector_doc(&id, &index, configuration, json!({}))
+            .await;
+        (id, index)
+    }
+
+    /// A new bucket `base` with `n` objects (`o/…`) and a configured connector over it; returns
+    /// `(id, index, bucket)`.
+    pub async fn bucket_with_connector(&self, base: &str, n: usize) -> (String, String, String) {
+        let bucket = self.name(base);
+        self.create_bucket(&bucket, None).await;
+        self.put_many(&bucket, "o/", n).await;
+        let (id, index) = self
+            .configured_connector(base, s3_configuration(self, &bucket))
+            .await;
+        (id, index, bucket)
+    }
+
     /// Waits until the connector document satisfies `pred`; returns it. Times out showing the
     /// connector's status fields.
     pub async fn wait_connector(

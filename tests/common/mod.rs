@@ -18,6 +18,7 @@
 
 pub mod connector_api;
 pub mod es;
+pub mod jobs;
 pub mod kibana;
 pub mod proxy;
 pub mod s3;
@@ -30,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-pub use es::{EsAuth, EsResponse};
+pub use es::{EsAuth, EsResponse, doc_id};
 pub use kibana::s3_configuration;
 pub use proxy::{Fault, FaultProxy, Rule};
+pub use s3::is_listing_of;
 pub use service::ServiceProcess;
 
 /// Message used whenever a stand-in binary cannot be found.
@@ -149,6 +151,16 @@ impl Drop for TestWorld {
         for child in &mut self.children {
             let _ = child.start_kill();
         }
+    }
+}
+
+/// Debug-prints a string as is: an `Err` payload for [`wait_for`] that keeps multi-line messages
+/// (logs) readable.
+pub struct Raw(pub String);
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

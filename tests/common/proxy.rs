@@ -207,6 +207,16 @@ impl FaultProxy {
         self.inner.hits[i].load(Ordering::SeqCst)
     }
 
+    /// Waits until rule `i` has matched at least `n` requests.
+    pub async fn wait_hits(&self, i: usize, n: usize, timeout: Duration) {
+        let desc = format!("{n} requests matching {}", self.rule_desc(i));
+        super::wait_for(&desc, timeout, async || {
+            let hits = self.hits(i);
+            if hits >= n { Ok(()) } else { Err(hits) }
+        })
+        .await
+    }
+
     /// Requests to which rule `i`'s fault was applied.
     pub fn injected(&self, i: usize) -> usize {
         self.inner.injected[i].load(Ordering::SeqCst)

@@ -174,3 +174,15 @@ impl TestWorld {
         keys
     }
 }
+
+/// Matches `ListObjectsV2` requests of one bucket (path style: `GET /<bucket>[/]?list-type=2&…`), for
+/// [`super::Rule::when`].
+pub fn is_listing_of(bucket: &str) -> impl Fn(&str, &str) -> bool + Send + Sync + 'static {
+    let bucket = bucket.to_string();
+    move |method, target| {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        method == "GET"
+            && path.trim_end_matches('/') == format!("/{bucket}")
+            && query.split('&').any(|p| p == "list-type=2")
+    }
+}
