@@ -1,6 +1,7 @@
 # content-sync developer entry points.
 #
-#   make test    install the pinned stand-ins (moto, osmem-server) into .local/venv, then cargo test
+#   make test    start a real Elasticsearch (scripts/elasticsearch.sh; or use ES_URL), install the pinned
+#                stand-ins (moto, osmem-server) into .local/venv, then cargo test
 #   make build   release build
 #   make fmt     cargo fmt
 #   make lint    cargo clippy (warnings are errors)
@@ -20,11 +21,12 @@ TEST_ARGS ?=
 stand-ins:
 	@$(STAND_INS) install
 
-# The integration tests spawn their own servers from OSMEM_BIN / MOTO_SERVER_BIN
-# (or use ES_URL / S3_ENDPOINT when those are set).
+# The integration tests share one real Elasticsearch node (started here unless ES_URL is set) and
+# spawn a moto server per test from MOTO_SERVER_BIN (or use S3_ENDPOINT when set).
 test: stand-ins
+	$(CARGO) test --all-targets --no-run
 	@set -a && eval "$$($(STAND_INS) paths)" && set +a && \
-		$(CARGO) test --all-targets $(TEST_ARGS)
+		scripts/with-elasticsearch.sh $(CARGO) test --all-targets $(TEST_ARGS)
 
 build:
 	$(CARGO) build --release
