@@ -354,8 +354,8 @@ async fn pipeline_mode_sends_the_bytes_as_attachment() {
     world
         .put_object(&bucket, "photo.jpg", b"\xff\xd8 not extractable")
         .await;
-    // An Elasticsearch whose default pipeline exists: the proxy answers the pipeline check and takes
-    // the bulk requests naming it, recording every document (the stand-in has no ingest API).
+    // An Elasticsearch whose default pipeline runs the attachment processor (our test node has no
+    // ingest processors): the proxy takes the bulk requests naming it, recording every document.
     let seen: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
     let record = seen.clone();
     let bulk: common::proxy::Handler = Arc::new(move |_, _, body| {
@@ -383,17 +383,10 @@ async fn pipeline_mode_sends_the_bytes_as_attachment() {
     });
     let es = FaultProxy::start(
         &world.es_url,
-        vec![
-            Rule::method_path(
-                "GET",
-                "/_ingest/pipeline/search-default-ingestion",
-                Fault::status(200, r#"{"search-default-ingestion":{}}"#),
-            ),
-            Rule::path_contains(
-                "/_bulk?pipeline=search-default-ingestion",
-                Fault::Handle(bulk),
-            ),
-        ],
+        vec![Rule::path_contains(
+            "/_bulk?pipeline=search-default-ingestion",
+            Fault::Handle(bulk),
+        )],
     )
     .await;
     let (id, _index) = connector(&world, &bucket, |c| {

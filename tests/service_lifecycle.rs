@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{ServiceProcess, TestWorld, doc_id, free_port, s3_configuration, secs};
+use common::{Raw, ServiceProcess, TestWorld, doc_id, free_port, s3_configuration, secs};
 use serde_json::{Value, json};
 
 /// Elastic's S3 configuration schema (spec §7.1), verbatim.
@@ -879,13 +879,22 @@ async fn cli_creates_a_connector_and_starts_a_job_the_service_runs() {
         out.stderr
     );
 
-    let out = cli_ok(&["-c", config, "connector", "list"]).await;
-    let line = out
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(id.as_str()))
-        .unwrap_or_else(|| panic!("connector list does not list {id}:\n{out}"));
+    // `connector list` searches, and a search sees an update once the index refreshes (within a
+    // second on Elasticsearch).
+    let line = world
+        .wait_for("connector list shows the sync", secs(10), async || {
+            let out = cli_ok(&["-c", config, "connector", "list"]).await;
+            let line = out
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+                .map(str::to_string);
+            match line {
+                Some(l) if l.contains("completed") => Ok(l),
+                _ => Err(Raw(out)),
+            }
+        })
+        .await;
     assert!(line.contains(&index), "{line}");
-    assert!(line.contains("completed"), "{line}");
 
     let out = cli_ok(&["-c", config, "job", "list", "--connector", &id]).await;
     assert!(out.contains(&job_id), "job list:\n{out}");

@@ -99,6 +99,7 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     let mut cfg = s3_configuration(&world, &bucket);
     cfg["page_size"]["value"] = json!(PAGE);
     let (id, index) = world.configured_connector("resume", cfg).await;
+    world.without_pipeline(&id).await;
     let extra = "elasticsearch.bulk.chunk_size: 100\nelasticsearch.bulk.max_concurrency: 1\n";
     let yaml = world.config_yaml_via(&[&id], extra, &proxy.url());
     let job = world.create_pending_job(&id).await;

@@ -4,6 +4,7 @@ use super::redact_configuration;
 use crate::es::EsClient;
 use crate::es::connector::ConnectorStore;
 use crate::es::job::{JOBS_INDEX, JobStore};
+use crate::es::protocol::ConnectorApi;
 use serde_json::{Value, json};
 
 #[derive(Debug, clap::Subcommand)]
@@ -31,13 +32,16 @@ pub enum JobCommand {
     },
 }
 
-pub async fn run(es: &EsClient, api: bool, command: JobCommand) -> anyhow::Result<()> {
+pub async fn run(es: &EsClient, api: ConnectorApi, command: JobCommand) -> anyhow::Result<()> {
     match command {
         JobCommand::Start {
             connector,
             job_type,
         } => {
-            let Some(c) = ConnectorStore::new(es.clone(), api).get(&connector).await? else {
+            let Some(c) = ConnectorStore::new(es.clone(), api.enabled)
+                .get(&connector)
+                .await?
+            else {
                 anyhow::bail!("connector {connector} not found");
             };
             let id = JobStore::new(es.clone(), api)

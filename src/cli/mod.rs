@@ -28,9 +28,14 @@ pub enum Command {
 
 pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
     let es = EsClient::new(&config.elasticsearch, None, "cli")?;
-    system_indices::ensure(&es).await?;
-    let api =
-        protocol::use_connector_api(&es, config.elasticsearch.feature_use_connectors_api).await;
+    let cluster = es.cluster_info_once().await?;
+    let probe = protocol::probe(&es).await;
+    let api = protocol::decide(
+        config.elasticsearch.feature_use_connectors_api,
+        &cluster,
+        &probe,
+    )?;
+    system_indices::ensure(&es, &cluster, &probe).await?;
     match command {
         Command::Connector(c) => connector::run(&es, c).await,
         Command::Job(j) => job::run(&es, api, j).await,

@@ -91,15 +91,6 @@ pub struct Occ {
     pub primary_term: i64,
 }
 
-/// What `GET /_ingest/pipeline/<name>` told us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PipelineState {
-    Exists,
-    Missing,
-    /// The cluster has no ingest API at all (e.g. an OpenSearch-API stand-in).
-    NoIngestApi,
-}
-
 impl EsClient {
     /// Builds a client from `elasticsearch.*`. `api_key` overrides the configured credentials
     /// (a connector's own `api_key`, used for its content index).
@@ -279,17 +270,6 @@ impl EsClient {
         decode(&bytes, segments)
     }
 
-    /// `GET /`: cluster info.
-    pub async fn info(&self) -> Result<Value, EsError> {
-        self.json(Method::GET, &[], &[], None).await
-    }
-
-    /// Like `info`, one attempt only (the preflight wait loop has its own backoff).
-    pub async fn info_once(&self) -> Result<Value, EsError> {
-        let (_, bytes) = self.send(Method::GET, &[], &[], None, Retry::Never).await?;
-        decode(&bytes, &[])
-    }
-
     /// `HEAD /<index>`.
     pub async fn index_exists(&self, index: &str) -> Result<bool, EsError> {
         match self
@@ -464,24 +444,6 @@ impl EsClient {
             )
             .await?;
         decode(&bytes, &["_bulk"])
-    }
-
-    /// Does the ingest pipeline exist? Distinguishes a cluster without an ingest API.
-    pub async fn pipeline_state(&self, name: &str) -> Result<PipelineState, EsError> {
-        match self
-            .json(Method::GET, &["_ingest", "pipeline", name], &[], None)
-            .await
-        {
-            Ok(v) if v.get(name).is_some() => Ok(PipelineState::Exists),
-            Ok(_) => Ok(PipelineState::Missing),
-            Err(e) if e.is_not_found() => Ok(PipelineState::Missing),
-            Err(EsError::Status { status, reason, .. })
-                if status == StatusCode::BAD_REQUEST && reason.contains("no handler found") =>
-            {
-                Ok(PipelineState::NoIngestApi)
-            }
-            Err(e) => Err(e),
-        }
     }
 }
 

@@ -3,9 +3,12 @@
 use super::client::{EsClient, Hit, Occ};
 use super::connector::Connector;
 use super::error::EsError;
+use super::protocol::{ConnectorApi, is_missing_endpoint};
 use super::time::now_iso;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const JOBS_INDEX: &str = ".elastic-connectors-sync-jobs";
 pub const JOBS_CONCRETE_INDEX: &str = ".elastic-connectors-sync-jobs-v1";
@@ -86,17 +89,24 @@ pub struct JobStats {
     pub deleted_document_count: u64,
 }
 
-/// Reads and writes of `.elastic-connectors-sync-jobs`. With `api`, creation, claim and stats go
-/// through the `_connector/_sync_job` APIs; termination is always a direct update (§2.3, §5.6).
+/// Reads and writes of `.elastic-connectors-sync-jobs`. In API mode, creation, claim (8.15+) and
+/// stats go through the `_connector/_sync_job` APIs; termination is always a direct update, as in
+/// Elastic's service (docs/protocol.md).
 #[derive(Clone)]
 pub struct JobStore {
     es: EsClient,
     api: bool,
+    /// Cleared for good when the cluster turns out to have no `_claim` handler.
+    claim_api: Arc<AtomicBool>,
 }
 
 impl JobStore {
-    pub fn new(es: EsClient, api: bool) -> Self {
-        Self { es, api }
+    pub fn new(es: EsClient, api: ConnectorApi) -> Self {
+        Self {
+            es,
+            api: api.enabled,
+            claim_api: Arc::new(AtomicBool::new(api.enabled && api.claim)),
+        }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<SyncJob>, EsError> {
@@ -190,17 +200,21 @@ impl JobStore {
         hostname: &str,
         sync_cursor: Value,
     ) -> Result<(), EsError> {
-        if self.api {
+        if self.claim_api.load(Ordering::Relaxed) {
             let mut body = json!({"worker_hostname": hostname});
             if !sync_cursor.is_null() {
-                body["sync_cursor"] = sync_cursor;
+                body["sync_cursor"] = sync_cursor.clone();
             }
             let path = ["_connector", "_sync_job", job_id, "_claim"];
-            return self
-                .es
-                .json(Method::PUT, &path, &[], Some(body))
-                .await
-                .map(|_| ());
+            match self.es.json(Method::PUT, &path, &[], Some(body)).await {
+                Ok(_) => return Ok(()),
+                // A cluster older than its version said (or a proxy in between): claim directly.
+                Err(e) if is_missing_endpoint(&e) => {
+                    tracing::warn!(error = %e, "the cluster has no _claim endpoint; claiming jobs with a direct update");
+                    self.claim_api.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let now = now_iso();
         let doc = json!({"status": status::IN_PROGRESS, "started_at": now, "last_seen": now,

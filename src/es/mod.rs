@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod bulk;
 pub mod client;
+pub mod cluster;
 pub mod connector;
 pub mod error;
 pub mod job;
@@ -11,4 +12,5 @@ pub mod system_indices;
 pub mod time;
 
 pub use client::{EsClient, Hit, Occ};
+pub use cluster::{ClusterInfo, Version};
 pub use error::EsError;

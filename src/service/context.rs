@@ -5,6 +5,7 @@ use crate::config::{Config, ConnectorEntry};
 use crate::es::EsClient;
 use crate::es::connector::ConnectorStore;
 use crate::es::job::JobStore;
+use crate::es::protocol::ConnectorApi;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -26,10 +27,15 @@ pub struct Context {
 }
 
 impl Context {
-    /// `api`: use the `_connector` APIs where Elastic does (see [`crate::es::protocol`]).
-    pub fn new(config: Config, es: EsClient, shutdown: CancellationToken, api: bool) -> Self {
+    /// `api`: the `_connector` endpoints to use where Elastic does (see [`crate::es::protocol`]).
+    pub fn new(
+        config: Config,
+        es: EsClient,
+        shutdown: CancellationToken,
+        api: ConnectorApi,
+    ) -> Self {
         Self {
-            connectors: ConnectorStore::new(es.clone(), api),
+            connectors: ConnectorStore::new(es.clone(), api.enabled),
             jobs: JobStore::new(es.clone(), api),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             config,

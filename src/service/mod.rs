@@ -32,24 +32,15 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
     tokio::spawn(watch_signals(shutdown.clone()));
     let es = EsClient::new(&config.elasticsearch, None, "service")?;
     tracing::info!(host = %es.host(), "running preflight checks");
-    match preflight::run(&config, &es, &shutdown).await {
-        Ok(()) => {}
+    let cluster = match preflight::run(&config, &es, &shutdown).await {
+        Ok(cluster) => cluster,
         Err(preflight::PreflightError::Interrupted) => {
             tracing::info!("interrupted during preflight; bye");
             return Ok(());
         }
         Err(e) => return Err(e.into()),
-    }
-    let api = crate::es::protocol::use_connector_api(
-        &es,
-        config.elasticsearch.feature_use_connectors_api,
-    )
-    .await;
-    if api {
-        tracing::info!("using the _connector APIs");
-    } else {
-        tracing::info!("no _connector API: writing the connector indices directly");
-    }
+    };
+    let api = cluster.api;
     let ctx = Arc::new(Context::new(config, es, shutdown.clone(), api));
     let mut tasks = tokio::task::JoinSet::new();
     for action in actions {

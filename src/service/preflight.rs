@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::es::backoff::Backoff;
-use crate::es::{EsClient, system_indices};
-use serde_json::Value;
+use crate::es::protocol::{self, ConnectorApi, Probe};
+use crate::es::{ClusterInfo, EsClient, system_indices};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -26,31 +26,57 @@ pub enum PreflightError {
     Version { found: String },
     #[error("could not create the system indices after {attempts} attempts: {cause}")]
     SystemIndices { attempts: u32, cause: String },
+    #[error(transparent)]
+    Protocol(#[from] protocol::ProtocolError),
     #[error("interrupted")]
     Interrupted,
 }
 
+/// What preflight found out about the cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub info: ClusterInfo,
+    /// The `_connector` endpoints to use.
+    pub api: ConnectorApi,
+}
+
+/// Waits for the cluster, checks its version, decides the `_connector` mode and creates the system
+/// indices.
 pub async fn run(
     config: &Config,
     es: &EsClient,
     shutdown: &CancellationToken,
-) -> Result<(), PreflightError> {
+) -> Result<Cluster, PreflightError> {
     let info = wait_for_es(config, es, shutdown).await?;
     check_version(&info)?;
-    create_system_indices(config, es, shutdown).await
+    let probe = protocol::probe(es).await;
+    let api = protocol::decide(
+        config.elasticsearch.feature_use_connectors_api,
+        &info,
+        &probe,
+    )?;
+    match (&probe, api.enabled) {
+        (_, true) => tracing::info!(claim_api = api.claim, "using the _connector APIs"),
+        (Probe::Absent, false) => {
+            tracing::info!("no _connector API: writing the connector indices directly")
+        }
+        (_, false) => tracing::info!("writing the connector indices directly (configured)"),
+    }
+    create_system_indices(config, es, &info, &probe, shutdown).await?;
+    Ok(Cluster { info, api })
 }
 
 async fn wait_for_es(
     config: &Config,
     es: &EsClient,
     shutdown: &CancellationToken,
-) -> Result<Value, PreflightError> {
+) -> Result<ClusterInfo, PreflightError> {
     let cfg = &config.elasticsearch;
     let started = Instant::now();
     let max_wait = Duration::from_secs_f64(cfg.max_wait_duration.max(0.0));
     let mut delay = Duration::from_secs_f64(cfg.initial_backoff_duration.max(0.01));
     loop {
-        match es.info_once().await {
+        match es.cluster_info_once().await {
             Ok(info) => return Ok(info),
             Err(e) => {
                 if started.elapsed() >= max_wait {
@@ -81,25 +107,20 @@ fn allow_mismatch() -> bool {
 
 /// Accepts Elasticsearch 8.x and 9.x (and serverless). Anything else, an OpenSearch-API server
 /// included, needs `ALLOW_ES_VERSION_MISMATCH`.
-fn check_version(info: &Value) -> Result<(), PreflightError> {
-    let version = &info["version"];
-    if version["build_flavor"].as_str() == Some("serverless") {
+fn check_version(info: &ClusterInfo) -> Result<(), PreflightError> {
+    if info.serverless {
         tracing::info!("elasticsearch serverless: version check skipped");
         return Ok(());
     }
-    let number = version["number"].as_str().unwrap_or("unknown");
-    let distribution = version["distribution"].as_str().unwrap_or("elasticsearch");
-    let major = number
-        .split(['.', '-'])
-        .next()
-        .and_then(|m| m.parse::<u64>().ok());
-    let supported =
-        distribution == "elasticsearch" && major.is_some_and(|m| SUPPORTED_MAJORS.contains(&m));
+    let supported = info.is_elasticsearch()
+        && info
+            .version()
+            .is_some_and(|v| SUPPORTED_MAJORS.contains(&v.major));
     if supported {
-        tracing::info!(version = number, "elasticsearch version is compatible");
+        tracing::info!(version = %info.number, "elasticsearch version is compatible");
         return Ok(());
     }
-    let found = format!("{distribution} {number}");
+    let found = info.to_string();
     if allow_mismatch() {
         tracing::warn!(found = %found, "unsupported elasticsearch version, continuing because ALLOW_ES_VERSION_MISMATCH is set");
         return Ok(());
@@ -110,6 +131,8 @@ fn check_version(info: &Value) -> Result<(), PreflightError> {
 async fn create_system_indices(
     config: &Config,
     es: &EsClient,
+    info: &ClusterInfo,
+    probe: &Probe,
     shutdown: &CancellationToken,
 ) -> Result<(), PreflightError> {
     let attempts = config.service.preflight_max_attempts.max(1);
@@ -122,7 +145,7 @@ async fn create_system_indices(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match system_indices::ensure(es).await {
+        match system_indices::ensure(es, info, probe).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < attempts => {
                 tracing::warn!(error = %e, attempt, attempts, "system index check failed, retrying");
@@ -148,19 +171,15 @@ mod tests {
 
     #[test]
     fn version_rules() {
-        assert!(check_version(&json!({"version": {"number": "8.15.0"}})).is_ok());
-        assert!(check_version(&json!({"version": {"number": "9.2.0-SNAPSHOT"}})).is_ok());
-        assert!(
-            check_version(&json!({"version": {"number": "0", "build_flavor": "serverless"}}))
-                .is_ok()
-        );
+        let root = |v: serde_json::Value| check_version(&ClusterInfo::from_root(&v));
+        assert!(root(json!({"version": {"number": "8.15.0"}})).is_ok());
+        assert!(root(json!({"version": {"number": "9.2.0-SNAPSHOT"}})).is_ok());
+        assert!(root(json!({"version": {"number": "0", "build_flavor": "serverless"}})).is_ok());
         if !allow_mismatch() {
-            let e = check_version(&json!({"version": {"number": "7.17.0"}})).unwrap_err();
+            let e = root(json!({"version": {"number": "7.17.0"}})).unwrap_err();
             assert!(e.to_string().contains("elasticsearch 7.17.0"), "{e}");
-            let e = check_version(
-                &json!({"version": {"number": "3.8.0", "distribution": "opensearch"}}),
-            )
-            .unwrap_err();
+            let e = root(json!({"version": {"number": "3.8.0", "distribution": "opensearch"}}))
+                .unwrap_err();
             assert!(e.to_string().contains("ALLOW_ES_VERSION_MISMATCH"), "{e}");
         }
     }

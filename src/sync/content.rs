@@ -14,7 +14,8 @@ use crate::extract::{self, Limits};
 use crate::source::s3::{S3Settings, S3Source};
 use base64::Engine;
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -52,6 +53,9 @@ pub struct ContentStage {
     /// Largest `body` in bytes that keeps a document under `max_text_document_size`.
     max_body_bytes: Option<usize>,
     http: reqwest::Client,
+    /// In attachment mode: false once the cluster turned out not to have the pipeline, and files
+    /// are then extracted natively.
+    pipeline_on: Arc<AtomicBool>,
 }
 
 /// Room left in a document for its metadata fields when `body` is capped.
@@ -59,12 +63,14 @@ const METADATA_ROOM: usize = 4096;
 
 impl ContentStage {
     /// Picks the mode from the connector's settings, the job's pipeline and `config.yml`.
+    /// `pipeline_on` tells whether bulk requests (still) name the pipeline.
     pub fn new(
         config: &Config,
         settings: &S3Settings,
         pipeline: &Pipeline,
-        has_pipeline: bool,
+        pipeline_on: Arc<AtomicBool>,
     ) -> Self {
+        let has_pipeline = pipeline_on.load(Ordering::Relaxed);
         let mode = if settings.use_text_extraction_service {
             match config
                 .extraction_service
@@ -99,6 +105,7 @@ impl ContentStage {
             reduce_whitespace: pipeline.reduce_whitespace,
             max_body_bytes: (text_cap > 0).then(|| text_cap.saturating_sub(METADATA_ROOM)),
             http: reqwest::Client::new(),
+            pipeline_on,
         }
     }
 
@@ -160,13 +167,13 @@ impl ContentStage {
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         match &self.mode {
             Mode::Off => false,
-            Mode::Attachment => {
+            Mode::Attachment if self.pipeline_on.load(Ordering::Relaxed) => {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
                 doc.insert("_attachment".into(), Value::String(encoded));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Mode::Native => {
+            Mode::Native | Mode::Attachment => {
                 match self.extract_native(key, bytes).await {
                     Ok(text) => {
                         doc.insert("body".into(), Value::String(self.finish_text(text)));

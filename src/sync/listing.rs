@@ -14,7 +14,8 @@ use crate::es::bulk::{BulkSink, Op};
 use crate::source::s3::{S3Object, S3Source, to_document};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 /// How the listing went.
@@ -30,8 +31,9 @@ pub struct Lister<'a> {
     pub source: &'a S3Source,
     pub sink: &'a BulkSink,
     pub existing: &'a mut ExistingIds,
-    /// Pipeline flags added to every document (empty without a pipeline).
+    /// Pipeline flags added to every document while requests name a pipeline (`pipeline_on`).
     pub flags: Map<String, Value>,
+    pub pipeline_on: Arc<AtomicBool>,
     /// Incremental syncs (and full syncs with `skip_unchanged_documents`) skip unchanged objects.
     pub skip_unchanged: bool,
     pub resume: Option<Checkpoint>,
@@ -161,7 +163,9 @@ impl Lister<'_> {
             self.stats.unchanged_skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
-        doc.extend(self.flags.clone());
+        if self.pipeline_on.load(Ordering::Relaxed) {
+            doc.extend(self.flags.clone());
+        }
         Ok(Some(Prepared {
             id,
             size: object.size.max(0) as u64,

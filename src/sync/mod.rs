@@ -12,7 +12,6 @@ pub mod content;
 mod existing;
 mod extraction_service;
 mod listing;
-mod pipeline;
 mod plan;
 pub mod progress;
 pub mod rules;
@@ -40,8 +39,6 @@ pub enum SyncError {
     Source(String),
     #[error("{0}")]
     Rules(String),
-    #[error("{0}")]
-    Pipeline(String),
     #[error("{0}")]
     Listing(String),
     #[error(transparent)]
@@ -101,38 +98,36 @@ async fn sync(
         es.create_index(&index, None).await?;
     }
     let pipeline = Pipeline::from_value(job.connector_snapshot().get("pipeline"));
-    let pipeline_param = pipeline::resolve(&es, &pipeline).await?;
-    // The `_`-flags only steer the ingest pipeline (which removes them); without one they would be
-    // noise in every document.
-    let flags: Map<String, Value> = match pipeline_param {
-        Some(_) => [
-            ("_extract_binary_content", pipeline.extract_binary_content),
-            ("_reduce_whitespace", pipeline.reduce_whitespace),
-            ("_run_ml_inference", pipeline.run_ml_inference),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Value::Bool(v)))
-        .collect(),
-        None => Map::new(),
-    };
+    // Named on every bulk request, as Elastic does; whether the cluster has it, the answers tell
+    // (the credentials Kibana gives a connector cannot read pipelines).
+    let pipeline_param = (!pipeline.name.is_empty()).then(|| pipeline.name.clone());
+    // The `_`-flags only steer the ingest pipeline (which removes them).
+    let flags: Map<String, Value> = [
+        ("_extract_binary_content", pipeline.extract_binary_content),
+        ("_reduce_whitespace", pipeline.reduce_whitespace),
+        ("_run_ml_inference", pipeline.run_ml_inference),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Value::Bool(v)))
+    .collect();
     let mut existing = existing::load(&es, &index).await?;
     tracing::info!(index = %index, existing = existing.len(), targets = plan.targets.len(), incremental,
         "existing documents loaded");
 
-    let content =
-        content::ContentStage::new(&ctx.config, &settings, &pipeline, pipeline_param.is_some());
-    tracing::debug!(mode = ?content.mode(), "content extraction");
     let sink = BulkSink::start(
         es,
         settings::sink(&ctx.config, &index, pipeline_param),
         progress.counters.clone(),
         progress.watermark.clone(),
     );
+    let content = content::ContentStage::new(&ctx.config, &settings, &pipeline, sink.pipeline_on());
+    tracing::debug!(mode = ?content.mode(), "content extraction");
     let listing = Lister {
         source: &source,
         sink: &sink,
         existing: &mut existing,
         flags,
+        pipeline_on: sink.pipeline_on(),
         skip_unchanged: incremental || settings.skip_unchanged_documents,
         resume: progress.resumed_from.clone(),
         stats: &progress.listing,

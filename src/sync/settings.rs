@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::es::backoff::Backoff;
 use crate::es::bulk::SinkSettings;
+use crate::es::connector::DEFAULT_PIPELINE;
 use std::time::Duration;
 
 const MIB: f64 = 1_048_576.0;
@@ -13,6 +14,8 @@ pub fn sink(config: &Config, index: &str, pipeline: Option<String>) -> SinkSetti
     let bulk = &config.elasticsearch.bulk;
     SinkSettings {
         index: index.to_string(),
+        // Our own extraction does the default pipeline's work, so a cluster without it is fine.
+        pipeline_optional: pipeline.as_deref() == Some(DEFAULT_PIPELINE),
         pipeline,
         chunk_lines: bulk.chunk_size.max(1),
         chunk_bytes: ((bulk.chunk_max_mem_size * MIB) as usize).max(1024),

@@ -12,7 +12,34 @@ pub const ENDED: &[&str] = &["completed", "error", "canceled"];
 impl TestWorld {
     /// Waits until the job's status is one of `statuses`; returns the job. On timeout shows the
     /// job and the tail of each service's log.
+    ///
+    /// A job that stopped (ended or suspended) is written before its connector: then this also
+    /// waits a moment for the connector to leave `in_progress`, so that tests read both settled
+    /// (a real cluster shows the gap; a new job of the same connector may also keep it there).
     pub async fn wait_job(
+        &self,
+        job_id: &str,
+        statuses: &[&str],
+        timeout: Duration,
+        services: &[&ServiceProcess],
+    ) -> Value {
+        let job = self.job_in(job_id, statuses, timeout, services).await;
+        let stopped =
+            ENDED.contains(&job["status"].as_str().unwrap_or("")) || job["status"] == "suspended";
+        if let Some(connector_id) = job["connector"]["id"].as_str().filter(|_| stopped) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                let c = self.connector(connector_id).await.unwrap_or(Value::Null);
+                if c["last_sync_status"] != "in_progress" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        job
+    }
+
+    async fn job_in(
         &self,
         job_id: &str,
         statuses: &[&str],

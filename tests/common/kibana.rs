@@ -213,6 +213,18 @@ impl TestWorld {
         self.es_post(&path, &json!({ "doc": partial })).await.ok();
     }
 
+    /// Sets the connector's ingest pipeline to none. For tests that count bulk requests or their
+    /// items: the connector's default pipeline (as Kibana sets it) costs a test node without it one
+    /// more request per job, the one that learns it is missing.
+    pub async fn without_pipeline(&self, id: &str) {
+        self.update_connector(
+            id,
+            json!({"pipeline": {"name": "", "extract_binary_content": true,
+                                "reduce_whitespace": true, "run_ml_inference": false}}),
+        )
+        .await;
+    }
+
     /// The connector document's `_source`, if it exists.
     pub async fn connector(&self, id: &str) -> Option<Value> {
         self.get_doc(CONNECTORS, id).await

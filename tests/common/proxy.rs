@@ -46,6 +46,8 @@ pub enum Fault {
     Reset,
     /// Forward after this delay.
     Delay(Duration),
+    /// Forward at once, answer after this delay: the client acts on an answer that is this old.
+    Stale(Duration),
     /// Do not forward; the handler answers (a test double of an API the upstream lacks).
     Handle(Handler),
 }
@@ -456,6 +458,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         let client_close = head.has_token("connection", "close")
             || (version == "HTTP/1.0" && !head.has_token("connection", "keep-alive"));
 
+        let mut hold = Duration::ZERO;
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -471,6 +474,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                 continue;
             }
             Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+            Some(Fault::Stale(d)) => hold = d,
             Some(Fault::Handle(handler)) => {
                 let (status, answer) = handler(method.clone(), target.clone(), body).await;
                 cw.write_all(&synthetic_response(status, &answer, method == "HEAD"))
@@ -487,6 +491,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         request.extend_from_slice(&body);
         match forward(&inner.upstream, &mut upstream, &request, &method).await {
             Ok((response, close)) => {
+                tokio::time::sleep(hold).await;
                 cw.write_all(&response).await?;
                 if close {
                     upstream = None;

@@ -23,8 +23,8 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Writes `config_yaml` to `<tmp>/config.yml` and starts the binary with `-c <file>`.
     ///
-    /// Environment: inherited, plus `ALLOW_ES_VERSION_MISMATCH=true` (as Elastic's ftest sets;
-    /// osmem reports version 3.8.0), `AWS_EC2_METADATA_DISABLED=true`, `RUST_BACKTRACE=1`, then
+    /// Environment: inherited, plus `ALLOW_ES_VERSION_MISMATCH=true` on the OpenSearch-API stand-in
+    /// only (it reports version 3.8.0), `AWS_EC2_METADATA_DISABLED=true`, `RUST_BACKTRACE=1`, then
     /// `extra_env` (which wins).
     pub fn start(
         world: &TestWorld,
@@ -56,13 +56,16 @@ impl ServiceProcess {
             .arg(&config_path)
             .args(args)
             .current_dir(dir.path())
-            .env("ALLOW_ES_VERSION_MISMATCH", "true")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
             .kill_on_drop(true);
+        if world.es_stand_in {
+            // The stand-in reports an OpenSearch version; a real cluster passes the version check.
+            cmd.env("ALLOW_ES_VERSION_MISMATCH", "true");
+        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

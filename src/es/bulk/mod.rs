@@ -10,6 +10,11 @@
 //!   backoff; items that fail with 429/5xx/`es_rejected_execution_exception` are retried alone, the
 //!   same way; both bounded by `max_retries` attempts. Other item failures are logged (id, status,
 //!   reason), counted, and fed to the error monitor. Statistics count successful items only.
+//! * The connector's ingest pipeline is named on every request, as Elastic's service does; whether
+//!   it exists is learnt from the answer, since the credentials Kibana gives a connector may not read
+//!   pipelines. A missing optional pipeline (the default one) is dropped for the rest of the job and
+//!   the items are sent again without it and without the fields only a pipeline reads; a missing
+//!   required one stops the sink with an error naming it.
 
 mod error_monitor;
 mod op;
@@ -18,7 +23,7 @@ mod watermark;
 
 pub use error_monitor::ErrorMonitor;
 pub use op::Op;
-pub use outcome::{ItemOutcome, classify};
+pub use outcome::{ItemOutcome, classify, names_missing_pipeline};
 pub use watermark::{Tally, Watermark};
 
 use super::backoff::Backoff;
@@ -26,7 +31,7 @@ use super::client::EsClient;
 use super::error::{EsError, is_retryable_status};
 use super::job::JobStats;
 use crate::config::ErrorMonitorConfig;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -38,6 +43,8 @@ use tokio_util::task::AbortOnDropHandle;
 pub struct SinkSettings {
     pub index: String,
     pub pipeline: Option<String>,
+    /// The job goes on without `pipeline` when the cluster does not have it (the default pipeline).
+    pub pipeline_optional: bool,
     pub chunk_lines: usize,
     pub chunk_bytes: usize,
     pub max_concurrency: usize,
@@ -90,6 +97,8 @@ pub enum SinkError {
         "Connector is not authorized to access index [{0}]. API key may need to be regenerated. Status code: [403]."
     )]
     Forbidden(String),
+    #[error("ingest pipeline [{0}] does not exist; create it or change the connector's pipeline")]
+    PipelineMissing(String),
     #[error("the bulk sink stopped")]
     Closed,
 }
@@ -109,6 +118,7 @@ pub struct BulkSink {
     counters: Arc<SinkCounters>,
     watermark: Arc<Watermark>,
     next_seq: AtomicU64,
+    pipeline_on: Arc<AtomicBool>,
     /// Dropping the sink (e.g. a cancelled sync) stops it and its requests at once.
     task: AbortOnDropHandle<Result<(), SinkError>>,
 }
@@ -124,6 +134,7 @@ impl BulkSink {
         watermark: Arc<Watermark>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(settings.queue_items.max(1));
+        let pipeline_on = Arc::new(AtomicBool::new(settings.pipeline.is_some()));
         let bytes_total =
             (settings.queue_bytes / PERMIT_UNIT).clamp(1, u32::MAX as usize >> 4) as u32;
         let shared = Arc::new(Shared {
@@ -131,6 +142,7 @@ impl BulkSink {
             monitor: Mutex::new(ErrorMonitor::new(settings.error_monitor.clone())),
             counters: counters.clone(),
             watermark: watermark.clone(),
+            pipeline_on: pipeline_on.clone(),
             settings,
         });
         Self {
@@ -140,12 +152,19 @@ impl BulkSink {
             counters,
             watermark,
             next_seq: AtomicU64::new(0),
+            pipeline_on,
             task: AbortOnDropHandle::new(tokio::spawn(run(shared, rx))),
         }
     }
 
     pub fn counters(&self) -> Arc<SinkCounters> {
         self.counters.clone()
+    }
+
+    /// True while requests name the ingest pipeline: documents built after it turns false need no
+    /// pipeline fields.
+    pub fn pipeline_on(&self) -> Arc<AtomicBool> {
+        self.pipeline_on.clone()
     }
 
     /// Queues one operation, waiting while the queue is full; returns its sequence number.
@@ -200,6 +219,7 @@ struct Shared {
     monitor: Mutex<ErrorMonitor>,
     counters: Arc<SinkCounters>,
     watermark: Arc<Watermark>,
+    pipeline_on: Arc<AtomicBool>,
 }
 
 async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), SinkError> {
@@ -283,11 +303,20 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let pipeline = s
+            .pipeline
+            .as_deref()
+            .filter(|_| shared.pipeline_on.load(Ordering::Relaxed));
+        if pipeline.is_none() && s.pipeline.is_some() {
+            for q in &mut pending {
+                op::strip_pipeline_fields(&mut q.op);
+            }
+        }
         let mut body = Vec::with_capacity(pending.iter().map(|q| q.op.encoded_len(&s.index)).sum());
         for q in &pending {
             q.op.encode(&s.index, &mut body);
         }
-        let resp = match shared.es.bulk_once(body, s.pipeline.as_deref()).await {
+        let resp = match shared.es.bulk_once(body, pipeline).await {
             Ok(resp) => resp,
             Err(e) => {
                 if request_retryable(&e) && attempt < s.max_attempts {
@@ -319,7 +348,21 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             )));
         }
         let mut retry = Vec::new();
+        let mut resend = Vec::new();
         for (queued, item) in pending.into_iter().zip(items) {
+            if let Some(name) = pipeline
+                && names_missing_pipeline(&item, name)
+            {
+                if !s.pipeline_optional {
+                    return Err(SinkError::PipelineMissing(name.to_string()));
+                }
+                if shared.pipeline_on.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(pipeline = name, index = %s.index,
+                        "ingest pipeline does not exist; indexing without it for the rest of the job");
+                }
+                resend.push(queued);
+                continue;
+            }
             match classify(&queued.op, &item) {
                 ItemOutcome::Success => shared.record_success(&queued),
                 ItemOutcome::Retry { status, reason } if attempt < s.max_attempts => {
@@ -332,10 +375,16 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
                 }
             }
         }
-        if retry.is_empty() {
+        if retry.is_empty() && resend.is_empty() {
             return Ok(());
         }
-        tokio::time::sleep(s.backoff.delay(attempt)).await;
+        if retry.is_empty() {
+            // Only the pipeline was wrong: send again at once, without spending an attempt.
+            attempt -= 1;
+        } else {
+            tokio::time::sleep(s.backoff.delay(attempt)).await;
+        }
+        retry.extend(resend);
         pending = retry;
     }
 }

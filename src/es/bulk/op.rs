@@ -58,6 +58,45 @@ impl Op {
     }
 }
 
+/// Fields that only an ingest pipeline reads (and removes); indexed without one they would be noise,
+/// and `_attachment` a copy of the whole file.
+pub const PIPELINE_FIELDS: [&str; 4] = [
+    "_extract_binary_content",
+    "_reduce_whitespace",
+    "_run_ml_inference",
+    "_attachment",
+];
+
+/// Removes the pipeline fields from a document that was built for a pipeline the cluster lacks.
+/// Cheap for documents without them (a byte search, no parse).
+pub fn strip_pipeline_fields(op: &mut Op) {
+    let Op::Index {
+        id,
+        source,
+        has_attachment,
+    } = op
+    else {
+        return;
+    };
+    let carries =
+        |field: &str| memchr::memmem::find(source, format!("\"{field}\"").as_bytes()).is_some();
+    if !PIPELINE_FIELDS.iter().any(|f| carries(f)) {
+        return;
+    }
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(source)
+    else {
+        return;
+    };
+    if *has_attachment && doc.remove("_attachment").is_some() {
+        tracing::warn!(id = %id, "no ingest pipeline to extract this file's text; indexed without it");
+    }
+    for field in PIPELINE_FIELDS {
+        doc.remove(field);
+    }
+    *source = serde_json::to_vec(&doc).expect("document serializes");
+    *has_attachment = false;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +115,37 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"index\":{\"_index\":\"idx\",\"_id\":\"a\\\"b\"}}\n{\"x\":1}\n{\"delete\":{\"_index\":\"idx\",\"_id\":\"c\"}}\n"
         );
+    }
+
+    #[test]
+    fn pipeline_fields_are_stripped_and_nothing_else() {
+        let mut op = Op::Index {
+            id: "1".into(),
+            source: br#"{"body":"say \"_attachment\"","_reduce_whitespace":true,"_attachment":"AAAA","id":"1"}"#.to_vec(),
+            has_attachment: true,
+        };
+        strip_pipeline_fields(&mut op);
+        let Op::Index {
+            source,
+            has_attachment,
+            ..
+        } = &op
+        else {
+            unreachable!()
+        };
+        let doc: serde_json::Value = serde_json::from_slice(source).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({"body": "say \"_attachment\"", "id": "1"})
+        );
+        assert!(!has_attachment);
+        let plain = br#"{"body":"x","id":"2"}"#.to_vec();
+        let mut op = Op::Index {
+            id: "2".into(),
+            source: plain.clone(),
+            has_attachment: false,
+        };
+        strip_pipeline_fields(&mut op);
+        assert!(matches!(op, Op::Index { source, .. } if source == plain));
     }
 }

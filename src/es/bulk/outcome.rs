@@ -18,6 +18,21 @@ pub enum ItemOutcome {
     },
 }
 
+/// Whether an item failed because the request's ingest pipeline does not exist. Elasticsearch
+/// answers so per item: 400, `illegal_argument_exception`, "pipeline with id [<name>] does not exist".
+pub fn names_missing_pipeline(item: &Value, pipeline: &str) -> bool {
+    let Some(error) = item
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(|body| body.get("error"))
+    else {
+        return false;
+    };
+    error.get("type").and_then(Value::as_str) == Some("illegal_argument_exception")
+        && error.get("reason").and_then(Value::as_str)
+            == Some(format!("pipeline with id [{pipeline}] does not exist").as_str())
+}
+
 /// Classifies one entry of a bulk response's `items`.
 pub fn classify(op: &Op, item: &Value) -> ItemOutcome {
     let body = item
@@ -111,5 +126,17 @@ mod tests {
             ),
             ItemOutcome::Success
         );
+    }
+
+    #[test]
+    fn a_missing_pipeline_is_recognised_by_name() {
+        // What Elasticsearch 9.5 answers for `_bulk?pipeline=search-default-ingestion` without it.
+        let item = serde_json::json!({"index": {"_index": "pt", "_id": "1", "status": 400, "error": {
+            "type": "illegal_argument_exception",
+            "reason": "pipeline with id [search-default-ingestion] does not exist"}}});
+        assert!(names_missing_pipeline(&item, "search-default-ingestion"));
+        assert!(!names_missing_pipeline(&item, "other"));
+        let ok = serde_json::json!({"index": {"status": 201, "result": "created"}});
+        assert!(!names_missing_pipeline(&ok, "search-default-ingestion"));
     }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicUsize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-/// Decides the answer to one bulk request body (its NDJSON lines).
-type Script = Arc<dyn Fn(usize, &[Value]) -> (u16, Value) + Send + Sync>;
+/// Decides the answer to one bulk request from its number, target (path and query) and NDJSON lines.
+type Script = Arc<dyn Fn(usize, &str, &[Value]) -> (u16, Value) + Send + Sync>;
 
 /// A one-endpoint HTTP/1.1 server; returns its URL and the number of requests served.
 async fn fake_es(script: Script) -> (String, Arc<AtomicUsize>) {
@@ -28,6 +28,7 @@ async fn fake_es(script: Script) -> (String, Arc<AtomicUsize>) {
                     if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
                         return;
                     }
+                    let target = line.split(' ').nth(1).unwrap_or("").to_string();
                     loop {
                         line.clear();
                         reader.read_line(&mut line).await.unwrap();
@@ -46,7 +47,7 @@ async fn fake_es(script: Script) -> (String, Arc<AtomicUsize>) {
                         .map(|l| serde_json::from_slice(l).unwrap())
                         .collect();
                     let n = counter.fetch_add(1, Ordering::SeqCst);
-                    let (status, answer) = script(n, &lines);
+                    let (status, answer) = script(n, &target, &lines);
                     let text = answer.to_string();
                     let head = format!(
                         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -78,6 +79,7 @@ fn settings(chunk_lines: usize) -> SinkSettings {
     SinkSettings {
         index: "idx".into(),
         pipeline: None,
+        pipeline_optional: false,
         chunk_lines,
         chunk_bytes: 1 << 20,
         max_concurrency: 2,
@@ -112,7 +114,7 @@ fn index_op(id: &str) -> Op {
 #[tokio::test]
 async fn throttled_items_are_retried_alone_and_failed_items_counted() {
     // Request 0: item "b" throttled, item "bad" rejected by a mapping; later requests: all succeed.
-    let script: Script = Arc::new(|n, lines| {
+    let script: Script = Arc::new(|n, _, lines| {
         let items: Vec<Value> = actions(lines)
             .into_iter()
             .map(|(op, id)| match (n, id.as_str()) {
@@ -159,7 +161,7 @@ async fn throttled_items_are_retried_alone_and_failed_items_counted() {
 
 #[tokio::test]
 async fn whole_request_throttling_is_retried_then_gives_up() {
-    let script: Script = Arc::new(|_, _| {
+    let script: Script = Arc::new(|_, _, _| {
         (
             503,
             json!({"error": {"type": "unavailable", "reason": "down"}}),
@@ -181,7 +183,7 @@ async fn whole_request_throttling_is_retried_then_gives_up() {
 async fn requests_respect_the_line_limit_and_too_many_errors_stop_the_sink() {
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let seen = sizes.clone();
-    let script: Script = Arc::new(move |_, lines| {
+    let script: Script = Arc::new(move |_, _, lines| {
         seen.lock().unwrap().push(lines.len());
         let items: Vec<Value> = actions(lines)
             .into_iter()
@@ -208,4 +210,86 @@ async fn requests_respect_the_line_limit_and_too_many_errors_stop_the_sink() {
         "{:?}",
         sizes.lock().unwrap()
     );
+}
+
+/// Each request's target and NDJSON lines, in order.
+type Requests = Arc<Mutex<Vec<(String, Vec<Value>)>>>;
+
+/// Answers like a cluster without any ingest pipeline: every item of a request naming one fails.
+fn no_pipelines(seen: Requests) -> Script {
+    Arc::new(move |_, target, lines| {
+        seen.lock()
+            .unwrap()
+            .push((target.to_string(), lines.to_vec()));
+        let pipeline = target.split("pipeline=").nth(1).map(str::to_string);
+        let items: Vec<Value> = actions(lines)
+            .into_iter()
+            .map(|(op, _)| match &pipeline {
+                Some(p) => {
+                    json!({op: {"status": 400, "error": {"type": "illegal_argument_exception",
+                    "reason": format!("pipeline with id [{p}] does not exist")}}})
+                }
+                None => json!({op: {"status": 201, "result": "created"}}),
+            })
+            .collect();
+        (200, json!({"errors": pipeline.is_some(), "items": items}))
+    })
+}
+
+fn flagged_op(id: &str) -> Op {
+    Op::Index {
+        id: id.into(),
+        source: br#"{"id":"x","_reduce_whitespace":true}"#.to_vec(),
+        has_attachment: false,
+    }
+}
+
+#[tokio::test]
+async fn a_missing_default_pipeline_is_dropped_and_the_items_sent_again() {
+    let seen = Requests::default();
+    let (url, _) = fake_es(no_pipelines(seen.clone())).await;
+    let counters = Arc::new(SinkCounters::default());
+    let mut s = settings(100);
+    s.pipeline = Some("search-default-ingestion".into());
+    s.pipeline_optional = true;
+    let sink = BulkSink::start(client(&url), s, counters.clone(), Arc::default());
+    let pipeline_on = sink.pipeline_on();
+    sink.send(flagged_op("a")).await.unwrap();
+    sink.send(flagged_op("b")).await.unwrap();
+    sink.finish().await.unwrap();
+    assert_eq!(counters.indexed.load(Ordering::Relaxed), 2);
+    assert_eq!(counters.item_errors.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.item_retries.load(Ordering::Relaxed), 0);
+    assert!(
+        !pipeline_on.load(Ordering::Relaxed),
+        "later documents need no flags"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.len(),
+        2,
+        "one request naming the pipeline, one without"
+    );
+    assert!(seen[0].0.contains("pipeline=search-default-ingestion"));
+    assert!(!seen[1].0.contains("pipeline"), "{}", seen[1].0);
+    assert_eq!(seen[1].1[1], json!({"id": "x"}), "flags stripped");
+}
+
+#[tokio::test]
+async fn a_missing_custom_pipeline_stops_the_sink_naming_it() {
+    let seen = Requests::default();
+    let (url, _) = fake_es(no_pipelines(seen.clone())).await;
+    let counters = Arc::new(SinkCounters::default());
+    let mut s = settings(100);
+    s.pipeline = Some("my-pipeline".into());
+    let sink = BulkSink::start(client(&url), s, counters.clone(), Arc::default());
+    sink.send(flagged_op("a")).await.unwrap();
+    let err = sink.finish().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("ingest pipeline [my-pipeline] does not exist"),
+        "{err}"
+    );
+    assert_eq!(counters.indexed.load(Ordering::Relaxed), 0);
+    assert_eq!(seen.lock().unwrap().len(), 1, "not sent again without it");
 }
