@@ -105,3 +105,41 @@ async fn auto_falls_back_to_direct_mode_without_the_connector_api() {
         service.logs()
     );
 }
+
+/// `auto` decides on proof only: a key that may not call `GET /_connector` (403) does not switch the
+/// process to direct writes for good; the service stops naming the cause and the way out.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_stops_with_the_cause_when_the_probe_is_refused() {
+    let world = TestWorld::start().await;
+    let (id, _index, _bucket) = world.bucket_with_connector("refused", 1).await;
+    let proxy = common::FaultProxy::start(
+        &world.es_url,
+        vec![Rule::when(
+            "the _connector probe",
+            |m, t| m == "GET" && t.split('?').next() == Some("/_connector"),
+            Fault::es_error(
+                403,
+                "security_exception",
+                "action [cluster:admin/xpack/connector/list] is unauthorized for API key id [k]",
+            ),
+        )],
+    )
+    .await;
+    let extra = "elasticsearch.feature_use_connectors_api: auto\n";
+    let mut service = ServiceProcess::start(
+        &world,
+        &world.config_yaml_via(&[&id], extra, &proxy.url()),
+        &[],
+    );
+    let status = service.wait_exit(secs(30)).await;
+    let logs = service.logs();
+    assert!(!status.success(), "{logs}");
+    assert!(
+        logs.contains("cannot tell whether the cluster has the _connector API")
+            && logs.contains("403")
+            && logs.contains("feature_use_connectors_api"),
+        "{logs}"
+    );
+    assert!(!logs.contains("writing the connector indices directly"), "{logs}");
+    assert_eq!(proxy.injected(0), 1, "asked once");
+}
