@@ -1,6 +1,7 @@
 //! Paged, resumable listing of one bucket with ListObjectsV2 (§7.4, with errors surfaced, see §11.2).
 
 use super::error::S3Error;
+use super::paging::{PageView, Paging};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{EncodingType, Object, Owner};
 use chrono::{DateTime, Utc};
@@ -82,11 +83,8 @@ pub struct BucketLister {
     client: Client,
     bucket: String,
     prefix: Option<String>,
-    start_after: Option<String>,
     page_size: i32,
-    continuation_token: Option<String>,
-    last_key: Option<String>,
-    done: bool,
+    paging: Paging,
 }
 
 impl BucketLister {
@@ -101,11 +99,8 @@ impl BucketLister {
             client,
             bucket: bucket.to_owned(),
             prefix: prefix.filter(|p| !p.is_empty()),
-            start_after: start_after.filter(|s| !s.is_empty()),
             page_size,
-            continuation_token: None,
-            last_key: None,
-            done: false,
+            paging: Paging::new(start_after),
         }
     }
 
@@ -116,13 +111,13 @@ impl BucketLister {
 
     /// The last key returned so far (`start_after` for a later, resumed listing).
     pub fn last_key(&self) -> Option<&str> {
-        self.last_key.as_deref()
+        self.paging.last()
     }
 
     /// The next page of at most `page_size` objects in key order; `Ok(None)` once the listing is complete.
     /// Never returns an empty page.
     pub async fn next_page(&mut self) -> Result<Option<Vec<S3Object>>, S3Error> {
-        while !self.done {
+        while !self.paging.is_done() {
             let out = self
                 .client
                 .list_objects_v2()
@@ -132,8 +127,8 @@ impl BucketLister {
                 // Keys may hold characters XML 1.0 cannot carry; like Elastic, ask for URL-encoded keys.
                 .encoding_type(EncodingType::Url)
                 .set_prefix(self.prefix.clone())
-                .set_start_after(self.start_after.clone())
-                .set_continuation_token(self.continuation_token.clone())
+                .set_start_after(self.paging.start_after().map(str::to_owned))
+                .set_continuation_token(self.paging.token().map(str::to_owned))
                 .send()
                 .await
                 .map_err(|e| S3Error::from_sdk(format!("listing bucket \"{}\"", self.bucket), e))?;
@@ -145,11 +140,13 @@ impl BucketLister {
                 .iter()
                 .map(|o| S3Object::from_listing(&self.bucket, o, encoded))
                 .collect();
-            self.continuation_token = out.next_continuation_token().map(str::to_owned);
-            self.done = !out.is_truncated().unwrap_or(false) || self.continuation_token.is_none();
-            tracing::debug!(bucket = %self.bucket, objects = objects.len(), done = self.done, "listed a page");
-            if let Some(last) = objects.last() {
-                self.last_key = Some(last.key.clone());
+            self.paging.advance(PageView {
+                last: objects.last().map(|o| o.key.as_str()),
+                truncated: out.is_truncated().unwrap_or(false),
+                next_token: out.next_continuation_token(),
+            });
+            tracing::debug!(bucket = %self.bucket, objects = objects.len(), done = self.paging.is_done(), "listed a page");
+            if !objects.is_empty() {
                 return Ok(Some(objects));
             }
         }

@@ -4,6 +4,7 @@
 //! * [`settings`]: reading and validating that configuration into [`S3Settings`];
 //! * [`client`]: [`S3Source`], the configured client (ping, bucket resolution, listing, download);
 //! * [`listing`]: [`BucketLister`], paged ListObjectsV2, and [`S3Object`];
+//! * `paging`: when a paginated listing is complete, and when a server's pages cannot be trusted;
 //! * [`document`]: the document indexed for each object.
 
 pub mod client;
@@ -11,6 +12,7 @@ pub mod document;
 mod endpoint;
 pub mod error;
 pub mod listing;
+mod paging;
 pub mod schema;
 pub mod settings;
 
