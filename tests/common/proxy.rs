@@ -26,6 +26,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+pub mod rewrite;
+pub use rewrite::Rewriter;
+
 /// Answers a request itself: `(method, target, body)` → `(status, JSON body)`.
 pub type Handler = Arc<
     dyn Fn(
@@ -48,6 +51,8 @@ pub enum Fault {
     Delay(Duration),
     /// Do not forward; the handler answers (a test double of an API the upstream lacks).
     Handle(Handler),
+    /// Forward, then replace the response body by `f(target, body)` (see [`Rewriter`]).
+    Rewrite(Rewriter),
 }
 
 impl Fault {
@@ -57,6 +62,11 @@ impl Fault {
             status,
             body: body.into(),
         }
+    }
+
+    /// Forwards, then rewrites the response body with `f(target, body)`.
+    pub fn rewrite(f: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> Fault {
+        Fault::Rewrite(Arc::new(f))
     }
 
     /// `429 {"error":"too many requests","status":429}`.
@@ -456,6 +466,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         let client_close = head.has_token("connection", "close")
             || (version == "HTTP/1.0" && !head.has_token("connection", "keep-alive"));
 
+        let mut rewriter = None;
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -480,6 +491,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                 }
                 continue;
             }
+            Some(Fault::Rewrite(f)) => rewriter = Some(f),
             None => {}
         }
 
@@ -487,6 +499,10 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         request.extend_from_slice(&body);
         match forward(&inner.upstream, &mut upstream, &request, &method).await {
             Ok((response, close)) => {
+                let response = match &rewriter {
+                    Some(f) => rewrite::rewrite_response(&response, &target, f),
+                    None => response,
+                };
                 cw.write_all(&response).await?;
                 if close {
                     upstream = None;
