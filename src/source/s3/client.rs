@@ -164,11 +164,17 @@ impl S3Source {
                 .filter_map(|b| b.name().map(str::to_owned))
                 .collect();
             // ListBuckets has no IsTruncated: a continuation token is the only sign that more follows.
-            paging.advance(PageView {
-                last: page.last().map(String::as_str),
-                truncated: out.continuation_token().is_some(),
-                next_token: out.continuation_token(),
-            });
+            paging
+                .advance(PageView {
+                    first: page.first().map(String::as_str),
+                    last: page.last().map(String::as_str),
+                    truncated: out.continuation_token().is_some(),
+                    next_token: out.continuation_token(),
+                })
+                .map_err(|cause| S3Error::Paging {
+                    action: "listing buckets".into(),
+                    cause,
+                })?;
             names.extend(page);
         }
         Ok(names)

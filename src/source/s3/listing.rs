@@ -1,7 +1,7 @@
 //! Paged, resumable listing of one bucket with ListObjectsV2 (§7.4, with errors surfaced, see §11.2).
 
 use super::error::S3Error;
-use super::paging::{PageView, Paging};
+use super::paging::{Advance, PageView, Paging};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{EncodingType, Object, Owner};
 use chrono::{DateTime, Utc};
@@ -85,6 +85,8 @@ pub struct BucketLister {
     prefix: Option<String>,
     page_size: i32,
     paging: Paging,
+    /// The store's missing continuation tokens were reported once (not once per page).
+    warned_start_after: bool,
 }
 
 impl BucketLister {
@@ -101,6 +103,7 @@ impl BucketLister {
             prefix: prefix.filter(|p| !p.is_empty()),
             page_size,
             paging: Paging::new(start_after),
+            warned_start_after: false,
         }
     }
 
@@ -115,7 +118,8 @@ impl BucketLister {
     }
 
     /// The next page of at most `page_size` objects in key order; `Ok(None)` once the listing is complete.
-    /// Never returns an empty page.
+    /// Never returns an empty page. Pages that cannot be trusted to continue the listing (see
+    /// `paging`) end it with an error.
     pub async fn next_page(&mut self) -> Result<Option<Vec<S3Object>>, S3Error> {
         while !self.paging.is_done() {
             let out = self
@@ -140,11 +144,26 @@ impl BucketLister {
                 .iter()
                 .map(|o| S3Object::from_listing(&self.bucket, o, encoded))
                 .collect();
-            self.paging.advance(PageView {
-                last: objects.last().map(|o| o.key.as_str()),
-                truncated: out.is_truncated().unwrap_or(false),
-                next_token: out.next_continuation_token(),
-            });
+            let advance = self
+                .paging
+                .advance(PageView {
+                    first: objects.first().map(|o| o.key.as_str()),
+                    last: objects.last().map(|o| o.key.as_str()),
+                    // Without IsTruncated, a continuation token still says more follows.
+                    truncated: out
+                        .is_truncated()
+                        .unwrap_or(out.next_continuation_token().is_some()),
+                    next_token: out.next_continuation_token(),
+                })
+                .map_err(|cause| S3Error::Paging {
+                    action: format!("listing bucket \"{}\"", self.bucket),
+                    cause,
+                })?;
+            if advance == Advance::StartAfter && !self.warned_start_after {
+                self.warned_start_after = true;
+                tracing::warn!(bucket = %self.bucket, after = self.paging.last().unwrap_or_default(),
+                    "truncated page without a continuation token; listing on after its last key");
+            }
             tracing::debug!(bucket = %self.bucket, objects = objects.len(), done = self.paging.is_done(), "listed a page");
             if !objects.is_empty() {
                 return Ok(Some(objects));

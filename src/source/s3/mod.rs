@@ -23,5 +23,6 @@ pub use client::S3Source;
 pub use document::{document_id, file_extension, iso_timestamp, to_document};
 pub use error::S3Error;
 pub use listing::{BucketLister, OwnerField, S3Object};
+pub use paging::PagingError;
 pub use schema::{configuration_schema, schema_field_names};
 pub use settings::{S3Settings, SettingsError};

@@ -1,0 +1,242 @@
+//! Listing and reconciliation safety, end to end: the real binary against ES and S3 (stand-ins or
+//! real), with S3-compatible stores' odd answers played by `FaultProxy` rewrites.
+//!
+//! The rule under test everywhere: a listing (of a bucket, of the buckets, of the index's existing
+//! ids) that cannot be trusted to be complete never leads to deletions, and a job that ends on such
+//! a listing says so.
+
+mod common;
+
+use common::{
+    Fault, FaultProxy, Rule, ServiceProcess, TestWorld, doc_id, is_listing_of, s3_configuration,
+    secs,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/// Statuses after which a job does not change any more by itself.
+const TERMINAL: &[&str] = &["completed", "error", "canceled", "suspended"];
+
+/// S3 configuration of `buckets` through `endpoint`, `page_size` keys per ListObjectsV2 page.
+fn s3_config(world: &TestWorld, buckets: &str, endpoint: &str, page_size: i64) -> Value {
+    let mut c = s3_configuration(world, buckets);
+    c["endpoint_url"]["value"] = json!(endpoint);
+    c["page_size"]["value"] = json!(page_size);
+    c
+}
+
+/// Ids of the documents of `bucket` in `index`.
+async fn ids_of_bucket(world: &TestWorld, index: &str, bucket: &str) -> BTreeSet<String> {
+    world
+        .search(index, json!({"match_all": {}}))
+        .await
+        .into_iter()
+        .filter(|h| h["_source"]["bucket"] == bucket)
+        .map(|h| h["_id"].as_str().expect("hit has _id").to_string())
+        .collect()
+}
+
+fn ids(bucket: &str, keys: &[String]) -> BTreeSet<String> {
+    keys.iter().map(|k| doc_id(bucket, k)).collect()
+}
+
+/// `xml` without its `<name>…</name>` elements.
+fn strip_element(xml: &str, name: &str) -> String {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut out = xml.to_string();
+    while let Some(start) = out.find(&open) {
+        let Some(len) = out[start..].find(&close) else {
+            break;
+        };
+        out.replace_range(start..start + len + close.len(), "");
+    }
+    out
+}
+
+/// `xml` with the text of its first `<name>` element set to `value` (the element is added before
+/// `</root>` when missing).
+fn set_element(xml: &str, root: &str, name: &str, value: &str) -> String {
+    let stripped = strip_element(xml, name);
+    stripped.replacen(
+        &format!("</{root}>"),
+        &format!("<{name}>{value}</{name}></{root}>"),
+        1,
+    )
+}
+
+/// The value of query parameter `name` in a request target (undecoded).
+fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    let query = target.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Matches ListBuckets (`GET /`, path style).
+fn is_list_buckets(method: &str, target: &str) -> bool {
+    method == "GET" && target.split('?').next() == Some("/")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. ListObjectsV2 pages that do not say how to go on
+
+/// Some S3-compatible stores answer a truncated page without `NextContinuationToken`. The listing
+/// must go on after the page's last key (not end as if complete, which deleted every document of
+/// the later pages): the second sync keeps all 25 documents and deletes only the one object that
+/// really vanished.
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_page_without_token_continues_after_its_last_key() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("notoken");
+    world.create_bucket(&bucket, None).await;
+    let keys = world.put_many(&bucket, "k/", 25).await;
+
+    let drop_token = Arc::new(AtomicU8::new(0));
+    let (on, listing) = (drop_token.clone(), is_listing_of(&bucket));
+    let proxy = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "listing without NextContinuationToken",
+            move |m, t| on.load(Ordering::SeqCst) == 1 && listing(m, t),
+            Fault::rewrite(|_, body| strip_element(body, "NextContinuationToken")),
+        )],
+    )
+    .await;
+    let config = s3_config(&world, &bucket, &proxy.url(), 10);
+    let (id, index) = world.configured_connector("notoken", config).await;
+    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    let job1 = world.create_pending_job(&id).await;
+    world.wait_completed(&job1, &svc).await;
+    assert_eq!(world.count(&index).await, 25);
+
+    world.delete_object(&bucket, &keys[24]).await;
+    drop_token.store(1, Ordering::SeqCst);
+    let job2 = world.create_pending_job(&id).await;
+    let done = world.wait_completed(&job2, &svc).await;
+    assert!(
+        proxy.injected(0) >= 3,
+        "every listing response lost its token: {}",
+        proxy.injected(0)
+    );
+    assert_eq!(
+        ids_of_bucket(&world, &index, &bucket).await,
+        ids(&bucket, &keys[..24]),
+        "every listed object stays; only the vanished one goes"
+    );
+    assert_eq!(done["deleted_document_count"], 1, "{done}");
+    assert_eq!(done["indexed_document_count"], 24, "{done}");
+}
+
+/// A store that hands back the continuation token it was given would loop forever. The listing
+/// of that bucket fails naming the bucket and the cause; nothing of it is deleted, while the
+/// other bucket's listing completed and its vanished object is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_continuation_token_fails_that_bucket_and_deletes_nothing_of_it() {
+    let world = TestWorld::start().await;
+    let (a, b) = (world.name("loop-a"), world.name("loop-b"));
+    world.create_bucket(&a, None).await;
+    world.create_bucket(&b, None).await;
+    let a_keys = world.put_many(&a, "a/", 25).await;
+    let b_keys = world.put_many(&b, "b/", 3).await;
+
+    let stuck = Arc::new(AtomicU8::new(0));
+    let (on, listing) = (stuck.clone(), is_listing_of(&a));
+    let proxy = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "A's listing hands back its continuation token",
+            move |m, t| {
+                on.load(Ordering::SeqCst) == 1
+                    && listing(m, t)
+                    && query_param(t, "continuation-token").is_some()
+            },
+            Fault::rewrite(|target, body| {
+                let token = query_param(target, "continuation-token").unwrap_or_default();
+                set_element(body, "ListBucketResult", "NextContinuationToken", token)
+            }),
+        )],
+    )
+    .await;
+    let config = s3_config(&world, &format!("{a},{b}"), &proxy.url(), 10);
+    let (id, index) = world.configured_connector("loop", config).await;
+    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    let job1 = world.create_pending_job(&id).await;
+    world.wait_completed(&job1, &svc).await;
+    assert_eq!(world.count(&index).await, 28);
+
+    world.delete_object(&a, &a_keys[24]).await;
+    world.delete_object(&b, &b_keys[0]).await;
+    stuck.store(1, Ordering::SeqCst);
+    let job2 = world.create_pending_job(&id).await;
+    let done = world.wait_job(&job2, TERMINAL, secs(30), &[&svc]).await;
+    assert_eq!(done["status"], "error", "{done}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&a) && error.contains("continuation token"),
+        "the error names bucket {a} and the cause: {error:?}"
+    );
+    assert_eq!(proxy.injected(0), 1, "the listing stops at the repeat");
+    assert_eq!(
+        ids_of_bucket(&world, &index, &a).await,
+        ids(&a, &a_keys),
+        "nothing of the bucket whose listing failed is deleted"
+    );
+    assert_eq!(
+        ids_of_bucket(&world, &index, &b).await,
+        ids(&b, &b_keys[1..])
+    );
+    assert_eq!(done["deleted_document_count"], 1, "{done}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. `buckets: *`
+
+/// ListBuckets paginated with a continuation token that comes back unchanged: resolving `*` fails
+/// (it would loop forever) and the job ends `error` without touching the index.
+#[tokio::test(flavor = "multi_thread")]
+async fn wildcard_with_a_repeated_list_buckets_token_fails() {
+    let world = TestWorld::start().await;
+    if world.external_s3 {
+        eprintln!("skipped: `buckets: *` would list every bucket of the external S3");
+        return;
+    }
+    let bucket = world.name("wild-loop");
+    world.create_bucket(&bucket, None).await;
+    world.put_many(&bucket, "w/", 3).await;
+    let mode = Arc::new(AtomicU8::new(0));
+    let on = mode.clone();
+    let proxy = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "ListBuckets always says more follows, with the same token",
+            move |m, t| on.load(Ordering::SeqCst) == 1 && is_list_buckets(m, t),
+            Fault::rewrite(|_, body| {
+                set_element(body, "ListAllMyBucketsResult", "ContinuationToken", "same")
+            }),
+        )],
+    )
+    .await;
+    let (id, index) = world
+        .configured_connector("wild-loop", s3_config(&world, "*", &proxy.url(), 100))
+        .await;
+    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    let job1 = world.create_pending_job(&id).await;
+    world.wait_completed(&job1, &svc).await;
+    assert_eq!(world.count(&index).await, 3);
+
+    mode.store(1, Ordering::SeqCst);
+    let job2 = world.create_pending_job(&id).await;
+    let done = world.wait_job(&job2, TERMINAL, secs(30), &[&svc]).await;
+    assert_eq!(done["status"], "error", "{done}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("listing buckets") && error.contains("continuation token"),
+        "{error:?}"
+    );
+    assert_eq!(world.count(&index).await, 3);
+}
