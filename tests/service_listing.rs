@@ -240,3 +240,51 @@ async fn wildcard_with_a_repeated_list_buckets_token_fails() {
     );
     assert_eq!(world.count(&index).await, 3);
 }
+
+/// `buckets: *` resolving to no bucket at all (an empty ListBuckets answer) while the index holds
+/// documents: the job ends `error` and the index is untouched, instead of "every bucket vanished,
+/// delete everything".
+#[tokio::test(flavor = "multi_thread")]
+async fn wildcard_matching_no_bucket_keeps_the_index() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("wild-none");
+    world.create_bucket(&bucket, None).await;
+    world.put_many(&bucket, "n/", 4).await;
+    let proxy = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "ListBuckets answers no bucket",
+            is_list_buckets,
+            Fault::rewrite(|_, body| {
+                let emptied = strip_element(body, "Bucket");
+                strip_element(&emptied, "ContinuationToken")
+            }),
+        )],
+    )
+    .await;
+    let (id, index) = world
+        .configured_connector("wild-none", s3_config(&world, &bucket, &proxy.url(), 100))
+        .await;
+    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    let job1 = world.create_pending_job(&id).await;
+    world.wait_completed(&job1, &svc).await;
+    assert_eq!(world.count(&index).await, 4);
+
+    world
+        .update_connector(&id, json!({"configuration": {"buckets": {"value": "*"}}}))
+        .await;
+    let job2 = world.create_pending_job(&id).await;
+    let done = world.wait_job(&job2, TERMINAL, secs(30), &[&svc]).await;
+    assert!(
+        proxy.hits(0) >= 1,
+        "ListBuckets never went through the proxy"
+    );
+    assert_eq!(done["status"], "error", "{done}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("no bucket") && error.contains(&index),
+        "{error:?}"
+    );
+    assert_eq!(done["deleted_document_count"], 0, "{done}");
+    assert_eq!(world.count(&index).await, 4, "the index is untouched");
+}

@@ -50,6 +50,10 @@ pub enum SyncError {
     Es(#[from] EsError),
     #[error("the job has no index_name")]
     NoIndex,
+    #[error(
+        "buckets \"*\" matched no bucket, yet index \"{index}\" holds {documents} documents; nothing was deleted"
+    )]
+    NoBuckets { index: String, documents: usize },
     #[error("canceled")]
     Canceled,
 }
@@ -118,6 +122,7 @@ async fn sync(
     let mut existing = existing::load(&es, &index).await?;
     tracing::info!(index = %index, existing = existing.len(), targets = plan.targets.len(), incremental,
         "existing documents loaded");
+    plan::check_targets(&plan.targets, &index, existing.len())?;
 
     let content =
         content::ContentStage::new(&ctx.config, &settings, &pipeline, pipeline_param.is_some());
