@@ -288,3 +288,70 @@ async fn wildcard_matching_no_bucket_keeps_the_index() {
     assert_eq!(done["deleted_document_count"], 0, "{done}");
     assert_eq!(world.count(&index).await, 4, "the index is untouched");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. resume checkpoints and a failed bucket
+
+/// Target A's listing is refused, target B's goes on (slowly). SIGTERM during B: the job is
+/// suspended, and its checkpoint must not lie past A, whose objects were never indexed. The
+/// restarted service (A readable again) resumes the job and indexes A's objects too.
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoints_never_move_past_a_failed_bucket() {
+    let world = TestWorld::start().await;
+    let (a, b) = (world.name("cp-a"), world.name("cp-b"));
+    world.create_bucket(&a, None).await;
+    world.create_bucket(&b, None).await;
+    let a_keys = world.put_many(&a, "a/", 5).await;
+    let b_keys = world.put_many(&b, "b/", 200).await;
+
+    let refuse = Arc::new(AtomicU8::new(1));
+    let (on, listing) = (refuse.clone(), is_listing_of(&a));
+    let s3 = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "A's listing is refused",
+            move |m, t| on.load(Ordering::SeqCst) == 1 && listing(m, t),
+            Fault::status(
+                403,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+                 <Message>Access Denied</Message><RequestId>injected</RequestId></Error>",
+            ),
+        )],
+    )
+    .await;
+    let es = FaultProxy::start(
+        &world.es_url,
+        vec![Rule::path_contains("/_bulk", Fault::Delay(secs(1)))],
+    )
+    .await;
+    let (id, index) = world
+        .configured_connector("cp", s3_config(&world, &format!("{a},{b}"), &s3.url(), 20))
+        .await;
+    let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
+    let mut svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &es.url()), &[]);
+    let job = world.create_pending_job(&id).await;
+    world
+        .wait_for("B's first pages are indexed", secs(30), async || {
+            let n = world.count(&index).await;
+            if n >= 40 { Ok(n) } else { Err(n) }
+        })
+        .await;
+    assert!(s3.injected(0) >= 1, "A's listing was never refused");
+    assert!(svc.send_sigterm(), "service already gone:\n{}", svc.logs());
+    let status = svc.wait_exit(secs(20)).await;
+    assert!(status.success(), "exit status {status:?}:\n{}", svc.logs());
+    let suspended = world.job(&job).await.expect("job");
+    assert_eq!(suspended["status"], "suspended", "{suspended}");
+    let checkpoint = &suspended["metadata"]["checkpoint"];
+    assert!(
+        checkpoint.is_null() || checkpoint["target"] == 0,
+        "the checkpoint moved past bucket {a}, whose listing failed: {checkpoint}"
+    );
+
+    refuse.store(0, Ordering::SeqCst);
+    let svc2 = ServiceProcess::start(&world, &yaml, &[]);
+    let done = world.wait_completed(&job, &svc2).await;
+    assert_eq!(ids_of_bucket(&world, &index, &a).await, ids(&a, &a_keys));
+    assert_eq!(ids_of_bucket(&world, &index, &b).await, ids(&b, &b_keys));
+    assert_eq!(done["total_document_count"], 205, "{done}");
+}

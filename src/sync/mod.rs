@@ -24,7 +24,7 @@ use crate::es::connector::Pipeline;
 use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
 use crate::service::context::Context;
-use checkpoint::Checkpoint;
+use checkpoint::Recorder;
 use listing::{Lister, ListingFailure};
 use progress::Progress;
 use serde_json::{Map, Value, json};
@@ -153,14 +153,20 @@ async fn sync(
         Err(ListingFailure::Buckets(failures)) => failures.iter().map(|(b, _)| b.clone()).collect(),
         Err(ListingFailure::Fatal(_)) => return finish(sink, listing, &plan).await,
     };
+    let mut marks = Recorder::default();
+    if !failed_buckets.is_empty() {
+        marks.failed();
+    }
     let mut deletes = 0;
     for id in existing.stale(&failed_buckets) {
         if cancel.is_cancelled() || sink.send(Op::Delete { id }).await.is_err() {
             break;
         }
         deletes += 1;
-        if deletes % DELETES_PER_MARK == 0 {
-            sink.mark(Checkpoint::Listed { listed: true }.to_value());
+        if deletes % DELETES_PER_MARK == 0
+            && let Some(listed) = marks.listed()
+        {
+            sink.mark(listed.to_value());
         }
     }
     finish(sink, listing, &plan).await
