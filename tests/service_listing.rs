@@ -355,3 +355,95 @@ async fn checkpoints_never_move_past_a_failed_bucket() {
     assert_eq!(ids_of_bucket(&world, &index, &b).await, ids(&b, &b_keys));
     assert_eq!(done["total_document_count"], 205, "{done}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. reading the index's existing ids
+
+/// The existing ids are read before deciding what vanished. A page of that scroll that failed on
+/// some shards, timed out, or errored means the set is incomplete: the job ends `error` saying
+/// so, and deletes nothing (here: the document of an object removed from S3 stays).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("scroll");
+    world.create_bucket(&bucket, None).await;
+    let keys = world.put_many(&bucket, "s/", 6).await;
+    let mode = Arc::new(AtomicU8::new(0));
+    let (m1, m2, m3) = (mode.clone(), mode.clone(), mode.clone());
+    let first_page =
+        |m: &str, t: &str| m == "POST" && t.contains("/_search?") && t.contains("scroll=");
+    let es = FaultProxy::start(
+        &world.es_url,
+        vec![
+            Rule::when(
+                "first scroll page failed on a shard",
+                move |m, t| m1.load(Ordering::SeqCst) == 1 && first_page(m, t),
+                Fault::rewrite(|_, body| {
+                    let mut page: Value = serde_json::from_str(body).expect("search JSON");
+                    page["_shards"]["failed"] = json!(1);
+                    page["_shards"]["failures"] = json!([{"shard": 0, "index": "x",
+                        "reason": {"type": "node_disconnected_exception", "reason": "node left"}}]);
+                    page["hits"]["hits"] = json!([]);
+                    page.to_string()
+                }),
+            ),
+            Rule::when(
+                "first scroll page timed out",
+                move |m, t| m2.load(Ordering::SeqCst) == 2 && first_page(m, t),
+                Fault::rewrite(|_, body| {
+                    let mut page: Value = serde_json::from_str(body).expect("search JSON");
+                    page["timed_out"] = json!(true);
+                    page.to_string()
+                }),
+            ),
+            Rule::when(
+                "the scroll context is gone (expired, or its node left)",
+                move |m, t| {
+                    m3.load(Ordering::SeqCst) == 3
+                        && m == "POST"
+                        && t.starts_with("/_search/scroll")
+                },
+                Fault::es_error(
+                    404,
+                    "search_context_missing_exception",
+                    "No search context found for id [7]",
+                ),
+            ),
+        ],
+    )
+    .await;
+    let (id, index) = world
+        .configured_connector(
+            "scroll",
+            s3_config(&world, &bucket, &world.s3_endpoint, 100),
+        )
+        .await;
+    let yaml = world.config_yaml(&[&id], "");
+    let svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &es.url()), &[]);
+    let job1 = world.create_pending_job(&id).await;
+    world.wait_completed(&job1, &svc).await;
+    assert_eq!(world.count(&index).await, 6);
+
+    world.delete_object(&bucket, &keys[0]).await;
+    for (m, cause) in [
+        (1, "shard"),
+        (2, "timed out"),
+        (3, "search_context_missing_exception"),
+    ] {
+        mode.store(m, Ordering::SeqCst);
+        let job = world.create_pending_job(&id).await;
+        let done = world.wait_job(&job, TERMINAL, secs(30), &[&svc]).await;
+        assert!(
+            es.injected(m as usize - 1) >= 1,
+            "mode {m}: nothing injected"
+        );
+        assert_eq!(done["status"], "error", "mode {m}: {done}");
+        let error = done["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&index) && error.contains(cause),
+            "mode {m}: the error names the index and the cause: {error:?}"
+        );
+        assert_eq!(done["deleted_document_count"], 0, "mode {m}: {done}");
+        assert_eq!(world.count(&index).await, 6, "mode {m}: nothing is deleted");
+    }
+}

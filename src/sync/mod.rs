@@ -48,6 +48,9 @@ pub enum SyncError {
     Sink(#[from] SinkError),
     #[error("{0}")]
     Es(#[from] EsError),
+    /// Boxed: the read error carries an `EsError`, and `SyncError` travels in every `Result` here.
+    #[error("{0}")]
+    Existing(Box<existing::ReadError>),
     #[error("the job has no index_name")]
     NoIndex,
     #[error(
@@ -119,7 +122,9 @@ async fn sync(
         .collect(),
         None => Map::new(),
     };
-    let mut existing = existing::load(&es, &index).await?;
+    let mut existing = existing::load(&es, &index)
+        .await
+        .map_err(|e| SyncError::Existing(Box::new(e)))?;
     tracing::info!(index = %index, existing = existing.len(), targets = plan.targets.len(), incremental,
         "existing documents loaded");
     plan::check_targets(&plan.targets, &index, existing.len())?;
