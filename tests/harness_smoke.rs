@@ -236,3 +236,21 @@ async fn proxy_injects_faults_then_forwards() {
     assert_eq!(world.list_keys(&bucket).await.len(), 5);
     assert!(s3_proxy.requests() >= 6);
 }
+
+/// `Fault::Rewrite` re-frames the new body, whether the upstream sent it plain or chunked.
+#[test]
+fn proxy_rewrite_reframes_plain_and_chunked_bodies() {
+    use common::proxy::rewrite::{Rewriter, rewrite_response};
+    let f: Rewriter = std::sync::Arc::new(|t, b| format!("{t}:{}", b.to_uppercase()));
+    let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: b\r\n\r\nabc";
+    assert_eq!(
+        rewrite_response(plain, "/x", &f),
+        b"HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 6\r\n\r\n/x:ABC".to_vec()
+    );
+    let chunked =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1;x=y\r\nc\r\n0\r\n\r\n";
+    assert_eq!(
+        rewrite_response(chunked, "/y", &f),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/y:ABC".to_vec()
+    );
+}

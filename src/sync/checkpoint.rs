@@ -49,6 +49,39 @@ impl Checkpoint {
     }
 }
 
+/// Which checkpoints a sync may still record.
+///
+/// A resumed job skips everything its checkpoint covers, including every target before the
+/// checkpoint's. Once a target's listing failed, its unlisted objects were never indexed, so no
+/// later checkpoint may be recorded: neither a later target's pages nor "listed" (which the
+/// deletions of the other buckets would record). The failed target's own pages before the failure
+/// stay recorded; they are done.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Recorder {
+    after_failure: bool,
+}
+
+impl Recorder {
+    /// A target's listing failed.
+    pub fn failed(&mut self) {
+        self.after_failure = true;
+    }
+
+    /// The checkpoint after a page of target `target` ending at `last_key`, if it may be recorded.
+    pub fn page(&self, target: usize, bucket: &str, last_key: String) -> Option<Checkpoint> {
+        (!self.after_failure).then(|| Checkpoint::Listing {
+            target,
+            bucket: bucket.to_string(),
+            last_key,
+        })
+    }
+
+    /// The "every target listed" checkpoint, if it may be recorded.
+    pub fn listed(&self) -> Option<Checkpoint> {
+        (!self.after_failure).then_some(Checkpoint::Listed { listed: true })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +105,22 @@ mod tests {
         let listed = Checkpoint::from_value(&json!({"listed": true})).unwrap();
         assert!(listed.covers(9, "x", "y"));
         assert_eq!(Checkpoint::from_value(&json!({"nonsense": 1})), None);
+    }
+
+    #[test]
+    fn nothing_is_recorded_past_a_failed_target() {
+        let mut r = Recorder::default();
+        assert_eq!(
+            r.page(0, "a", "k".into()),
+            Some(Checkpoint::Listing {
+                target: 0,
+                bucket: "a".into(),
+                last_key: "k".into()
+            })
+        );
+        assert!(r.listed().is_some());
+        r.failed();
+        assert_eq!(r.page(1, "b", "x".into()), None, "a later target's page");
+        assert_eq!(r.listed(), None, "deletions after a failed listing");
     }
 }

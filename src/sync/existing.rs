@@ -109,8 +109,84 @@ fn hex(raw: &[u8; 16]) -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Scrolls the whole index (§6.3), reading only `id`, `bucket`, `_timestamp` and `etag`.
-pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, EsError> {
+/// Why the index's ids could not all be read. Reconciling against a partial set would decide
+/// deletions from a wrong picture of the index, so the sync stops before listing and deletes
+/// nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the ids in index \"{index}\" failed: {cause}; nothing was deleted")]
+pub struct ReadError {
+    pub index: String,
+    pub cause: ReadCause,
+}
+
+/// What went wrong with one page of the scroll, or with the whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadCause {
+    #[error("{0}")]
+    Es(#[from] EsError),
+    #[error("{failed} of {total} shards failed ({reason})")]
+    ShardFailures {
+        failed: u64,
+        total: u64,
+        reason: String,
+    },
+    #[error("the search timed out")]
+    TimedOut,
+    #[error("a page carried no hits")]
+    NoHits,
+    #[error("the scroll ended after {seen} of {total} documents")]
+    Short { seen: u64, total: u64 },
+}
+
+/// The hits of one scroll page, unless the page says it is partial: a page from some shards
+/// only, or cut short by a timeout, would silently leave ids out.
+fn page_hits(page: &Value) -> Result<&[Value], ReadCause> {
+    if page.get("timed_out").and_then(Value::as_bool) == Some(true) {
+        return Err(ReadCause::TimedOut);
+    }
+    let shards = page.get("_shards");
+    let count = |name: &str| shards.and_then(|s| s.get(name)).and_then(Value::as_u64);
+    if let Some(failed) = count("failed").filter(|f| *f > 0) {
+        let first = shards
+            .and_then(|s| s.pointer("/failures/0/reason"))
+            .map(|r| {
+                let field = |n: &str| r.get(n).and_then(Value::as_str).unwrap_or_default();
+                format!("{}: {}", field("type"), field("reason"))
+            });
+        return Err(ReadCause::ShardFailures {
+            failed,
+            total: count("total").unwrap_or(failed),
+            reason: first.unwrap_or_else(|| "no reason given".into()),
+        });
+    }
+    page.pointer("/hits/hits")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .ok_or(ReadCause::NoHits)
+}
+
+/// The exact number of documents the search matched, when the answer gives it (`hits.total` as
+/// `{"value": n, "relation": "eq"}`, or a plain number from older versions).
+fn exact_total(page: &Value) -> Option<u64> {
+    match page.pointer("/hits/total")? {
+        Value::Number(n) => n.as_u64(),
+        t if t.get("relation").and_then(Value::as_str) == Some("eq") => {
+            t.get("value").and_then(Value::as_u64)
+        }
+        _ => None,
+    }
+}
+
+/// Scrolls the whole index (§6.3), reading only `id`, `bucket`, `_timestamp` and `etag`. Any page
+/// that is partial, or a scroll that ends short of the total, fails the read (see [`ReadError`]).
+pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, ReadError> {
+    scroll(es, index).await.map_err(|cause| ReadError {
+        index: index.to_string(),
+        cause,
+    })
+}
+
+async fn scroll(es: &EsClient, index: &str) -> Result<ExistingIds, ReadCause> {
     let mut ids = ExistingIds::default();
     if !es.index_exists(index).await? {
         return Ok(ids);
@@ -123,21 +199,23 @@ pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, EsError> {
             Some(json!({"size": SCROLL_PAGE, "sort": ["_doc"], "_source": ["id", "bucket", "_timestamp", "etag"]})),
         )
         .await?;
+    let total = exact_total(&first);
     let mut scroll_id = first
         .get("_scroll_id")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let mut seen = 0u64;
     let mut page = first;
-    loop {
-        let hits = page
-            .pointer("/hits/hits")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+    let read = loop {
+        let hits = match page_hits(&page) {
+            Ok(hits) => hits,
+            Err(cause) => break Err(cause),
+        };
         if hits.is_empty() {
-            break;
+            break Ok(());
         }
-        for hit in &hits {
+        seen += hits.len() as u64;
+        for hit in hits {
             let id = hit
                 .pointer("/_source/id")
                 .and_then(Value::as_str)
@@ -151,19 +229,26 @@ pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, EsError> {
                 ids.insert(id, field("bucket"), version);
             }
         }
-        let Some(sid) = scroll_id.clone() else { break };
-        page = es
+        let Some(sid) = scroll_id.clone() else {
+            break Ok(());
+        };
+        page = match es
             .json(
                 Method::POST,
                 &["_search", "scroll"],
                 &[],
                 Some(json!({"scroll_id": sid, "scroll": SCROLL_KEEP_ALIVE})),
             )
-            .await?;
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => break Err(e.into()),
+        };
         if let Some(next) = page.get("_scroll_id").and_then(Value::as_str) {
             scroll_id = Some(next.to_string());
         }
-    }
+    };
+    // The scroll context is released whether the read worked or not.
     if let Some(sid) = scroll_id {
         let _ = es
             .json(
@@ -173,6 +258,10 @@ pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, EsError> {
                 Some(json!({"scroll_id": sid})),
             )
             .await;
+    }
+    read?;
+    if let Some(total) = total.filter(|t| *t != seen) {
+        return Err(ReadCause::Short { seen, total });
     }
     Ok(ids)
 }
@@ -206,6 +295,49 @@ mod tests {
         assert_eq!(
             hex(&parse_md5("d0295955cdb6d488a4a1d3f10dbf141b").unwrap()),
             "d0295955cdb6d488a4a1d3f10dbf141b"
+        );
+    }
+
+    #[test]
+    fn partial_pages_are_refused() {
+        let ok = json!({"timed_out": false, "_shards": {"total": 2, "successful": 2, "failed": 0},
+                        "hits": {"total": {"value": 1, "relation": "eq"}, "hits": [{"_id": "a"}]}});
+        assert_eq!(page_hits(&ok).unwrap().len(), 1);
+        assert_eq!(exact_total(&ok), Some(1));
+
+        let mut timed_out = ok.clone();
+        timed_out["timed_out"] = json!(true);
+        assert!(matches!(page_hits(&timed_out), Err(ReadCause::TimedOut)));
+
+        let mut shards = ok.clone();
+        shards["_shards"] = json!({"total": 2, "successful": 1, "failed": 1, "failures": [
+            {"shard": 1, "reason": {"type": "node_disconnected_exception", "reason": "node left"}}]});
+        assert_eq!(
+            page_hits(&shards).unwrap_err().to_string(),
+            "1 of 2 shards failed (node_disconnected_exception: node left)"
+        );
+
+        let no_hits = json!({"timed_out": false, "_scroll_id": "x"});
+        assert!(matches!(page_hits(&no_hits), Err(ReadCause::NoHits)));
+    }
+
+    #[test]
+    fn only_an_exact_total_is_checked() {
+        assert_eq!(exact_total(&json!({"hits": {"total": 7}})), Some(7));
+        let gte = json!({"hits": {"total": {"value": 10000, "relation": "gte"}}});
+        assert_eq!(exact_total(&gte), None);
+        assert_eq!(exact_total(&json!({"hits": {}})), None);
+        let err = ReadError {
+            index: "search-x".into(),
+            cause: ReadCause::Short {
+                seen: 1000,
+                total: 1500,
+            },
+        };
+        assert_eq!(
+            err.to_string(),
+            "reading the ids in index \"search-x\" failed: the scroll ended after 1000 of 1500 \
+             documents; nothing was deleted"
         );
     }
 }

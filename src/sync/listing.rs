@@ -5,7 +5,7 @@
 //! the bucket.
 
 use super::SyncError;
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{Checkpoint, Recorder};
 use super::content::{ContentStage, ContentStats};
 use super::existing::{ExistingIds, fingerprint};
 use super::plan::{Plan, Target};
@@ -56,18 +56,21 @@ struct Prepared {
 impl Lister<'_> {
     pub async fn run(&mut self, plan: &Plan) -> Result<(), ListingFailure> {
         let mut failures = Vec::new();
+        let mut marks = Recorder::default();
         for (index, target) in plan.targets.iter().enumerate() {
-            if let Err(message) = self.list_target(index, target, plan).await? {
+            if let Err(message) = self.list_target(index, target, plan, &marks).await? {
                 tracing::warn!(bucket = %target.bucket, error = %message,
                     "listing failed; no document of this bucket will be deleted");
                 failures.push((target.bucket.clone(), message));
+                marks.failed();
             }
         }
         if !failures.is_empty() {
             return Err(ListingFailure::Buckets(failures));
         }
-        self.sink
-            .mark(Checkpoint::Listed { listed: true }.to_value());
+        if let Some(listed) = marks.listed() {
+            self.sink.mark(listed.to_value());
+        }
         Ok(())
     }
 
@@ -77,6 +80,7 @@ impl Lister<'_> {
         index: usize,
         target: &Target,
         plan: &Plan,
+        marks: &Recorder,
     ) -> Result<Result<(), String>, ListingFailure> {
         let mut lister = match self
             .source
@@ -103,15 +107,8 @@ impl Lister<'_> {
                 }
             }
             self.index_page(&target.bucket, prepared).await?;
-            if let Some(last_key) = last_key {
-                self.sink.mark(
-                    Checkpoint::Listing {
-                        target: index,
-                        bucket: target.bucket.clone(),
-                        last_key,
-                    }
-                    .to_value(),
-                );
+            if let Some(checkpoint) = last_key.and_then(|k| marks.page(index, &target.bucket, k)) {
+                self.sink.mark(checkpoint.to_value());
             }
         }
     }

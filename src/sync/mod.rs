@@ -23,7 +23,7 @@ use crate::es::connector::Pipeline;
 use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
 use crate::service::context::Context;
-use checkpoint::Checkpoint;
+use checkpoint::Recorder;
 use listing::{Lister, ListingFailure};
 use progress::Progress;
 use serde_json::{Map, Value, json};
@@ -45,8 +45,15 @@ pub enum SyncError {
     Sink(#[from] SinkError),
     #[error("{0}")]
     Es(#[from] EsError),
+    /// Boxed: the read error carries an `EsError`, and `SyncError` travels in every `Result` here.
+    #[error("{0}")]
+    Existing(Box<existing::ReadError>),
     #[error("the job has no index_name")]
     NoIndex,
+    #[error(
+        "buckets \"*\" matched no bucket, yet index \"{index}\" holds {documents} documents; nothing was deleted"
+    )]
+    NoBuckets { index: String, documents: usize },
     #[error("canceled")]
     Canceled,
 }
@@ -110,9 +117,12 @@ async fn sync(
     .into_iter()
     .map(|(k, v)| (k.to_string(), Value::Bool(v)))
     .collect();
-    let mut existing = existing::load(&es, &index).await?;
+    let mut existing = existing::load(&es, &index)
+        .await
+        .map_err(|e| SyncError::Existing(Box::new(e)))?;
     tracing::info!(index = %index, existing = existing.len(), targets = plan.targets.len(), incremental,
         "existing documents loaded");
+    plan::check_targets(&plan.targets, &index, existing.len())?;
 
     let sink = BulkSink::start(
         es,
@@ -143,14 +153,20 @@ async fn sync(
         Err(ListingFailure::Buckets(failures)) => failures.iter().map(|(b, _)| b.clone()).collect(),
         Err(ListingFailure::Fatal(_)) => return finish(sink, listing, &plan).await,
     };
+    let mut marks = Recorder::default();
+    if !failed_buckets.is_empty() {
+        marks.failed();
+    }
     let mut deletes = 0;
     for id in existing.stale(&failed_buckets) {
         if cancel.is_cancelled() || sink.send(Op::Delete { id }).await.is_err() {
             break;
         }
         deletes += 1;
-        if deletes % DELETES_PER_MARK == 0 {
-            sink.mark(Checkpoint::Listed { listed: true }.to_value());
+        if deletes % DELETES_PER_MARK == 0
+            && let Some(listed) = marks.listed()
+        {
+            sink.mark(listed.to_value());
         }
     }
     finish(sink, listing, &plan).await

@@ -58,3 +58,38 @@ pub async fn build(filtering: &Value, source: &S3Source) -> Result<Plan, SyncErr
     };
     Ok(Plan { targets, basic })
 }
+
+/// A plan without targets (`buckets: *` and ListBuckets named none) lists nothing, so every
+/// document of the index would look vanished. An empty bucket list is far likelier a store or
+/// permission hiccup than the intent to empty the index, so that sync fails instead.
+pub fn check_targets(targets: &[Target], index: &str, existing: usize) -> Result<(), SyncError> {
+    if targets.is_empty() && existing > 0 {
+        return Err(SyncError::NoBuckets {
+            index: index.to_string(),
+            documents: existing,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_target_with_indexed_documents_is_an_error() {
+        let err = check_targets(&[], "search-x", 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "buckets \"*\" matched no bucket, yet index \"search-x\" holds 3 documents; \
+             nothing was deleted"
+        );
+        assert!(check_targets(&[], "search-x", 0).is_ok(), "nothing to lose");
+        let one = Target {
+            bucket: "b".into(),
+            prefix: None,
+            rule: None,
+        };
+        assert!(check_targets(&[one], "search-x", 3).is_ok());
+    }
+}

@@ -26,6 +26,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+pub mod rewrite;
+pub use rewrite::Rewriter;
+
 /// Answers a request itself: `(method, target, body)` → `(status, JSON body)`.
 pub type Handler = Arc<
     dyn Fn(
@@ -50,6 +53,8 @@ pub enum Fault {
     Stale(Duration),
     /// Do not forward; the handler answers (a test double of an API the upstream lacks).
     Handle(Handler),
+    /// Forward, then replace the response body by `f(target, body)` (see [`Rewriter`]).
+    Rewrite(Rewriter),
 }
 
 impl Fault {
@@ -59,6 +64,11 @@ impl Fault {
             status,
             body: body.into(),
         }
+    }
+
+    /// Forwards, then rewrites the response body with `f(target, body)`.
+    pub fn rewrite(f: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> Fault {
+        Fault::Rewrite(Arc::new(f))
     }
 
     /// `429 {"error":"too many requests","status":429}`.
@@ -459,6 +469,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
             || (version == "HTTP/1.0" && !head.has_token("connection", "keep-alive"));
 
         let mut hold = Duration::ZERO;
+        let mut rewriter = None;
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -484,6 +495,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                 }
                 continue;
             }
+            Some(Fault::Rewrite(f)) => rewriter = Some(f),
             None => {}
         }
 
@@ -492,6 +504,10 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         match forward(&inner.upstream, &mut upstream, &request, &method).await {
             Ok((response, close)) => {
                 tokio::time::sleep(hold).await;
+                let response = match &rewriter {
+                    Some(f) => rewrite::rewrite_response(&response, &target, f),
+                    None => response,
+                };
                 cw.write_all(&response).await?;
                 if close {
                     upstream = None;

@@ -3,6 +3,7 @@
 use super::endpoint::is_local_or_ip;
 use super::error::S3Error;
 use super::listing::BucketLister;
+use super::paging::{PageView, Paging};
 use super::settings::S3Settings;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
@@ -147,26 +148,36 @@ impl S3Source {
         if self.buckets != ["*"] {
             return Ok(self.buckets.clone());
         }
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
+        let mut names: Vec<String> = Vec::new();
+        let mut paging = Paging::new(None);
+        while !paging.is_done() {
             let out = self
                 .default
                 .list_buckets()
-                .set_continuation_token(token)
+                .set_continuation_token(paging.token().map(str::to_owned))
                 .send()
                 .await
                 .map_err(|e| S3Error::from_sdk("listing buckets", e))?;
-            names.extend(
-                out.buckets()
-                    .iter()
-                    .filter_map(|b| b.name().map(str::to_owned)),
-            );
-            token = out.continuation_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(names);
-            }
+            let page: Vec<String> = out
+                .buckets()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_owned))
+                .collect();
+            // ListBuckets has no IsTruncated: a continuation token is the only sign that more follows.
+            paging
+                .advance(PageView {
+                    first: page.first().map(String::as_str),
+                    last: page.last().map(String::as_str),
+                    truncated: out.continuation_token().is_some(),
+                    next_token: out.continuation_token(),
+                })
+                .map_err(|cause| S3Error::Paging {
+                    action: "listing buckets".into(),
+                    cause,
+                })?;
+            names.extend(page);
         }
+        Ok(names)
     }
 
     /// The client for `bucket`'s region, from GetBucketLocation (cached per bucket and per region).

@@ -1,5 +1,6 @@
 //! Errors of the S3 source: one-line messages naming what failed and why, never any credential.
 
+use super::paging::PagingError;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use std::error::Error as StdError;
 
@@ -15,6 +16,9 @@ pub enum S3Error {
         code: Option<String>,
         cause: String,
     },
+    /// The server answered, but its pages cannot make up the whole listing (see [`PagingError`]).
+    #[error("{action} failed: {cause}")]
+    Paging { action: String, cause: PagingError },
     /// The settings cannot produce a working client (e.g. a malformed endpoint URL).
     #[error("invalid S3 configuration: {0}")]
     Config(String),
@@ -47,7 +51,7 @@ impl S3Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             S3Error::Request { code, .. } => code.as_deref(),
-            S3Error::Config(_) => None,
+            S3Error::Paging { .. } | S3Error::Config(_) => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Paged, resumable listing of one bucket with ListObjectsV2 (§7.4, with errors surfaced, see §11.2).
 
 use super::error::S3Error;
+use super::paging::{Advance, PageView, Paging};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{EncodingType, Object, Owner};
 use chrono::{DateTime, Utc};
@@ -82,11 +83,10 @@ pub struct BucketLister {
     client: Client,
     bucket: String,
     prefix: Option<String>,
-    start_after: Option<String>,
     page_size: i32,
-    continuation_token: Option<String>,
-    last_key: Option<String>,
-    done: bool,
+    paging: Paging,
+    /// The store's missing continuation tokens were reported once (not once per page).
+    warned_start_after: bool,
 }
 
 impl BucketLister {
@@ -101,11 +101,9 @@ impl BucketLister {
             client,
             bucket: bucket.to_owned(),
             prefix: prefix.filter(|p| !p.is_empty()),
-            start_after: start_after.filter(|s| !s.is_empty()),
             page_size,
-            continuation_token: None,
-            last_key: None,
-            done: false,
+            paging: Paging::new(start_after),
+            warned_start_after: false,
         }
     }
 
@@ -116,13 +114,14 @@ impl BucketLister {
 
     /// The last key returned so far (`start_after` for a later, resumed listing).
     pub fn last_key(&self) -> Option<&str> {
-        self.last_key.as_deref()
+        self.paging.last()
     }
 
     /// The next page of at most `page_size` objects in key order; `Ok(None)` once the listing is complete.
-    /// Never returns an empty page.
+    /// Never returns an empty page. Pages that cannot be trusted to continue the listing (see
+    /// `paging`) end it with an error.
     pub async fn next_page(&mut self) -> Result<Option<Vec<S3Object>>, S3Error> {
-        while !self.done {
+        while !self.paging.is_done() {
             let out = self
                 .client
                 .list_objects_v2()
@@ -132,8 +131,8 @@ impl BucketLister {
                 // Keys may hold characters XML 1.0 cannot carry; like Elastic, ask for URL-encoded keys.
                 .encoding_type(EncodingType::Url)
                 .set_prefix(self.prefix.clone())
-                .set_start_after(self.start_after.clone())
-                .set_continuation_token(self.continuation_token.clone())
+                .set_start_after(self.paging.start_after().map(str::to_owned))
+                .set_continuation_token(self.paging.token().map(str::to_owned))
                 .send()
                 .await
                 .map_err(|e| S3Error::from_sdk(format!("listing bucket \"{}\"", self.bucket), e))?;
@@ -145,11 +144,28 @@ impl BucketLister {
                 .iter()
                 .map(|o| S3Object::from_listing(&self.bucket, o, encoded))
                 .collect();
-            self.continuation_token = out.next_continuation_token().map(str::to_owned);
-            self.done = !out.is_truncated().unwrap_or(false) || self.continuation_token.is_none();
-            tracing::debug!(bucket = %self.bucket, objects = objects.len(), done = self.done, "listed a page");
-            if let Some(last) = objects.last() {
-                self.last_key = Some(last.key.clone());
+            let advance = self
+                .paging
+                .advance(PageView {
+                    first: objects.first().map(|o| o.key.as_str()),
+                    last: objects.last().map(|o| o.key.as_str()),
+                    // Without IsTruncated, a continuation token still says more follows.
+                    truncated: out
+                        .is_truncated()
+                        .unwrap_or(out.next_continuation_token().is_some()),
+                    next_token: out.next_continuation_token(),
+                })
+                .map_err(|cause| S3Error::Paging {
+                    action: format!("listing bucket \"{}\"", self.bucket),
+                    cause,
+                })?;
+            if advance == Advance::StartAfter && !self.warned_start_after {
+                self.warned_start_after = true;
+                tracing::warn!(bucket = %self.bucket, after = self.paging.last().unwrap_or_default(),
+                    "truncated page without a continuation token; listing on after its last key");
+            }
+            tracing::debug!(bucket = %self.bucket, objects = objects.len(), done = self.paging.is_done(), "listed a page");
+            if !objects.is_empty() {
                 return Ok(Some(objects));
             }
         }

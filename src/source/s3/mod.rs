@@ -4,6 +4,7 @@
 //! * [`settings`]: reading and validating that configuration into [`S3Settings`];
 //! * [`client`]: [`S3Source`], the configured client (ping, bucket resolution, listing, download);
 //! * [`listing`]: [`BucketLister`], paged ListObjectsV2, and [`S3Object`];
+//! * `paging`: when a paginated listing is complete, and when a server's pages cannot be trusted;
 //! * [`document`]: the document indexed for each object.
 
 pub mod client;
@@ -11,6 +12,7 @@ pub mod document;
 mod endpoint;
 pub mod error;
 pub mod listing;
+mod paging;
 pub mod schema;
 pub mod settings;
 
@@ -21,5 +23,6 @@ pub use client::S3Source;
 pub use document::{document_id, file_extension, iso_timestamp, to_document};
 pub use error::S3Error;
 pub use listing::{BucketLister, OwnerField, S3Object};
+pub use paging::PagingError;
 pub use schema::{configuration_schema, schema_field_names};
 pub use settings::{S3Settings, SettingsError};
