@@ -17,7 +17,8 @@
 #   ES_JAVA_HOME   the JDK to run it with; default: Temurin 25 (or any JDK >= 21 in /usr/lib/jvm) for 9.x, the
 #                  default java for 8.x
 #   ES_HEAP        heap size, default 512m (the node's RSS is then about 0.8 GiB)
-#   ES_RUN_DIR     where config, data, logs and the pid file live; default .local/elasticsearch/run
+#   ES_RUN_DIR     where config, data, logs and the pid file live; default .local/elasticsearch/$ES_RUN_NAME
+#   ES_RUN_NAME    default run; several nodes can run side by side under different names
 #   ES_USER        the unprivileged user to run it as when this script runs as root; default esit
 #                  (created when missing: Elasticsearch refuses to run as root)
 set -euo pipefail
@@ -26,17 +27,28 @@ ES_VERSION="${ES_VERSION:-9.5.4}"
 ES_HEAP="${ES_HEAP:-512m}"
 ES_USER="${ES_USER:-esit}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BASE="${ROOT}/.local/elasticsearch"
-RUN="${ES_RUN_DIR:-${BASE}/run}"
 M2_REPO="${M2_REPO:-${HOME}/.m2/repository}"
 ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:${ES_VERSION}:zip"
-DIST="${BASE}/${ES_VERSION}/elasticsearch-${ES_VERSION}"
 
 log() { echo "elasticsearch.sh: $*" >&2; }
 die() {
     log "$*"
     exit 1
 }
+
+# When run as root the node runs as ES_USER, who must reach the distribution and the run directory:
+# a clone under a private home (e.g. /root) is not reachable, and then both live under /var/tmp.
+if ((EUID == 0)); then
+    id "${ES_USER}" >/dev/null 2>&1 ||
+        useradd --system --no-create-home --shell /usr/sbin/nologin "${ES_USER}" ||
+        die "cannot create the user ${ES_USER} to run Elasticsearch as"
+fi
+BASE="${ROOT}/.local/elasticsearch"
+if ((EUID == 0)) && ! runuser -u "${ES_USER}" -- test -x "${ROOT}"; then
+    BASE="/var/tmp/content-sync-elasticsearch"
+fi
+RUN="${ES_RUN_DIR:-${BASE}/${ES_RUN_NAME:-run}}"
+DIST="${BASE}/${ES_VERSION}/elasticsearch-${ES_VERSION}"
 
 major() { echo "${ES_VERSION%%.*}"; }
 
@@ -115,15 +127,13 @@ as_es_user() {
     fi
 }
 
-ensure_user() {
+# Every directory above the distribution and the run directory must be traversable by that user.
+ensure_reachable() {
     ((EUID == 0)) || return 0
-    id "${ES_USER}" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "${ES_USER}"
-    # The node reads the distribution and writes the run directory; every directory above both must be
-    # traversable by that user.
     local dir
     for dir in "${DIST}" "${RUN}"; do
         as_es_user test -x "${dir}" ||
-            die "${ES_USER} cannot reach ${dir}; set ES_RUN_DIR/clone the repository under a directory others can traverse"
+            die "${ES_USER} cannot reach ${dir}; set ES_RUN_DIR to a directory others can traverse"
     done
 }
 
@@ -150,6 +160,7 @@ cmd_start() {
     jdk="$(java_home)"
     rm -rf "${RUN}"
     mkdir -p "${RUN}/data" "${RUN}/logs"
+    chmod 755 "${BASE}"
     cp -r "${DIST}/config" "${RUN}/config"
     http_port="$(free_port)"
     transport_port="$(free_port)"
@@ -171,8 +182,8 @@ cmd_start() {
     } >>"${RUN}/config/elasticsearch.yml"
     mkdir -p "${RUN}/config/jvm.options.d"
     printf -- '-Xms%s\n-Xmx%s\n' "${ES_HEAP}" "${ES_HEAP}" >"${RUN}/config/jvm.options.d/heap.options"
-    ensure_user
     ((EUID == 0)) && chown -R "${ES_USER}" "${RUN}"
+    ensure_reachable
     url="http://127.0.0.1:${http_port}"
     started="$(date +%s)"
     log "starting Elasticsearch ${ES_VERSION} on ${url} (java: ${jdk})"

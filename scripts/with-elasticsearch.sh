@@ -9,7 +9,7 @@ ES="${ROOT}/scripts/elasticsearch.sh"
 
 if [[ -z "${ES_URL:-}" ]]; then
     # A run of its own, so that a node left by an interrupted run does not get in the way.
-    export ES_RUN_DIR="${ROOT}/.local/elasticsearch/run-$$"
+    export ES_RUN_NAME="run-$$"
     trap '"${ES}" stop >/dev/null 2>&1 || true' EXIT
     started="$("${ES}" start)"
     export ES_URL="${started#ES_URL=}"

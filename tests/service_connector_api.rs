@@ -140,6 +140,46 @@ async fn auto_stops_with_the_cause_when_the_probe_is_refused() {
             && logs.contains("feature_use_connectors_api"),
         "{logs}"
     );
-    assert!(!logs.contains("writing the connector indices directly"), "{logs}");
+    assert!(
+        !logs.contains("writing the connector indices directly"),
+        "{logs}"
+    );
     assert_eq!(proxy.injected(0), 1, "asked once");
+}
+
+/// A cluster that fails the probe while it starts (503) is asked again; the service then uses the
+/// API it has, instead of writing the indices directly for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_asks_again_when_the_probe_fails_for_a_while() {
+    let world = TestWorld::start().await;
+    let (id, _index, _bucket) = world.bucket_with_connector("starting", 2).await;
+    let api = world.connector_api().await;
+    let starting = common::FaultProxy::start(
+        &api.url(),
+        vec![
+            Rule::when(
+                "the _connector probe while the cluster starts",
+                |m, t| m == "GET" && t.split('?').next() == Some("/_connector"),
+                Fault::es_error(503, "cluster_block_exception", "state not recovered"),
+            )
+            .first(2),
+        ],
+    )
+    .await;
+    let extra = "elasticsearch.feature_use_connectors_api: auto\n\
+                 elasticsearch.max_retries: 5\nelasticsearch.retry_interval: 0.1\n";
+    let service = ServiceProcess::start(
+        &world,
+        &world.config_yaml_via(&[&id], extra, &starting.url()),
+        &[],
+    );
+    let job_id = world.create_pending_job(&id).await;
+    world.wait_completed(&job_id, &service).await;
+    assert_eq!(starting.injected(0), 2);
+    assert!(api.hits(PROBE) >= 1, "the probe reached the API at last");
+    assert!(
+        api.hits(CLAIM) >= 1,
+        "API mode: the job was claimed through _claim\n{}",
+        service.logs()
+    );
 }

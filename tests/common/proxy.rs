@@ -499,6 +499,12 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
             None => {}
         }
 
+        if rewriter.is_some() {
+            // The body is rewritten as text: ask upstream for it uncompressed (Elasticsearch
+            // compresses when the client accepts it).
+            head.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
+        }
         let mut request = head.to_bytes();
         request.extend_from_slice(&body);
         match forward(&inner.upstream, &mut upstream, &request, &method).await {
