@@ -338,6 +338,24 @@ impl EsClient {
         .map(|_| ())
     }
 
+    /// Creates a document under a fresh id of our own (`PUT /<index>/_create/<id>`); returns the id.
+    /// Safe to retry: should a retry find the document there (409), only our own earlier attempt can
+    /// have written it, whose answer was lost, so it is not created twice.
+    pub async fn create_doc(&self, index: &str, doc: Value) -> Result<String, EsError> {
+        let id = new_doc_id();
+        match self
+            .json(Method::PUT, &[index, "_create", &id], &[], Some(doc))
+            .await
+        {
+            Ok(_) => Ok(id),
+            Err(EsError::Conflict { .. }) => {
+                tracing::debug!(index, id = %id, "document already created by an earlier attempt");
+                Ok(id)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Indexes a whole document (`PUT /<index>/_doc/<id>` or `POST /<index>/_doc`); returns its id.
     pub async fn index_doc(
         &self,
@@ -447,6 +465,14 @@ impl EsClient {
     }
 }
 
+/// 20 URL-safe base64 characters (120 random bits), the shape of Elasticsearch's own ids.
+fn new_doc_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..20)
+        .map(|_| ALPHABET[fastrand::usize(..64)] as char)
+        .collect()
+}
+
 fn auth_header(cfg: &EsConfig, api_key: Option<&Secret>) -> Result<Option<HeaderValue>, EsError> {
     let api_key = api_key.or(cfg.api_key.as_ref()).filter(|k| !k.is_empty());
     let value = if let Some(key) = api_key {
@@ -530,5 +556,16 @@ mod tests {
             e.to_string(),
             "elasticsearch returned 404 Not Found for GET /x: index_not_found_exception: no such index [x]"
         );
+    }
+
+    #[test]
+    fn our_ids_look_like_elasticsearch_ids() {
+        let (a, b) = (new_doc_id(), new_doc_id());
+        assert_eq!(a.len(), 20);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert_ne!(a, b);
     }
 }

@@ -163,7 +163,7 @@ impl JobStore {
             "created_at": now,
             "last_seen": now,
         });
-        self.es.index_doc(JOBS_INDEX, None, doc, false).await
+        self.es.create_doc(JOBS_INDEX, doc).await
     }
 
     /// Pending and suspended content jobs of these connectors, oldest first.

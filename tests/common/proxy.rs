@@ -51,6 +51,9 @@ pub enum Fault {
     Delay(Duration),
     /// Forward at once, answer after this delay: the client acts on an answer that is this old.
     Stale(Duration),
+    /// Forward, then reset the client connection instead of answering: the request took effect,
+    /// the client never learns it.
+    LoseResponse,
     /// Do not forward; the handler answers (a test double of an API the upstream lacks).
     Handle(Handler),
     /// Forward, then replace the response body by `f(target, body)` (see [`Rewriter`]).
@@ -470,6 +473,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
 
         let mut hold = Duration::ZERO;
         let mut rewriter = None;
+        let mut lose = false;
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -486,6 +490,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
             }
             Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
             Some(Fault::Stale(d)) => hold = d,
+            Some(Fault::LoseResponse) => lose = true,
             Some(Fault::Handle(handler)) => {
                 let (status, answer) = handler(method.clone(), target.clone(), body).await;
                 cw.write_all(&synthetic_response(status, &answer, method == "HEAD"))
@@ -508,6 +513,11 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         let mut request = head.to_bytes();
         request.extend_from_slice(&body);
         match forward(&inner.upstream, &mut upstream, &request, &method).await {
+            Ok(_) if lose => {
+                let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
+                let _ = stream.set_zero_linger();
+                return Ok(()); // dropping the stream sends RST
+            }
             Ok((response, close)) => {
                 tokio::time::sleep(hold).await;
                 let response = match &rewriter {
