@@ -304,6 +304,16 @@ impl JobStore {
             .await
     }
 
+    /// A partial update guarded by the read that produced `occ` (409 → `EsError::Conflict`).
+    pub async fn update_guarded(
+        &self,
+        job_id: &str,
+        doc: Value,
+        occ: Option<Occ>,
+    ) -> Result<(), EsError> {
+        self.es.update_doc(JOBS_INDEX, job_id, doc, occ).await
+    }
+
     /// Marks a job `canceling` (what Kibana and the CLI do).
     pub async fn request_cancel(&self, job_id: &str) -> Result<(), EsError> {
         let doc = json!({"last_seen": now_iso(), "status": status::CANCELING, "error": null,

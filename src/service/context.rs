@@ -8,6 +8,7 @@ use crate::es::job::JobStore;
 use crate::es::protocol::ConnectorApi;
 use std::collections::HashSet;
 use std::sync::Mutex;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Service types this build can sync.
@@ -24,6 +25,10 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Connectors checked in at least once by this process (the first check-in is forced).
     pub checked_in: Mutex<HashSet<String>>,
+    /// Jobs this process runs now.
+    pub running: Mutex<HashSet<String>>,
+    /// Wakes the executor before its next poll (a job was taken over and waits to resume).
+    pub wake_executor: Notify,
 }
 
 impl Context {
@@ -42,7 +47,14 @@ impl Context {
             es,
             shutdown,
             checked_in: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashSet::new()),
+            wake_executor: Notify::new(),
         }
+    }
+
+    /// Whether this process runs the job now.
+    pub fn is_running_here(&self, job_id: &str) -> bool {
+        self.running.lock().expect("lock").contains(job_id)
     }
 
     /// The configured entry of a connector (a "main" connector), if it is one of ours.

@@ -6,8 +6,7 @@ use super::error_budget::TooManyErrors;
 use super::runner;
 use crate::es::connector::Connector;
 use crate::es::job::status;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -20,10 +19,9 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
     let slots = Arc::new(Semaphore::new(
         ctx.config.service.max_concurrent_content_syncs.max(1),
     ));
-    let running: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut tasks = JoinSet::new();
     while !ctx.shutdown.is_cancelled() {
-        if let Err(e) = poll(&ctx, &slots, &running, &mut tasks).await {
+        if let Err(e) = poll(&ctx, &slots, &mut tasks).await {
             tracing::error!(error = %e, "could not poll for sync jobs");
             if let Err(too_many) = errors.record(Instant::now(), &e) {
                 outcome = Err(too_many);
@@ -33,6 +31,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
         while tasks.try_join_next().is_some() {}
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
+            _ = ctx.wake_executor.notified() => {}
             _ = tokio::time::sleep(idle) => {}
         }
     }
@@ -48,7 +47,6 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
 async fn poll(
     ctx: &Arc<Context>,
     slots: &Arc<Semaphore>,
-    running: &Arc<Mutex<HashSet<String>>>,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<()> {
     let connectors = ctx
@@ -56,9 +54,9 @@ async fn poll(
         .handled(&ctx.configured_ids(), &ctx.config.service.service_types)
         .await?;
     let ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
-    cancel_unclaimed(ctx, &connectors, running).await?;
+    cancel_unclaimed(ctx, &connectors).await?;
     for job in ctx.jobs.pending(&ids, &["full", "incremental"]).await? {
-        if running.lock().expect("lock").contains(&job.id) {
+        if ctx.is_running_here(&job.id) {
             continue;
         }
         let Some(connector_id) = job.connector_id().map(str::to_string) else {
@@ -76,15 +74,15 @@ async fn poll(
             tracing::debug!(job_id = %job.id, "sync pool is full, job waits");
             break;
         };
-        running.lock().expect("lock").insert(job.id.clone());
-        let (ctx, running) = (ctx.clone(), running.clone());
+        ctx.running.lock().expect("lock").insert(job.id.clone());
+        let ctx = ctx.clone();
         let span = tracing::info_span!("sync", connector_id = %connector_id, sync_job_id = %job.id,
             index_name = connector.index_name().unwrap_or_default());
         tasks.spawn(
             async move {
                 let job_id = job.id.clone();
-                runner::run(ctx, job).await;
-                running.lock().expect("lock").remove(&job_id);
+                runner::run(ctx.clone(), job).await;
+                ctx.running.lock().expect("lock").remove(&job_id);
                 drop(permit);
             }
             .instrument(span),
@@ -96,11 +94,7 @@ async fn poll(
 /// Jobs set to `canceling` that no worker runs end `canceled` here: pending or suspended jobs (Kibana
 /// marks them so in direct-index mode). A job is not running when it never started, or when its
 /// connector has no sync `in_progress` (a running job always marks its connector).
-async fn cancel_unclaimed(
-    ctx: &Context,
-    connectors: &[Connector],
-    running: &Mutex<HashSet<String>>,
-) -> anyhow::Result<()> {
+async fn cancel_unclaimed(ctx: &Context, connectors: &[Connector]) -> anyhow::Result<()> {
     if connectors.is_empty() {
         return Ok(());
     }
@@ -110,7 +104,7 @@ async fn cancel_unclaimed(
         {"term": {"status": status::CANCELING}},
     ]}});
     for job in ctx.jobs.search(query).await? {
-        if running.lock().expect("lock").contains(&job.id) {
+        if ctx.is_running_here(&job.id) {
             continue;
         }
         let never_started = job.doc.get("started_at").is_none_or(|v| v.is_null());

@@ -6,6 +6,7 @@ pub mod context;
 pub mod cron;
 mod error_budget;
 mod executor;
+mod lease;
 pub mod preflight;
 mod runner;
 mod scheduler;
@@ -50,6 +51,11 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
             }
             Action::SyncContent => {
                 tasks.spawn(executor::run(ctx.clone()));
+                let lease = lease::run(ctx.clone());
+                tasks.spawn(async move {
+                    lease.await;
+                    Ok(())
+                });
             }
             Action::SyncAccessControl => {
                 tracing::debug!(

@@ -23,6 +23,9 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 enum Interruption {
     Canceled,
     Failed(String),
+    /// Another instance decided the job's fate (took it over after our heartbeats stopped reaching
+    /// Elasticsearch, or ended it): its document is no longer ours to write.
+    Lost(String),
 }
 
 pub async fn run(ctx: Arc<Context>, job: SyncJob) {
@@ -61,6 +64,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         ctx.clone(),
         job.id.clone(),
         progress.clone(),
+        base,
         cancel.clone(),
     ));
 
@@ -69,6 +73,10 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     reporter.abort();
 
     let interrupted = interruption.lock().expect("lock").clone();
+    if let Some(Interruption::Lost(why)) = &interrupted {
+        tracing::warn!(job_id = %job.id, reason = %why, "job taken over or ended elsewhere; not writing its end");
+        return;
+    }
     let mut cursor = None;
     let (final_status, error) = match (interrupted, result) {
         // A sync that finished is completed, even if a signal arrived in the meantime.
@@ -80,14 +88,16 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => {
             (status::CANCELED, None)
         }
-        (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg)),
+        (Some(Interruption::Failed(msg) | Interruption::Lost(msg)), _) => {
+            (status::ERROR, Some(msg))
+        }
         (None, Err(e)) => (status::ERROR, Some(e.to_string())),
     };
     let mut end = if final_status == status::SUSPENDED {
         // Record only settled work, with the counters as of it: the resumed job continues from there.
         let (checkpoint, tally) = progress.suspension_point(base);
         let mut end = Termination::new(final_status, error, stats_of(tally));
-        end.metadata = Some(progress.metadata(checkpoint.as_ref(), tally.indexed_bytes));
+        end.metadata = Some(progress.checkpoint_metadata(checkpoint.as_ref(), tally));
         end
     } else {
         let bytes = progress
@@ -109,8 +119,14 @@ fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
     let checkpoint = (job.status() == status::SUSPENDED)
         .then(|| metadata.get("checkpoint").and_then(Checkpoint::from_value))
         .flatten();
-    let base = match checkpoint {
-        Some(_) => Tally {
+    let recorded = metadata
+        .get("checkpoint_tally")
+        .and_then(|t| serde_json::from_value::<Tally>(t.clone()).ok());
+    let base = match (&checkpoint, recorded) {
+        // Written with the checkpoint, periodically and at suspension: exact even when the job's
+        // counters moved on past the checkpoint before its instance died.
+        (Some(_), Some(tally)) => tally,
+        (Some(_), None) => Tally {
             indexed: job.counter("indexed_document_count"),
             indexed_bytes: metadata
                 .get("indexed_bytes")
@@ -118,7 +134,7 @@ fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
                 .unwrap_or(0),
             deleted: job.counter("deleted_document_count"),
         },
-        None => Tally::default(),
+        (None, _) => Tally::default(),
     };
     (checkpoint, base)
 }
@@ -235,7 +251,7 @@ async fn watch(
             (Ok(Some(_)), Ok(Some(job))) => match job.status() {
                 status::CANCELING => Some(Interruption::Canceled),
                 status::IN_PROGRESS => None,
-                other => Some(Interruption::Failed(format!(
+                other => Some(Interruption::Lost(format!(
                     "Connector job (ID: {job_id}) is not running but in status of {other}."
                 ))),
             },
@@ -253,10 +269,14 @@ async fn watch(
     }
 }
 
+/// Every `STATS_INTERVAL`: the live counters, and the checkpoint of settled work with the counters as
+/// of it. This write is also the job's heartbeat (see `lease`): after a crash, the job resumes from
+/// this checkpoint with exact counts.
 async fn report(
     ctx: Arc<Context>,
     job_id: String,
     progress: Arc<Progress>,
+    base: Tally,
     cancel: CancellationToken,
 ) {
     loop {
@@ -266,7 +286,15 @@ async fn report(
         }
         match ctx.jobs.get(&job_id).await {
             Ok(Some(_)) => {
-                if let Err(e) = ctx.jobs.report_stats(&job_id, progress.stats(), None).await {
+                let (checkpoint, tally) = progress.suspension_point(base);
+                let metadata = checkpoint
+                    .as_ref()
+                    .map(|cp| progress.checkpoint_metadata(Some(cp), tally));
+                if let Err(e) = ctx
+                    .jobs
+                    .report_stats(&job_id, progress.stats(), metadata)
+                    .await
+                {
                     tracing::warn!(error = %e, "could not report job stats");
                 }
             }

@@ -59,6 +59,16 @@ impl Progress {
         }
     }
 
+    /// The job's `metadata` with a checkpoint and the counters as of it (`checkpoint_tally`), which a
+    /// resumed job continues from.
+    pub fn checkpoint_metadata(&self, checkpoint: Option<&Checkpoint>, tally: Tally) -> Value {
+        let mut m = self.metadata(checkpoint, tally.indexed_bytes);
+        if checkpoint.is_some() {
+            m["checkpoint_tally"] = serde_json::to_value(tally).expect("tally serializes");
+        }
+        m
+    }
+
     /// The job's `metadata`: listing statistics (and the checkpoint, when suspended).
     pub fn metadata(&self, checkpoint: Option<&Checkpoint>, indexed_bytes: u64) -> Value {
         let l = &self.listing;
