@@ -105,3 +105,40 @@ async fn auto_falls_back_to_direct_mode_without_the_connector_api() {
         service.logs()
     );
 }
+
+/// The double itself answers a malformed request as Elasticsearch does (PostConnectorSyncJobAction's
+/// parser: `id` is required, unknown fields are refused), so API-mode tests cannot pass on requests
+/// a real cluster would reject.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_double_rejects_a_sync_job_post_without_id_as_elasticsearch_does() {
+    let world = TestWorld::start().await;
+    let api = world.connector_api().await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = async |body: serde_json::Value| {
+        let resp = http
+            .post(format!("{}/_connector/_sync_job", api.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap())
+    };
+    let reason = "Required [id]";
+    assert_eq!(
+        post(json!({"job_type": "full"})).await,
+        (
+            400,
+            json!({"error": {"root_cause": [{"type": "illegal_argument_exception", "reason": reason}],
+                             "type": "illegal_argument_exception", "reason": reason},
+                   "status": 400})
+        )
+    );
+    let (status, body) = post(json!({"id": "x", "trigger": "on_demand"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["reason"],
+        "[1:11] [connector_sync_job_post_request] unknown field [trigger]"
+    );
+    assert_eq!(api.hits(CREATE_JOB), 2);
+}
