@@ -183,3 +183,74 @@ async fn auto_asks_again_when_the_probe_fails_for_a_while() {
         service.logs()
     );
 }
+
+/// The double itself answers a malformed request as Elasticsearch does (PostConnectorSyncJobAction's
+/// parser: `id` is required, unknown fields are refused), so API-mode tests cannot pass on requests
+/// a real cluster would reject.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_double_rejects_a_sync_job_post_without_id_as_elasticsearch_does() {
+    let world = TestWorld::start().await;
+    let api = world.connector_api().await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = async |body: serde_json::Value| {
+        let resp = http
+            .post(format!("{}/_connector/_sync_job", api.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap())
+    };
+    let reason = "Required [id]";
+    assert_eq!(
+        post(json!({"job_type": "full"})).await,
+        (
+            400,
+            json!({"error": {"root_cause": [{"type": "illegal_argument_exception", "reason": reason}],
+                             "type": "illegal_argument_exception", "reason": reason},
+                   "status": 400})
+        )
+    );
+    let (status, body) = post(json!({"id": "x", "trigger": "on_demand"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["reason"],
+        "[1:11] [connector_sync_job_post_request] unknown field [trigger]"
+    );
+    assert_eq!(api.hits(CREATE_JOB), 2);
+}
+
+/// On 8.14 the `_connector` API has no `_claim`, and its `_stats` refuses `metadata`: the service
+/// claims with a direct update and writes the metadata (with its checkpoint) directly, and the job
+/// completes. (It used to call `_claim` on every 8.12+ cluster, and every job failed to start.)
+#[tokio::test(flavor = "multi_thread")]
+async fn on_8_14_jobs_are_claimed_without_claim_and_stats_carry_no_metadata() {
+    let world = TestWorld::start().await;
+    let (id, index, _bucket) = world.bucket_with_connector("v814", 10).await;
+    world.without_pipeline(&id).await;
+    // Five slow bulk requests: the sync outlives the 10 s stats interval.
+    let slow_bulk = Rule::path_contains("/_bulk", Fault::Delay(Duration::from_millis(2500)));
+    let api = world
+        .connector_api_version_with("8.14.3", vec![slow_bulk])
+        .await;
+    let extra = "elasticsearch.feature_use_connectors_api: auto\n\
+                 elasticsearch.bulk.chunk_size: 4\nelasticsearch.bulk.max_concurrency: 1\n";
+    let service = ServiceProcess::start(
+        &world,
+        &world.config_yaml_via(&[&id], extra, &api.url()),
+        &[],
+    );
+    let job_id = world.create_pending_job(&id).await;
+    let job = world.wait_completed(&job_id, &service).await;
+    assert_eq!(job["indexed_document_count"], 10, "{job}");
+    assert_eq!(world.count(&index).await, 10);
+    assert!(api.hits(PROBE) >= 1 && api.hits(CHECK_IN) >= 1, "API mode");
+    assert_eq!(api.hits(CLAIM), 0, "8.14 has no _claim");
+    assert!(api.hits(STATS) >= 1, "stats through _stats");
+    assert!(
+        !service.logs().contains("unknown field [metadata]"),
+        "{}",
+        service.logs()
+    );
+}

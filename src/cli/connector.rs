@@ -2,6 +2,7 @@
 
 use crate::es::EsClient;
 use crate::es::connector::{CONNECTORS_INDEX, ConnectorStore, DEFAULT_PIPELINE};
+use crate::es::protocol::ConnectorApi;
 use crate::es::time::now_iso;
 use crate::source::s3::configuration_schema;
 use serde_json::{Map, Value, json};
@@ -51,7 +52,7 @@ pub async fn run(es: &EsClient, command: ConnectorCommand) -> anyhow::Result<()>
 }
 
 async fn create(es: &EsClient, args: CreateArgs) -> anyhow::Result<()> {
-    if ConnectorStore::new(es.clone(), false)
+    if ConnectorStore::new(es.clone(), ConnectorApi::default())
         .get(&args.id)
         .await?
         .is_some()

@@ -38,10 +38,7 @@ pub async fn run(es: &EsClient, api: ConnectorApi, command: JobCommand) -> anyho
             connector,
             job_type,
         } => {
-            let Some(c) = ConnectorStore::new(es.clone(), api.enabled)
-                .get(&connector)
-                .await?
-            else {
+            let Some(c) = ConnectorStore::new(es.clone(), api).get(&connector).await? else {
                 anyhow::bail!("connector {connector} not found");
             };
             let id = JobStore::new(es.clone(), api)

@@ -47,7 +47,9 @@ impl fmt::Display for Version {
 
 /// The first version with the `_connector` API (check-in, job creation, stats, filtering).
 pub const CONNECTOR_API_SINCE: Version = Version::new(8, 12, 0);
-/// The first version with `PUT /_connector/_sync_job/<id>/_claim`.
+/// The first version with `PUT /_connector/<id>/_filtering/_validation` and `_activate`.
+pub const FILTERING_API_SINCE: Version = Version::new(8, 14, 0);
+/// The first version with `PUT /_connector/_sync_job/<id>/_claim`, and whose `_stats` takes `metadata`.
 pub const CLAIM_API_SINCE: Version = Version::new(8, 15, 0);
 
 /// The cluster as found at start-up.

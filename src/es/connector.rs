@@ -2,6 +2,7 @@
 
 use super::client::{EsClient, Hit, Occ};
 use super::error::EsError;
+use super::protocol::ConnectorApi;
 use super::time::now_iso;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -152,11 +153,16 @@ pub fn scheduled_at_field(job_type: &str) -> &'static str {
 pub struct ConnectorStore {
     es: EsClient,
     api: bool,
+    filtering_api: bool,
 }
 
 impl ConnectorStore {
-    pub fn new(es: EsClient, api: bool) -> Self {
-        Self { es, api }
+    pub fn new(es: EsClient, api: ConnectorApi) -> Self {
+        Self {
+            es,
+            api: api.enabled,
+            filtering_api: api.filtering,
+        }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Connector>, EsError> {
@@ -233,7 +239,7 @@ impl ConnectorStore {
         valid: bool,
     ) -> Result<(), EsError> {
         let id = connector.id.as_str();
-        if self.api {
+        if self.filtering_api {
             let body = json!({ "validation": validation });
             self.es
                 .json(

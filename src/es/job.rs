@@ -98,6 +98,7 @@ pub struct JobStore {
     api: bool,
     /// Cleared for good when the cluster turns out to have no `_claim` handler.
     claim_api: Arc<AtomicBool>,
+    stats_metadata: bool,
 }
 
 impl JobStore {
@@ -106,6 +107,7 @@ impl JobStore {
             es,
             api: api.enabled,
             claim_api: Arc::new(AtomicBool::new(api.enabled && api.claim)),
+            stats_metadata: api.stats_metadata,
         }
     }
 
@@ -230,18 +232,25 @@ impl JobStore {
         metadata: Option<Value>,
     ) -> Result<(), EsError> {
         if self.api {
-            let body = json!({
+            let mut body = json!({
                 "indexed_document_count": stats.indexed_document_count,
                 "indexed_document_volume": stats.indexed_document_volume,
                 "deleted_document_count": stats.deleted_document_count,
-                "metadata": metadata.unwrap_or_else(|| json!({})),
             });
+            let metadata = metadata.filter(|m| m.as_object().is_some_and(|o| !o.is_empty()));
+            if self.stats_metadata {
+                body["metadata"] = metadata.clone().unwrap_or_else(|| json!({}));
+            }
             let path = ["_connector", "_sync_job", job_id, "_stats"];
-            return self
-                .es
-                .json(Method::PUT, &path, &[], Some(body))
-                .await
-                .map(|_| ());
+            self.es.json(Method::PUT, &path, &[], Some(body)).await?;
+            // Before 8.15 `_stats` refuses `metadata`; the checkpoint in it must still be written.
+            return match metadata.filter(|_| !self.stats_metadata) {
+                Some(m) => {
+                    let doc = json!({ "metadata": m });
+                    self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
+                }
+                None => Ok(()),
+            };
         }
         let mut doc = json!({
             "last_seen": now_iso(),

@@ -6,9 +6,10 @@
 //! direct mode; a refusal (401/403) or a cluster that keeps failing stops the service with the
 //! cause, because switching to direct writes for good on a passing error would be wrong for the
 //! whole life of the process. Endpoints younger than the API itself are gated on the cluster's
-//! version (`_claim` from 8.15) and fall back to direct writes if the cluster still has no handler.
+//! version (filtering validation and activation from 8.14, `_claim` and `metadata` in `_stats` from
+//! 8.15); `_claim` also falls back to a direct write if the cluster still has no handler.
 
-use super::cluster::{CLAIM_API_SINCE, CONNECTOR_API_SINCE, ClusterInfo};
+use super::cluster::{CLAIM_API_SINCE, CONNECTOR_API_SINCE, ClusterInfo, FILTERING_API_SINCE};
 use super::{EsClient, EsError};
 use crate::config::ApiMode;
 use reqwest::{Method, StatusCode};
@@ -31,6 +32,11 @@ pub struct ConnectorApi {
     pub enabled: bool,
     /// Claim through `PUT _connector/_sync_job/<id>/_claim` (8.15+); else a direct update.
     pub claim: bool,
+    /// Filtering validation and activation through the API (8.14+); else a direct update.
+    pub filtering: bool,
+    /// `_stats` takes `metadata` (8.15+); before, it refuses the field, and metadata is written
+    /// directly.
+    pub stats_metadata: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +104,8 @@ pub fn decide(
     Ok(ConnectorApi {
         enabled,
         claim: enabled && cluster.has(CLAIM_API_SINCE),
+        filtering: enabled && cluster.has(FILTERING_API_SINCE),
+        stats_metadata: enabled && cluster.has(CLAIM_API_SINCE),
     })
 }
 
@@ -183,7 +191,9 @@ mod tests {
             api,
             ConnectorApi {
                 enabled: true,
-                claim: true
+                claim: true,
+                filtering: true,
+                stats_metadata: true
             }
         );
         let direct = decide(ApiMode::Auto, &v9, &Probe::Absent).unwrap();
@@ -204,17 +214,20 @@ mod tests {
     }
 
     #[test]
-    fn claim_is_gated_on_8_15() {
-        for (version, claim) in [
-            ("8.12.2", false),
-            ("8.14.3", false),
-            ("8.15.0", true),
-            ("9.0.0", true),
+    fn younger_endpoints_are_gated_on_their_version() {
+        // (version, filtering, claim and stats metadata)
+        for (version, filtering, claim) in [
+            ("8.12.2", false, false),
+            ("8.14.3", true, false),
+            ("8.15.0", true, true),
+            ("9.0.0", true, true),
         ] {
             let cluster = ClusterInfo::elasticsearch(version);
             let api = decide(ApiMode::True, &cluster, &Probe::Present).unwrap();
             assert!(api.enabled);
+            assert_eq!(api.filtering, filtering, "{version}");
             assert_eq!(api.claim, claim, "{version}");
+            assert_eq!(api.stats_metadata, claim, "{version}");
         }
     }
 

@@ -40,7 +40,7 @@ impl Context {
         api: ConnectorApi,
     ) -> Self {
         Self {
-            connectors: ConnectorStore::new(es.clone(), api.enabled),
+            connectors: ConnectorStore::new(es.clone(), api),
             jobs: JobStore::new(es.clone(), api),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             config,
