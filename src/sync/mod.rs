@@ -100,7 +100,7 @@ async fn sync(
     // index could point at another connector's index: a full sync would then delete its documents.
     let connector = ctx.connectors.get(&connector_id).await?;
     check_index(&index, connector.as_ref().and_then(|c| c.index_name()))?;
-    let (settings, source) = crate::service::source::connect(&job.configuration())
+    let (settings, source) = crate::service::source::connect(&ctx.config.s3, &job.configuration())
         .await
         .map_err(SyncError::Source)?;
     let incremental = job.job_type() == "incremental";
