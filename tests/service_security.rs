@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, is_listing_of, s3_configuration, secs};
+use common::{
+    Fault, FaultProxy, Rule, ServiceProcess, TestWorld, is_listing_of, s3_configuration, secs,
+};
 use common::{jobs::ENDED, kibana::JOBS};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,7 +161,10 @@ async fn a_job_whose_index_is_not_its_connectors_is_refused() {
     let victim = world.name("search-victim");
     for n in 0..3 {
         world
-            .es_put(&format!("/{victim}/_doc/v{n}?refresh=true"), &json!({"n": n}))
+            .es_put(
+                &format!("/{victim}/_doc/v{n}?refresh=true"),
+                &json!({"n": n}),
+            )
             .await
             .ok();
     }
@@ -176,10 +181,7 @@ async fn a_job_whose_index_is_not_its_connectors_is_refused() {
     let ended = world.wait_job(&job, ENDED, secs(30), &[&svc]).await;
     assert_eq!(ended["status"], "error", "{ended}");
     let error = ended["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains(&victim) && error.contains(&index),
-        "{error}"
-    );
+    assert!(error.contains(&victim) && error.contains(&index), "{error}");
     assert_eq!(world.count(&victim).await, 3);
     assert_eq!(world.es_head(&format!("/{index}")).await, 404);
 }
@@ -219,7 +221,9 @@ async fn an_s3_key_cannot_forge_text_log_lines() {
         "the key is not logged escaped:\n{logs}"
     );
     assert!(
-        !logs.lines().any(|l| l.starts_with("[FMWK][00:00:00][INFO] forged")),
+        !logs
+            .lines()
+            .any(|l| l.starts_with("[FMWK][00:00:00][INFO] forged")),
         "a forged line:\n{logs}"
     );
 }
@@ -248,7 +252,11 @@ async fn job_show_redacts_secret_fields_even_when_not_marked_sensitive() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown = String::from_utf8_lossy(&out.stdout);
     for leaked in [&secret, &token, &password] {
         assert!(!shown.contains(leaked.as_str()), "{leaked} shown:\n{shown}");

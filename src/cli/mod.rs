@@ -46,9 +46,17 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
 /// always mark such fields `sensitive` (our own `aws_session_token` was not), so the name decides too.
 fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["secret", "password", "passwd", "token", "api_key", "apikey", "private_key"]
-        .iter()
-        .any(|word| name.contains(word))
+    [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "api_key",
+        "apikey",
+        "private_key",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 /// A copy of a configuration with every secret value replaced by `***`: fields marked `sensitive`

@@ -140,7 +140,10 @@ mod tests {
         let inner = ListObjectsV2Error::generic(meta);
         let err = S3Error::from_sdk("listing buckets", SdkError::service_error(inner, raw));
         let text = err.to_string();
-        assert!(!text.contains("END-OF-PAGE") && !text.contains('\x1b'), "{text}");
+        assert!(
+            !text.contains("END-OF-PAGE") && !text.contains('\x1b'),
+            "{text}"
+        );
         assert!(!text.contains("<html>"), "{text}");
         assert!(text.len() < 300, "{} bytes: {text}", text.len());
         assert!(text.starts_with("listing buckets failed: "), "{text}");
