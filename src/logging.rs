@@ -4,7 +4,8 @@
 //! `labels.*` in ECS.
 
 use serde_json::{Map, Value, json};
-use std::fmt::Debug;
+use std::borrow::Cow;
+use std::fmt::{Debug, Write as _};
 use std::io::Write;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -135,6 +136,37 @@ fn plain(v: &Value) -> String {
     }
 }
 
+/// Whether `c` could end a text line or drive a terminal: control characters (newline, carriage
+/// return, ANSI escape…) and the Unicode line and paragraph separators.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// `s` with [`needs_escape`] characters written as Rust escapes (`\n`, `\x1b`, `\u{2028}`): values
+/// such as S3 keys come from whoever writes the bucket, and a raw newline in one would let them
+/// append a forged line to the log (JSON lines are escaped by the encoder).
+fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) && u32::from(c) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn text_line(level: Level, labels: &Map<String, Value>, event: &Collect) -> String {
     let mut line = format!(
         "[FMWK][{}][{}] ",
@@ -150,14 +182,17 @@ fn text_line(level: Level, labels: &Map<String, Value>, event: &Collect) -> Stri
         ("sync_job_id", "Sync job id"),
     ]
     .iter()
-    .filter_map(|(key, name)| rest.remove(*key).map(|v| format!("{name}: {}", plain(&v))))
+    .filter_map(|(key, name)| {
+        rest.remove(*key)
+            .map(|v| format!("{name}: {}", escape(&plain(&v))))
+    })
     .collect();
     if !context.is_empty() {
         line += &format!("[{}] ", context.join(", "));
     }
-    line += &event.message;
+    line += &escape(&event.message);
     for (k, v) in rest.iter().chain(&event.fields) {
-        line += &format!(" {k}={}", plain(v));
+        line += &format!(" {k}={}", escape(&plain(v)));
     }
     line.push('\n');
     line
@@ -198,6 +233,30 @@ mod tests {
         assert!(line.starts_with("[FMWK]["), "{line}");
         assert!(
             line.ends_with("[INFO] [Connector id: c1] sync ended indexed=3\n"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn text_lines_escape_control_characters() {
+        let mut labels = Map::new();
+        labels.insert("connector_id".into(), json!("c\n1"));
+        let forged = "a\n[FMWK][00:00:00][INFO] forged\r\x1b[2J\x1b[31mred\u{2028}x\t";
+        let event = Collect {
+            message: format!("key {forged}"),
+            fields: [("key".to_string(), json!(forged))].into_iter().collect(),
+        };
+        let line = text_line(Level::WARN, &labels, &event);
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.ends_with('\n'));
+        assert!(!line.contains('\x1b') && !line.contains('\r') && !line.contains('\u{2028}'));
+        // Backslashes stay as they are: they cannot start a line, and doubling them would garble
+        // Windows paths and Debug-formatted fields.
+        let escaped = r"a\n[FMWK][00:00:00][INFO] forged\r\x1b[2J\x1b[31mred\u{2028}x\t";
+        assert!(
+            line.ends_with(&format!(
+                "[Connector id: c\\n1] key {escaped} key={escaped}\n"
+            )),
             "{line}"
         );
     }

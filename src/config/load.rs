@@ -23,6 +23,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sources",
     "extraction_service",
     "extraction",
+    "s3",
 ];
 
 /// Key names whose env override is kept verbatim rather than parsed (a password `0123` stays `0123`).

@@ -272,3 +272,26 @@ fn extraction_limits_have_defaults_and_are_validated() {
         .to_string();
     assert!(e.contains("extraction.timeout_secs"), "{e}");
 }
+
+#[test]
+fn s3_limits_have_safe_defaults_and_unknown_keys_are_errors() {
+    let env = Environment::from_vars(Vec::<(String, String)>::new());
+    let base = "connectors:\n  - connector_id: c\n    service_type: s3\n";
+    let c = load_str(Path::new("config.yml"), base, &env).unwrap();
+    assert!(!c.s3.allow_default_credentials);
+    assert_eq!(c.s3.allowed_endpoints, None);
+    let set = format!(
+        "{base}s3.allow_default_credentials: yes\ns3.allowed_endpoints: [\"http://minio:9000\"]\n"
+    );
+    let c = load_str(Path::new("config.yml"), &set, &env).unwrap();
+    assert!(c.s3.allow_default_credentials);
+    assert_eq!(c.s3.allowed_endpoints.unwrap(), ["http://minio:9000"]);
+    let typo = format!("{base}s3.allow_default_credential: true\n");
+    let e = load_str(Path::new("config.yml"), &typo, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s3.allow_default_credential"), "{e}");
+    let env = Environment::from_vars([("CONNECTORS_S3__ALLOW_DEFAULT_CREDENTIALS", "true")]);
+    let c = load_str(Path::new("config.yml"), base, &env).unwrap();
+    assert!(c.s3.allow_default_credentials);
+}

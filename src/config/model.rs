@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::de::{from_defaults, non_empty_secret, null_as_default, opt_id};
-use super::{EsConfig, ExtractionConfig, ExtractionServiceConfig, Secret, ServiceConfig};
+use super::{EsConfig, ExtractionConfig, ExtractionServiceConfig, S3Config, Secret, ServiceConfig};
 
 /// Service types this implementation can sync.
 pub const IMPLEMENTED_SERVICE_TYPES: &[&str] = &["s3"];
@@ -44,6 +44,9 @@ pub struct Config {
     /// Limits of native text extraction (content-sync addition).
     #[serde(default, deserialize_with = "null_as_default")]
     pub extraction: ExtractionConfig,
+    /// What connectors' S3 settings may make this host do (content-sync addition).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub s3: S3Config,
     /// Non-fatal findings of loading and validation, already logged.
     #[serde(skip)]
     pub warnings: Vec<String>,

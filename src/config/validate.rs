@@ -1,6 +1,6 @@
 //! Startup validation (Elastic's preflight config checks, as hard errors) plus sanity checks of numbers.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, EndpointKey};
 
 /// Checks that `config` can run. Returns the warnings to log, or the first problem found as a
 /// [`ConfigError::Validation`] naming the key and the file.
@@ -88,6 +88,21 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
                     supported.join(", ")
                 ),
             ));
+        }
+    }
+
+    if let Some(allowed) = &config.s3.allowed_endpoints {
+        for (i, url) in allowed.iter().enumerate() {
+            if EndpointKey::parse(url).is_none() {
+                let key = format!("s3.allowed_endpoints[{i}]");
+                return Err(fail(
+                    &key,
+                    format!(
+                        "invalid value for key \"{key}\": {url:?} is not an http:// or https:// URL \
+                         without user info"
+                    ),
+                ));
+            }
         }
     }
 
@@ -285,6 +300,16 @@ mod tests {
         let mut c = valid();
         c.elasticsearch.bulk.max_concurrency = 0;
         assert_error(&c, "elasticsearch.bulk.max_concurrency");
+    }
+
+    #[test]
+    fn allowed_endpoints_must_be_urls() {
+        let mut c = valid();
+        c.s3.allowed_endpoints = Some(vec!["http://minio:9000".into(), "minio:9000".into()]);
+        let text = assert_error(&c, "s3.allowed_endpoints[1]");
+        assert!(text.contains("\"minio:9000\""), "{text}");
+        c.s3.allowed_endpoints = Some(vec![]);
+        assert!(validate(&c).is_ok());
     }
 
     #[test]

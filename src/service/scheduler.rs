@@ -87,7 +87,7 @@ async fn schedule(
             connector.service_type()
         );
     }
-    let checked = match source::connect(&connector.configuration()).await {
+    let checked = match source::connect(&ctx.config.s3, &connector.configuration()).await {
         Ok(_) => validate_draft_filtering(ctx, &id).await,
         Err(e) => Err(e),
     };

@@ -3,6 +3,23 @@
 
 use crate::config::ExtractionServiceConfig;
 use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A file written to the shared volume for the extraction service, deleted when dropped: a canceled
+/// or failed sync drops the extraction mid-request (or mid-write), and the volume must not fill up
+/// with its copies of bucket content.
+struct SharedFile(PathBuf);
+
+impl Drop for SharedFile {
+    fn drop(&mut self) {
+        // Blocking, but a single unlink; an async delete could not run from `drop`.
+        if let Err(e) = std::fs::remove_file(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove the extraction service's file");
+        }
+    }
+}
 
 pub async fn extract(
     http: &reqwest::Client,
@@ -16,22 +33,22 @@ pub async fn extract(
         .unwrap_or_default()
         .trim_end_matches('/');
     let url = format!("{host}/extract_text/");
-    let mut temp_file = None;
+    let mut shared_file = None;
     let request = if cfg.use_file_pointers {
         let ext = crate::source::s3::file_extension(key).unwrap_or("");
-        let path = std::path::Path::new(&cfg.shared_volume_dir).join(format!(
+        let file = SharedFile(Path::new(&cfg.shared_volume_dir).join(format!(
             "content-sync-{}-{}{ext}",
             std::process::id(),
             fastrand::u64(..)
-        ));
-        if let Err(e) = tokio::fs::write(&path, &bytes).await {
+        )));
+        if let Err(e) = tokio::fs::write(&file.0, &bytes).await {
             tracing::error!(key, error = %e, "cannot write the file for the extraction service");
             return String::new();
         }
         let request = http
             .put(&url)
-            .query(&[("local_file_path", path.to_string_lossy().to_string())]);
-        temp_file = Some(path);
+            .query(&[("local_file_path", file.0.to_string_lossy().to_string())]);
+        shared_file = Some(file);
         request
     } else {
         http.put(&url)
@@ -43,9 +60,8 @@ pub async fn extract(
         .timeout(cfg.timeout())
         .send()
         .await;
-    if let Some(path) = temp_file {
-        let _ = tokio::fs::remove_file(path).await;
-    }
+    // The service has read the file once it answers.
+    drop(shared_file);
     let response = match response {
         Ok(r) => r,
         Err(e) => {
@@ -66,4 +82,65 @@ pub async fn extract(
     tracing::warn!(key, status = status.as_u16(), error = %error, message = %message,
         "extraction service could not parse the file");
     String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_pointers(host: String, dir: &Path) -> ExtractionServiceConfig {
+        ExtractionServiceConfig {
+            host: Some(host),
+            use_file_pointers: true,
+            shared_volume_dir: dir.to_string_lossy().into_owned(),
+            ..ExtractionServiceConfig::default()
+        }
+    }
+
+    fn files_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn the_shared_file_is_removed_when_the_extraction_is_canceled() {
+        let dir = tempfile::tempdir().unwrap();
+        // A service that takes requests and never answers, so the extraction is dropped mid-request.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let cfg = file_pointers(host, dir.path());
+        let http = reqwest::Client::new();
+        let extraction = extract(&http, &cfg, "a.pdf", b"%PDF".to_vec());
+        let written = async {
+            while files_in(dir.path()) == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            text = extraction => panic!("the silent service answered: {text:?}"),
+            () = written => {}
+        }
+        // `extraction` is dropped here, as a canceled sync drops it.
+        assert_eq!(files_in(dir.path()), 0);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn the_shared_file_is_removed_when_the_request_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = file_pointers(format!("http://127.0.0.1:{port}"), dir.path());
+        let text = extract(&reqwest::Client::new(), &cfg, "a.pdf", b"%PDF".to_vec()).await;
+        assert_eq!(text, "");
+        assert_eq!(files_in(dir.path()), 0);
+    }
 }

@@ -51,6 +51,11 @@ pub enum SyncError {
     #[error("the job has no index_name")]
     NoIndex,
     #[error(
+        "the job's index_name \"{job}\" is not its connector's index_name \"{connector}\"; refusing \
+         to write to or delete from it (start a new sync from the connector)"
+    )]
+    IndexMismatch { job: String, connector: String },
+    #[error(
         "buckets \"*\" matched no bucket, yet index \"{index}\" holds {documents} documents; nothing was deleted"
     )]
     NoBuckets { index: String, documents: usize },
@@ -91,7 +96,11 @@ async fn sync(
         .filter(|i| !i.is_empty())
         .ok_or(SyncError::NoIndex)?
         .to_string();
-    let (settings, source) = crate::service::source::connect(&job.configuration())
+    // The job document carries its own copy of the index name, which whoever may write the jobs
+    // index could point at another connector's index: a full sync would then delete its documents.
+    let connector = ctx.connectors.get(&connector_id).await?;
+    check_index(&index, connector.as_ref().and_then(|c| c.index_name()))?;
+    let (settings, source) = crate::service::source::connect(&ctx.config.s3, &job.configuration())
         .await
         .map_err(SyncError::Source)?;
     let incremental = job.job_type() == "incremental";
@@ -172,6 +181,17 @@ async fn sync(
     finish(sink, listing, &plan).await
 }
 
+/// The job may only touch the index its connector names now.
+fn check_index(job: &str, connector: Option<&str>) -> Result<(), SyncError> {
+    if connector == Some(job) {
+        return Ok(());
+    }
+    Err(SyncError::IndexMismatch {
+        job: job.to_owned(),
+        connector: connector.unwrap_or_default().to_owned(),
+    })
+}
+
 /// Flushes the sink and turns the listing's fate into the sync's.
 async fn finish(
     sink: BulkSink,
@@ -201,5 +221,23 @@ async fn finish(
                 sync_cursor: json!({"version": 1, "completed_at": now_iso(), "buckets": buckets}),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_only_touches_its_connectors_index() {
+        assert!(check_index("search-a", Some("search-a")).is_ok());
+        let err = check_index("search-b", Some("search-a")).unwrap_err();
+        assert!(matches!(err, SyncError::IndexMismatch { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("\"search-b\"") && text.contains("\"search-a\""),
+            "{text}"
+        );
+        assert!(check_index("search-b", None).is_err());
     }
 }

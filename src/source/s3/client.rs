@@ -1,6 +1,6 @@
 //! The S3 client: configuration (§7.3), per-region clients, ping, bucket resolution, listing and download.
 
-use super::endpoint::is_local_or_ip;
+use super::endpoint::{is_local_or_ip, redact_userinfo};
 use super::error::S3Error;
 use super::listing::BucketLister;
 use super::paging::{PageView, Paging};
@@ -56,7 +56,8 @@ impl S3Source {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(S3Error::Config(format!(
-                "endpoint URL {url:?} must start with http:// or https://"
+                "endpoint URL {:?} must start with http:// or https://",
+                redact_userinfo(url)
             )));
         }
 
@@ -106,7 +107,7 @@ impl S3Source {
             .map_or_else(|| FALLBACK_REGION.to_owned(), |r| r.to_string());
         tracing::debug!(
             region = %default_region,
-            endpoint = endpoint.as_deref().unwrap_or("aws"),
+            endpoint = %endpoint.as_deref().map_or_else(|| "aws".into(), redact_userinfo),
             path_style,
             static_credentials = settings.access_key_id.is_some(),
             "s3 client configured"

@@ -51,6 +51,16 @@ fn with_port(url: &str, port: &str) -> String {
     format!("{scheme}{authority}:{port}{rest}")
 }
 
+/// `url` with its user info, if any, replaced by `***` (`http://u:p@host` → `http://***@host`), for
+/// messages and logs.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let (scheme, authority, rest) = split_url(url);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}{rest}"),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether the endpoint's host is `localhost` or an IP address (virtual-host addressing cannot work).
 pub(super) fn is_local_or_ip(url: &str) -> bool {
     let (_, authority, _) = split_url(url);
@@ -114,6 +124,16 @@ mod tests {
                 .unwrap(),
             "https://r2.example"
         );
+    }
+
+    #[test]
+    fn user_info_is_redacted() {
+        assert_eq!(
+            redact_userinfo("http://key:secret@minio:9000/p"),
+            "http://***@minio:9000/p"
+        );
+        assert_eq!(redact_userinfo("https://r2.example"), "https://r2.example");
+        assert_eq!(redact_userinfo("u:p@minio:9000"), "***@minio:9000");
     }
 
     #[test]

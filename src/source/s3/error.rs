@@ -31,19 +31,24 @@ impl S3Error {
     where
         E: ProvideErrorMetadata + StdError + 'static,
     {
-        let code = err.code().map(str::to_owned);
-        let cause = match (&err, err.code(), err.message()) {
+        // The answer may come from any host a connector names: only a code shaped like S3's is kept.
+        let code = err.code().filter(|c| is_error_code(c)).map(str::to_owned);
+        let cause = match (&err, code.as_deref(), err.message()) {
             (_, Some(code), Some(message)) => format!("{code}: {message}"),
             (_, Some(code), None) => code.to_owned(),
-            (SdkError::ServiceError(ctx), None, _) => {
-                format!("HTTP status {}", ctx.raw().status().as_u16())
+            (SdkError::ServiceError(ctx), None, message) => {
+                let status = ctx.raw().status().as_u16();
+                match message {
+                    Some(message) => format!("HTTP status {status}: {message}"),
+                    None => format!("HTTP status {status}"),
+                }
             }
             _ => source_chain(&err),
         };
         S3Error::Request {
             action: action.into(),
             code,
-            cause: one_line(&cause),
+            cause: summary(&cause),
         }
     }
 
@@ -70,8 +75,30 @@ fn source_chain(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Characters of a cause kept in a message: S3's own messages are one sentence, while another host
+/// (a connector may name any endpoint) can answer with a whole page, which does not belong in the
+/// connector's `error` field.
+const MAX_CAUSE_CHARS: usize = 200;
+
+/// Whether `code` looks like an S3 error code (`NoSuchBucket`, `AccessDenied`, `SlowDown`…).
+fn is_error_code(code: &str) -> bool {
+    (1..=64).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `s` on one line, without control characters, cut to [`MAX_CAUSE_CHARS`] (ending `…` when cut).
+fn summary(s: &str) -> String {
+    let line = s
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match line.char_indices().nth(MAX_CAUSE_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +124,31 @@ mod tests {
             "listing bucket \"x\" failed: NoSuchBucket: The specified bucket does not exist"
         );
         assert_eq!(err.code(), Some("NoSuchBucket"));
+    }
+
+    #[test]
+    fn a_foreign_body_is_cut_short_and_a_bad_code_dropped() {
+        let raw = aws_sdk_s3::config::http::HttpResponse::new(
+            403.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        let page = format!("{} END-OF-PAGE", "internal text\x1b[2J ".repeat(100));
+        let meta = aws_sdk_s3::error::ErrorMetadata::builder()
+            .code("<html>AccessDenied</html>")
+            .message(page)
+            .build();
+        let inner = ListObjectsV2Error::generic(meta);
+        let err = S3Error::from_sdk("listing buckets", SdkError::service_error(inner, raw));
+        let text = err.to_string();
+        assert!(
+            !text.contains("END-OF-PAGE") && !text.contains('\x1b'),
+            "{text}"
+        );
+        assert!(!text.contains("<html>"), "{text}");
+        assert!(text.len() < 300, "{} bytes: {text}", text.len());
+        assert!(text.starts_with("listing buckets failed: "), "{text}");
+        assert!(text.ends_with('…'), "{text}");
+        assert_eq!(err.code(), None);
     }
 
     #[test]

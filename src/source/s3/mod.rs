@@ -2,6 +2,7 @@
 //!
 //! * [`schema`]: the configuration schema written to the connector (Elastic's eight fields + ours);
 //! * [`settings`]: reading and validating that configuration into [`S3Settings`];
+//! * [`limits`]: what config.yml's `s3.*` lets those settings do;
 //! * [`client`]: [`S3Source`], the configured client (ping, bucket resolution, listing, download);
 //! * [`listing`]: [`BucketLister`], paged ListObjectsV2, and [`S3Object`];
 //! * `paging`: when a paginated listing is complete, and when a server's pages cannot be trusted;
@@ -11,6 +12,7 @@ pub mod client;
 pub mod document;
 mod endpoint;
 pub mod error;
+pub mod limits;
 pub mod listing;
 mod paging;
 pub mod schema;
@@ -22,6 +24,7 @@ mod live_tests;
 pub use client::S3Source;
 pub use document::{document_id, file_extension, iso_timestamp, to_document};
 pub use error::S3Error;
+pub use limits::LimitError;
 pub use listing::{BucketLister, OwnerField, S3Object};
 pub use paging::PagingError;
 pub use schema::{configuration_schema, schema_field_names};

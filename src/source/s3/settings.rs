@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 /// * **Booleans**: Elastic treats any non-empty string as `true` (so `"false"` is true). We read `"false"`,
 ///   `"0"`, `"no"` and `"off"` (any case, trimmed) as `false`; other non-empty strings are `true`.
 /// * **Credentials**: `aws_access_key_id` and `aws_secret_access_key` may *both* be empty; the client then
-///   uses the AWS default credential chain (environment, profile, web identity, ECS, IMDS). Exactly one of
+///   uses the AWS default credential chain (environment, profile, web identity, ECS, IMDS), if
+///   `s3.allow_default_credentials` allows it (see [`super::limits`]). Exactly one of
 ///   them empty is still an error, with Elastic's message for the empty one. The written schema keeps
 ///   Elastic's `required: true` for both.
 /// * **Bad numbers**: a non-numeric int value is a validation error rather than a crash.
