@@ -370,8 +370,10 @@ async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
     let keys = world.put_many(&bucket, "s/", 6).await;
     let mode = Arc::new(AtomicU8::new(0));
     let (m1, m2, m3) = (mode.clone(), mode.clone(), mode.clone());
-    let first_page =
-        |m: &str, t: &str| m == "POST" && t.contains("/_search?") && t.contains("scroll=");
+    // The content index's read only (connector and job searches scroll too).
+    let first_page = |m: &str, t: &str| {
+        m == "POST" && t.starts_with("/search-") && t.contains("/_search?") && t.contains("scroll=")
+    };
     let es = FaultProxy::start(
         &world.es_url,
         vec![

@@ -438,7 +438,8 @@ impl EsClient {
             };
             let n = hits.len();
             out.extend(hits);
-            let Some(sid) = scroll_id.clone().filter(|_| n > 0) else {
+            // A short page is the last one: no request for an empty page after it.
+            let Some(sid) = scroll_id.clone().filter(|_| n == SEARCH_PAGE_SIZE) else {
                 break Ok(());
             };
             let next = json!({"scroll_id": sid, "scroll": SCROLL_KEEP_ALIVE});

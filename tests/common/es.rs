@@ -172,22 +172,40 @@ impl TestWorld {
 
     /// `POST /<index>/_refresh`; a missing index is ignored, other errors panic.
     pub async fn refresh(&self, index: &str) {
-        let r = self
-            .es_request(Method::POST, &format!("/{}/_refresh", enc(index)), None)
-            .await;
-        if r.status != 404 {
-            r.ok();
+        for _ in 0..50 {
+            let r = self
+                .es_request(Method::POST, &format!("/{}/_refresh", enc(index)), None)
+                .await;
+            match r.status {
+                404 => return,
+                // A shard not started yet (an index created a moment ago).
+                s if s >= 500 => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                _ => {
+                    r.ok();
+                    return;
+                }
+            }
         }
     }
 
     /// Refreshes, then `_count` of all docs; 0 for a missing index.
+    ///
+    /// An index created a moment ago may have no started shard yet, and a real cluster then answers
+    /// 503: asked again for a few seconds.
     pub async fn count(&self, index: &str) -> u64 {
-        self.refresh(index).await;
-        let r = self.es_get(&format!("/{}/_count", enc(index))).await;
-        if r.status == 404 {
-            return 0;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.refresh(index).await;
+            let r = self.es_get(&format!("/{}/_count", enc(index))).await;
+            match r.status {
+                404 => return 0,
+                s if s >= 500 && attempts < 50 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                }
+                _ => return r.ok()["count"].as_u64().expect("_count returns a count"),
+            }
         }
-        r.ok()["count"].as_u64().expect("_count returns a count")
     }
 
     /// Refreshes, then returns the hits (whole hit objects: `_id`, `_source`, ...) of `query`
