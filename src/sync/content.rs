@@ -4,9 +4,11 @@
 //!
 //! Which files: the extension allowlist (Elastic's, plus `.htm`, `.eml`, `name.ext.gz`) and
 //! `size_in_bytes <= service.max_file_download_size` (not applied with the Data Extraction Service,
-//! as in Elastic). A file that cannot be downloaded or parsed is still indexed, without text, with a
-//! warning naming bucket, key and reason (Elastic drops documents whose download fails).
-//! Downloads read at most the size limit; extraction runs on a blocking thread with a time limit.
+//! as in Elastic). A file that cannot be parsed is indexed without text, with a warning naming
+//! bucket, key and reason. Content that cannot be read this time ([`Unavailable`]) is the caller's
+//! to handle: it must not replace indexed text with nothing (Elastic drops documents whose
+//! download fails). Downloads read at most the size limit within a total deadline; extraction runs
+//! on a blocking thread with a time limit.
 
 use crate::config::{Config, ExtractionServiceConfig};
 use crate::es::connector::Pipeline;
