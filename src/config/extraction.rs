@@ -16,6 +16,10 @@ pub struct ExtractionConfig {
     /// Time limit of one file's extraction, in seconds.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: f64,
+    /// The least time one download is given in all, in seconds; a second per MiB of the object is
+    /// added. Applies to every extraction mode.
+    #[serde(default = "default_download_timeout_secs")]
+    pub download_timeout_secs: f64,
     /// Cap on bytes inflated from a zip or gzip container (bomb guard), in MiB.
     #[serde(default = "default_max_decompressed_mib")]
     pub max_decompressed_mib: u64,
@@ -31,12 +35,19 @@ impl ExtractionConfig {
     pub fn timeout(&self) -> Duration {
         super::secs(self.timeout_secs)
     }
+
+    pub fn download_timeout(&self) -> Duration {
+        super::secs(self.download_timeout_secs)
+    }
 }
 
 const fn default_max_chars() -> usize {
     100_000
 }
 const fn default_timeout_secs() -> f64 {
+    30.0
+}
+const fn default_download_timeout_secs() -> f64 {
     30.0
 }
 const fn default_max_decompressed_mib() -> u64 {

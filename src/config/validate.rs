@@ -157,6 +157,10 @@ fn check_numbers(config: &Config) -> Result<(), (&'static str, String)> {
         ("service.max_errors_span", service.max_errors_span),
         ("service.job_cleanup_interval", service.job_cleanup_interval),
         ("extraction.timeout_secs", config.extraction.timeout_secs),
+        (
+            "extraction.download_timeout_secs",
+            config.extraction.download_timeout_secs,
+        ),
     ];
     if let Some(extraction) = &config.extraction_service {
         non_negative.push(("extraction_service.timeout", extraction.timeout));

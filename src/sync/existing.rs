@@ -34,6 +34,31 @@ pub fn fingerprint(timestamp: Option<&str>, etag: Option<&str>) -> u64 {
     h.finish()
 }
 
+/// Marks a document indexed without the text its object should give (the content could not be
+/// read). Not one of Elastic's fields, and without a leading `_`, so that no pipeline strips it.
+pub const TEXT_MISSING: &str = "content_sync_text_missing";
+
+/// The version of a document marked [`TEXT_MISSING`]: it never equals its object's fingerprint,
+/// so every later sync, incremental included, fetches the object again.
+pub fn unfinished(version: u64) -> u64 {
+    !version
+}
+
+/// The id, bucket and version of one scroll hit.
+fn hit_entry(hit: &Value) -> Option<(&str, Option<&str>, u64)> {
+    let id = hit
+        .pointer("/_source/id")
+        .and_then(Value::as_str)
+        .or_else(|| hit.get("_id").and_then(Value::as_str))?;
+    let field = |name: &str| hit.get("_source").and_then(|s| s.get(name));
+    let text = |name: &str| field(name).and_then(Value::as_str);
+    let mut version = fingerprint(text("_timestamp"), text("etag"));
+    if field(TEXT_MISSING) == Some(&Value::Bool(true)) {
+        version = unfinished(version);
+    }
+    Some((id, text("bucket"), version))
+}
+
 impl ExistingIds {
     pub fn len(&self) -> usize {
         self.md5.len() + self.other.len()
@@ -177,7 +202,8 @@ fn exact_total(page: &Value) -> Option<u64> {
     }
 }
 
-/// Scrolls the whole index (§6.3), reading only `id`, `bucket`, `_timestamp` and `etag`. Any page
+/// Scrolls the whole index (§6.3), reading only `id`, `bucket`, `_timestamp`, `etag` and
+/// [`TEXT_MISSING`]. Any page
 /// that is partial, or a scroll that ends short of the total, fails the read (see [`ReadError`]).
 pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, ReadError> {
     scroll(es, index).await.map_err(|cause| ReadError {
@@ -196,7 +222,8 @@ async fn scroll(es: &EsClient, index: &str) -> Result<ExistingIds, ReadCause> {
             Method::POST,
             &[index, "_search"],
             &[("scroll", SCROLL_KEEP_ALIVE.to_string())],
-            Some(json!({"size": SCROLL_PAGE, "sort": ["_doc"], "_source": ["id", "bucket", "_timestamp", "etag"]})),
+            Some(json!({"size": SCROLL_PAGE, "sort": ["_doc"],
+                "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING]})),
         )
         .await?;
     let total = exact_total(&first);
@@ -215,19 +242,8 @@ async fn scroll(es: &EsClient, index: &str) -> Result<ExistingIds, ReadCause> {
             break Ok(());
         }
         seen += hits.len() as u64;
-        for hit in hits {
-            let id = hit
-                .pointer("/_source/id")
-                .and_then(Value::as_str)
-                .or_else(|| hit.get("_id").and_then(Value::as_str));
-            if let Some(id) = id {
-                let field = |name: &str| {
-                    hit.pointer(&format!("/_source/{name}"))
-                        .and_then(Value::as_str)
-                };
-                let version = fingerprint(field("_timestamp"), field("etag"));
-                ids.insert(id, field("bucket"), version);
-            }
+        for (id, bucket, version) in hits.iter().filter_map(hit_entry) {
+            ids.insert(id, bucket, version);
         }
         let Some(sid) = scroll_id.clone() else {
             break Ok(());
@@ -287,6 +303,19 @@ mod tests {
         let mut stale: Vec<String> = ids.stale(&["a".to_string()]).collect();
         stale.sort();
         assert_eq!(stale, vec!["custom-id".to_string()]);
+    }
+
+    #[test]
+    fn a_document_missing_its_text_never_matches_its_object() {
+        let (ts, etag) = ("2024-01-02T03:04:05+00:00", "\"abc\"");
+        let listed = fingerprint(Some(ts), Some(etag));
+        let hit = json!({"_id": "i", "_source": {"id": "i", "bucket": "b", "_timestamp": ts, "etag": etag}});
+        assert_eq!(hit_entry(&hit), Some(("i", Some("b"), listed)));
+        let mut marked = hit.clone();
+        marked["_source"][TEXT_MISSING] = json!(true);
+        let (_, _, version) = hit_entry(&marked).unwrap();
+        assert_ne!(version, listed);
+        assert_eq!(version, unfinished(listed));
     }
 
     #[test]

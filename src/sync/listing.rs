@@ -6,8 +6,9 @@
 
 use super::SyncError;
 use super::checkpoint::{Checkpoint, Recorder};
-use super::content::{ContentStage, ContentStats};
-use super::existing::{ExistingIds, fingerprint};
+use super::content::{ContentStage, ContentStats, Unavailable};
+use super::existing::{ExistingIds, TEXT_MISSING, fingerprint};
+use super::fit::serialize_within;
 use super::plan::{Plan, Target};
 use super::progress::ListingStats;
 use crate::es::bulk::{BulkSink, Op};
@@ -51,6 +52,8 @@ struct Prepared {
     key: String,
     size: u64,
     doc: Map<String, Value>,
+    /// The index held a document of this object before the sync.
+    indexed: bool,
 }
 
 impl Lister<'_> {
@@ -168,6 +171,7 @@ impl Lister<'_> {
             size: object.size.max(0) as u64,
             key: object.key,
             doc,
+            indexed: previous.is_some(),
         }))
     }
 
@@ -180,22 +184,115 @@ impl Lister<'_> {
         let (source, content, stats) = (self.source, self.content, self.content_stats);
         let mut filled = futures_util::stream::iter(prepared)
             .map(|mut p| async move {
-                let attachment = content
+                let filled = content
                     .fill(source, bucket, &p.key, p.size, &mut p.doc, stats)
                     .await;
-                (p, attachment)
+                (p, filled)
             })
             .buffered(self.concurrency.max(1));
-        while let Some((p, has_attachment)) = filled.next().await {
-            let op = Op::Index {
-                id: p.id,
-                source: serde_json::to_vec(&p.doc).expect("document serializes"),
-                has_attachment,
+        while let Some((p, filled)) = filled.next().await {
+            if let Err(reason) = &filled {
+                stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                if p.indexed {
+                    tracing::warn!(bucket, key = %p.key, reason = %reason,
+                        "content unavailable; keeping the indexed document as it is");
+                } else {
+                    tracing::warn!(bucket, key = %p.key, reason = %reason,
+                        "content unavailable; indexing metadata only, the next sync fetches it again");
+                }
+            }
+            let Some(op) = op_for(p, filled, content.max_doc_bytes()) else {
+                continue;
             };
             if let Err(e) = self.sink.send(op).await {
                 return Err(ListingFailure::Fatal(SyncError::Sink(e)));
             }
         }
         Ok(())
+    }
+}
+
+/// The operation for a document whose content stage ended with `filled`, or `None` to leave the
+/// indexed document untouched: content that could not be read this time never replaces indexed
+/// text with nothing (and the object was taken out of the stale set, so it is not deleted either).
+/// A new object without its content is indexed marked [`TEXT_MISSING`], so that the next sync
+/// fetches it again. Documents without `_attachment` are cut to `max_doc_bytes`.
+fn op_for(
+    mut p: Prepared,
+    filled: Result<bool, Unavailable>,
+    max_doc_bytes: Option<usize>,
+) -> Option<Op> {
+    let has_attachment = match filled {
+        Ok(has_attachment) => has_attachment,
+        Err(_) if p.indexed => return None,
+        Err(_) => {
+            p.doc.remove("body");
+            p.doc.insert(TEXT_MISSING.into(), Value::Bool(true));
+            false
+        }
+    };
+    let source = if has_attachment {
+        serde_json::to_vec(&p.doc).expect("document serializes")
+    } else {
+        serialize_within(p.doc, max_doc_bytes)
+    };
+    Some(Op::Index {
+        id: p.id,
+        source,
+        has_attachment,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn prepared(indexed: bool) -> Prepared {
+        let Value::Object(doc) = json!({"id": "i", "filename": "a.txt"}) else {
+            unreachable!()
+        };
+        Prepared {
+            id: "i".into(),
+            key: "a.txt".into(),
+            size: 3,
+            doc,
+            indexed,
+        }
+    }
+
+    fn source(op: Option<Op>) -> Value {
+        match op {
+            Some(Op::Index { source, .. }) => serde_json::from_slice(&source).unwrap(),
+            other => panic!("expected an index op: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unreadable_content_keeps_an_indexed_document_and_marks_a_new_one() {
+        let timeout = || Err(Unavailable::ExtractionTimeout);
+        assert!(op_for(prepared(true), timeout(), None).is_none());
+        let new = source(op_for(prepared(false), timeout(), None));
+        assert_eq!(
+            new,
+            json!({"id": "i", "filename": "a.txt", TEXT_MISSING: true})
+        );
+        let deadline = Err(Unavailable::Deadline(std::time::Duration::from_secs(31)));
+        assert!(op_for(prepared(true), deadline, None).is_none());
+    }
+
+    #[test]
+    fn readable_content_is_indexed_unmarked_and_fitted() {
+        let mut p = prepared(true);
+        p.doc.insert("body".into(), json!("\"".repeat(1000)));
+        let doc = source(op_for(p, Ok(false), Some(1000)));
+        assert!(doc.get(TEXT_MISSING).is_none());
+        let body = doc["body"].as_str().unwrap();
+        assert!(body.len() > 400 && body.len() < 500, "{}", body.len());
+        let unparsed = source(op_for(prepared(false), Ok(false), None));
+        assert!(
+            unparsed.get(TEXT_MISSING).is_none(),
+            "a corrupt file is not retried"
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod content;
 mod existing;
 mod extraction_service;
+mod fit;
 mod listing;
 mod plan;
 pub mod progress;

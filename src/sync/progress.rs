@@ -86,6 +86,7 @@ impl Progress {
             "skipped_too_large": x.skipped_too_large.load(Ordering::Relaxed),
             "skipped_unsupported": x.skipped_unsupported.load(Ordering::Relaxed),
             "extraction_failed": x.failed.load(Ordering::Relaxed),
+            "content_unavailable": x.unavailable.load(Ordering::Relaxed),
             "downloaded_bytes": x.downloaded_bytes.load(Ordering::Relaxed),
         });
         if let Some(cp) = checkpoint {

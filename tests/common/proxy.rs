@@ -26,7 +26,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+pub mod partial;
 pub mod rewrite;
+pub use partial::Partial;
 pub use rewrite::Rewriter;
 
 /// Answers a request itself: `(method, target, body)` → `(status, JSON body)`.
@@ -58,6 +60,8 @@ pub enum Fault {
     Handle(Handler),
     /// Forward, then replace the response body by `f(target, body)` (see [`Rewriter`]).
     Rewrite(Rewriter),
+    /// Forward, then answer with the head and only part of the body (see [`Partial`]).
+    Partial(Partial),
 }
 
 impl Fault {
@@ -474,6 +478,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         let mut hold = Duration::ZERO;
         let mut rewriter = None;
         let mut lose = false;
+        let mut partial = None;
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -501,6 +506,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                 continue;
             }
             Some(Fault::Rewrite(f)) => rewriter = Some(f),
+            Some(Fault::Partial(p)) => partial = Some(p),
             None => {}
         }
 
@@ -517,6 +523,13 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
                 let _ = stream.set_zero_linger();
                 return Ok(()); // dropping the stream sends RST
+            }
+            Ok((response, _)) if partial.is_some() => {
+                let p = partial.as_ref().expect("checked");
+                p.answer(&mut cw, &response).await?;
+                let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
+                let _ = stream.set_zero_linger();
+                return Ok(());
             }
             Ok((response, close)) => {
                 tokio::time::sleep(hold).await;
