@@ -8,7 +8,6 @@ mod common;
 use common::proxy::Partial;
 use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, s3_configuration, secs};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,30 +31,6 @@ fn get_of(
 ) -> impl Fn(&str, &str) -> bool + Send + Sync + 'static {
     let (path, on) = (format!("/{bucket}/{key}?"), on.clone());
     move |m, t| on.load(Ordering::SeqCst) && m == "GET" && t.starts_with(&path)
-}
-
-async fn run_job(world: &TestWorld, id: &str, job_type: &str, timeout: Duration) -> Value {
-    let job_id = world.create_job(id, job_type, "on_demand").await;
-    world
-        .wait_for("job finishes", timeout, async || {
-            world
-                .job(&job_id)
-                .await
-                .filter(|j| j["status"] == "completed" || j["status"] == "error")
-        })
-        .await
-}
-
-async fn docs_by_filename(world: &TestWorld, index: &str) -> BTreeMap<String, Value> {
-    world
-        .search(index, json!({"match_all": {}}))
-        .await
-        .into_iter()
-        .map(|h| {
-            let name = h["_source"]["filename"].as_str().unwrap().to_string();
-            (name, h["_source"].clone())
-        })
-        .collect()
 }
 
 /// A connector over `bucket` reading S3 through `s3` (one attempt per request, so an injected
@@ -115,9 +90,9 @@ async fn a_failed_download_keeps_the_indexed_text() {
     let (id, index) = connector(&world, &bucket, &s3, |_| {}).await;
     let service = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
 
-    let first = run_job(&world, &id, "full", secs(60)).await;
+    let first = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(first["status"], "completed", "{first}");
-    let b_body = docs_by_filename(&world, &index).await["b.txt"]["body"].clone();
+    let b_body = world.docs_by_filename(&index).await["b.txt"]["body"].clone();
     assert!(
         b_body.as_str().is_some_and(|b| b.starts_with("bravo")),
         "{b_body}"
@@ -125,7 +100,7 @@ async fn a_failed_download_keeps_the_indexed_text() {
 
     world.put_object(&bucket, "c.txt", b"charlie words").await;
     faults.store(true, Ordering::SeqCst);
-    let second = run_job(&world, &id, "full", secs(60)).await;
+    let second = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(
         second["status"],
         "completed",
@@ -133,7 +108,7 @@ async fn a_failed_download_keeps_the_indexed_text() {
         service.logs()
     );
     assert_eq!(s3.injected(1), 1, "b.txt's body was cut");
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     assert_eq!(docs["a.txt"]["body"], "alpha words", "{}", docs["a.txt"]);
     assert_eq!(docs["b.txt"]["body"], b_body);
     assert!(docs["a.txt"].get(MISSING).is_none());
@@ -146,10 +121,10 @@ async fn a_failed_download_keeps_the_indexed_text() {
 
     faults.store(false, Ordering::SeqCst);
     let gets = s3.hits(3);
-    let third = run_job(&world, &id, "incremental", secs(60)).await;
+    let third = world.run_job(&id, "incremental", secs(60)).await;
     assert_eq!(third["status"], "completed", "{third}");
     assert_eq!(s3.hits(3) - gets, 1, "only c.txt is fetched again");
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     assert_eq!(docs["c.txt"]["body"], "charlie words", "{}", docs["c.txt"]);
     assert!(docs["c.txt"].get(MISSING).is_none(), "{}", docs["c.txt"]);
     assert_eq!(docs["a.txt"]["body"], "alpha words");
@@ -194,11 +169,11 @@ async fn a_stalled_download_fails_at_its_deadline() {
     );
     let service = ServiceProcess::start(&world, &yaml, &[]);
     let started = Instant::now();
-    let job = run_job(&world, &id, "full", secs(45)).await;
+    let job = world.run_job(&id, "full", secs(45)).await;
     assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
     assert!(started.elapsed() < secs(40), "{:?}", started.elapsed());
     assert_eq!(s3.injected(0), 1);
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     for i in 0..4 {
         assert_eq!(
             docs[&format!("b-{i}.txt")]["body"],
@@ -250,11 +225,11 @@ async fn an_escaped_body_is_cut_to_fit_not_dropped() {
         des.url()
     );
     let service = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
-    let job = run_job(&world, &id, "full", secs(60)).await;
+    let job = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
     assert_eq!(job["metadata"]["dropped_too_large"], 0, "{job}");
     assert_eq!(job["indexed_document_count"], 1, "{job}");
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     let doc = &docs["quotes.pdf"];
     let body = doc["body"].as_str().expect("body kept");
     assert!(

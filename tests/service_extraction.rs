@@ -28,32 +28,6 @@ async fn connector(
     world.configured_connector("extract", config).await
 }
 
-async fn run_job(world: &TestWorld, id: &str, job_type: &str) -> Value {
-    let job_id = world.create_job(id, job_type, "on_demand").await;
-    world
-        .wait_for("job finishes", secs(60), async || {
-            world
-                .job(&job_id)
-                .await
-                .filter(|j| j["status"] == "completed" || j["status"] == "error")
-        })
-        .await
-}
-
-async fn docs_by_filename(world: &TestWorld, index: &str) -> BTreeMap<String, Value> {
-    world
-        .search(index, json!({"match_all": {}}))
-        .await
-        .into_iter()
-        .map(|h| {
-            (
-                h["_source"]["filename"].as_str().unwrap().to_string(),
-                h["_source"].clone(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_corpus_file_is_found_by_its_words() {
     let world = TestWorld::start().await;
@@ -73,11 +47,11 @@ async fn every_corpus_file_is_found_by_its_words() {
     }
     let (id, index) = connector(&world, &bucket, |_| {}).await;
     let service = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let job = run_job(&world, &id, "full").await;
+    let job = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
     assert_eq!(job["indexed_document_count"], expected.len() as u64);
 
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     let mut extracted = 0;
     for (name, spec) in &expected {
         let doc = &docs[name];
@@ -161,13 +135,13 @@ async fn hostile_and_oversized_files_are_indexed_without_text() {
     let (id, index) = connector(&world, &bucket, |_| {}).await;
     let yaml = world.config_yaml(&[&id], "service.max_file_download_size: 1024\n");
     let service = ServiceProcess::start(&world, &yaml, &[]);
-    let job = run_job(&world, &id, "full").await;
+    let job = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(
         job["indexed_document_count"], 4,
         "every file is indexed: {job}"
     );
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     assert_eq!(docs["ok.txt"]["body"], "plain words here");
     for name in ["truncated.pdf", "garbage.docx", "big.txt"] {
         assert!(docs[name].get("body").is_none(), "{name}: {}", docs[name]);
@@ -226,9 +200,9 @@ async fn the_data_extraction_service_fills_body() {
     let (des, id, index) = extraction_service_connector(&world, &bucket, handler).await;
     let extra = format!("extraction_service:\n  host: {}\n", des.url());
     let _service = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
-    let job = run_job(&world, &id, "full").await;
+    let job = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}");
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     assert_eq!(
         docs["report.pdf"]["body"],
         "extracted 17 bytes by the service"
@@ -275,9 +249,9 @@ async fn the_data_extraction_service_reads_a_shared_file() {
         shared.path().display().to_string()
     );
     let _service = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
-    let job = run_job(&world, &id, "full").await;
+    let job = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}");
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     assert_eq!(
         docs["slides.pptx"]["body"],
         "the service read: pretend this is a deck"
@@ -318,11 +292,11 @@ async fn a_no_change_incremental_sync_downloads_nothing() {
     .await;
     let _service = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
 
-    let full = run_job(&world, &id, "full").await;
+    let full = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(full["indexed_document_count"], 6, "{full}");
     assert_eq!(s3.hits(0), 5, "the five text files were downloaded");
 
-    let incremental = run_job(&world, &id, "incremental").await;
+    let incremental = world.run_job(&id, "incremental", secs(60)).await;
     assert_eq!(incremental["status"], "completed", "{incremental}");
     assert_eq!(incremental["indexed_document_count"], 0, "{incremental}");
     assert_eq!(incremental["deleted_document_count"], 0);
@@ -334,11 +308,11 @@ async fn a_no_change_incremental_sync_downloads_nothing() {
 
     world.put_object(&bucket, "doc-0.txt", b"new words").await;
     world.delete_object(&bucket, "doc-1.txt").await;
-    let changed = run_job(&world, &id, "incremental").await;
+    let changed = world.run_job(&id, "incremental", secs(60)).await;
     assert_eq!(changed["indexed_document_count"], 1, "{changed}");
     assert_eq!(changed["deleted_document_count"], 1, "{changed}");
     assert_eq!(s3.hits(0), 6, "only the changed object was downloaded");
-    let docs = docs_by_filename(&world, &index).await;
+    let docs = world.docs_by_filename(&index).await;
     assert_eq!(docs["doc-0.txt"]["body"], "new words");
     assert!(!docs.contains_key("doc-1.txt"));
 }
@@ -396,7 +370,7 @@ async fn pipeline_mode_sends_the_bytes_as_attachment() {
     .await;
     let extra = format!("elasticsearch.host: {}\n", es.url());
     let _service = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
-    let job = run_job(&world, &id, "full").await;
+    let job = world.run_job(&id, "full", secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}");
     let docs: BTreeMap<String, Value> = seen
         .lock()

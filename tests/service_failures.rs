@@ -11,7 +11,6 @@ use common::{
     s3_configuration, secs,
 };
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -43,21 +42,6 @@ fn s3_config(
     c["endpoint_url"]["value"] = json!(endpoint);
     tweak(&mut c);
     c
-}
-
-/// Ids of the documents of `bucket` in `index` (filtered client-side: works with any mapping).
-async fn ids_of_bucket(world: &TestWorld, index: &str, bucket: &str) -> BTreeSet<String> {
-    world
-        .search(index, json!({"match_all": {}}))
-        .await
-        .into_iter()
-        .filter(|h| h["_source"]["bucket"] == bucket)
-        .map(|h| h["_id"].as_str().expect("hit has _id").to_string())
-        .collect()
-}
-
-fn ids(bucket: &str, keys: &[String]) -> BTreeSet<String> {
-    keys.iter().map(|k| doc_id(bucket, k)).collect()
 }
 
 /// Lines of `logs` that contain all of `needles`.
@@ -125,8 +109,8 @@ async fn failed_listing_keeps_that_buckets_documents() {
     let done = wait_done(&world, &job1, secs(30), &[&svc]).await;
     assert_eq!(done["status"], "completed", "first sync: {done}");
     assert_eq!(world.count(&index).await, 9);
-    let a_ids = ids(&a, &a_keys);
-    assert_eq!(ids_of_bucket(&world, &index, &a).await, a_ids);
+    let a_ids = common::es::doc_ids(&a, &a_keys);
+    assert_eq!(world.doc_ids_of_bucket(&index, &a).await, a_ids);
 
     // B loses two objects; A's listing is refused.
     for key in &b_keys[..2] {
@@ -144,13 +128,13 @@ async fn failed_listing_keeps_that_buckets_documents() {
     assert!(!error.contains(&b), "B's listing worked, yet: {error:?}");
     assert!(proxy.injected(0) >= 1, "the fault was never injected");
     assert_eq!(
-        ids_of_bucket(&world, &index, &a).await,
+        world.doc_ids_of_bucket(&index, &a).await,
         a_ids,
         "every document of the bucket whose listing failed must stay"
     );
     assert_eq!(
-        ids_of_bucket(&world, &index, &b).await,
-        ids(&b, &b_keys[2..]),
+        world.doc_ids_of_bucket(&index, &b).await,
+        common::es::doc_ids(&b, &b_keys[2..]),
         "B's listing completed: its vanished objects must be deleted"
     );
     assert_eq!(done["deleted_document_count"], 2, "{done}");
@@ -176,7 +160,7 @@ async fn failed_listing_keeps_that_buckets_documents() {
         3,
         "a 500 is retried max_attempts (2) times after the first attempt, then given up"
     );
-    assert_eq!(ids_of_bucket(&world, &index, &a).await, a_ids);
+    assert_eq!(world.doc_ids_of_bucket(&index, &a).await, a_ids);
     assert_eq!(done["deleted_document_count"], 0, "{done}");
     assert_eq!(world.count(&index).await, 7);
     let c = world.connector(&id).await.expect("connector");
@@ -216,10 +200,13 @@ async fn deleted_bucket_keeps_its_documents() {
         error.contains(&a) && error.contains("NoSuchBucket"),
         "job error must name bucket {a} and NoSuchBucket: {error:?}"
     );
-    assert_eq!(ids_of_bucket(&world, &index, &a).await, ids(&a, &a_keys));
     assert_eq!(
-        ids_of_bucket(&world, &index, &b).await,
-        ids(&b, &b_keys[1..])
+        world.doc_ids_of_bucket(&index, &a).await,
+        common::es::doc_ids(&a, &a_keys)
+    );
+    assert_eq!(
+        world.doc_ids_of_bucket(&index, &b).await,
+        common::es::doc_ids(&b, &b_keys[1..])
     );
     let c = world.connector(&id).await.expect("connector");
     assert_eq!(c["last_sync_status"], "error", "{c}");

@@ -8,11 +8,9 @@
 mod common;
 
 use common::{
-    Fault, FaultProxy, Rule, ServiceProcess, TestWorld, doc_id, is_listing_of, s3_configuration,
-    secs,
+    Fault, FaultProxy, Rule, ServiceProcess, TestWorld, is_listing_of, s3_configuration, secs,
 };
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -28,21 +26,6 @@ fn s3_config(world: &TestWorld, buckets: &str, endpoint: &str, page_size: i64) -
     c["endpoint_url"]["value"] = json!(endpoint);
     c["page_size"]["value"] = json!(page_size);
     c
-}
-
-/// Ids of the documents of `bucket` in `index`.
-async fn ids_of_bucket(world: &TestWorld, index: &str, bucket: &str) -> BTreeSet<String> {
-    world
-        .search(index, json!({"match_all": {}}))
-        .await
-        .into_iter()
-        .filter(|h| h["_source"]["bucket"] == bucket)
-        .map(|h| h["_id"].as_str().expect("hit has _id").to_string())
-        .collect()
-}
-
-fn ids(bucket: &str, keys: &[String]) -> BTreeSet<String> {
-    keys.iter().map(|k| doc_id(bucket, k)).collect()
 }
 
 /// `xml` without its `<name>…</name>` elements.
@@ -124,8 +107,8 @@ async fn truncated_page_without_token_continues_after_its_last_key() {
         proxy.injected(0)
     );
     assert_eq!(
-        ids_of_bucket(&world, &index, &bucket).await,
-        ids(&bucket, &keys[..24]),
+        world.doc_ids_of_bucket(&index, &bucket).await,
+        common::es::doc_ids(&bucket, &keys[..24]),
         "every listed object stays; only the vanished one goes"
     );
     assert_eq!(done["deleted_document_count"], 1, "{done}");
@@ -182,13 +165,13 @@ async fn repeated_continuation_token_fails_that_bucket_and_deletes_nothing_of_it
     );
     assert_eq!(proxy.injected(0), 1, "the listing stops at the repeat");
     assert_eq!(
-        ids_of_bucket(&world, &index, &a).await,
-        ids(&a, &a_keys),
+        world.doc_ids_of_bucket(&index, &a).await,
+        common::es::doc_ids(&a, &a_keys),
         "nothing of the bucket whose listing failed is deleted"
     );
     assert_eq!(
-        ids_of_bucket(&world, &index, &b).await,
-        ids(&b, &b_keys[1..])
+        world.doc_ids_of_bucket(&index, &b).await,
+        common::es::doc_ids(&b, &b_keys[1..])
     );
     assert_eq!(done["deleted_document_count"], 1, "{done}");
 }
@@ -351,8 +334,14 @@ async fn checkpoints_never_move_past_a_failed_bucket() {
     refuse.store(0, Ordering::SeqCst);
     let svc2 = ServiceProcess::start(&world, &yaml, &[]);
     let done = world.wait_completed(&job, &svc2).await;
-    assert_eq!(ids_of_bucket(&world, &index, &a).await, ids(&a, &a_keys));
-    assert_eq!(ids_of_bucket(&world, &index, &b).await, ids(&b, &b_keys));
+    assert_eq!(
+        world.doc_ids_of_bucket(&index, &a).await,
+        common::es::doc_ids(&a, &a_keys)
+    );
+    assert_eq!(
+        world.doc_ids_of_bucket(&index, &b).await,
+        common::es::doc_ids(&b, &b_keys)
+    );
     assert_eq!(done["total_document_count"], 205, "{done}");
 }
 

@@ -247,3 +247,39 @@ pub fn doc_id(bucket: &str, key: &str) -> String {
     use md5::{Digest, Md5};
     format!("{:x}", Md5::digest(format!("{bucket}/{key}")))
 }
+
+/// The document ids of `keys` in `bucket`.
+pub fn doc_ids<K: AsRef<str>>(bucket: &str, keys: &[K]) -> std::collections::BTreeSet<String> {
+    keys.iter().map(|k| doc_id(bucket, k.as_ref())).collect()
+}
+
+impl TestWorld {
+    /// Ids of the documents of `bucket` in `index` (filtered client-side: works with any mapping).
+    pub async fn doc_ids_of_bucket(
+        &self,
+        index: &str,
+        bucket: &str,
+    ) -> std::collections::BTreeSet<String> {
+        self.search(index, json!({"match_all": {}}))
+            .await
+            .into_iter()
+            .filter(|h| h["_source"]["bucket"] == bucket)
+            .map(|h| h["_id"].as_str().expect("hit has _id").to_string())
+            .collect()
+    }
+
+    /// Every document's `_source` in `index`, by its `filename`.
+    pub async fn docs_by_filename(&self, index: &str) -> std::collections::BTreeMap<String, Value> {
+        self.search(index, json!({"match_all": {}}))
+            .await
+            .into_iter()
+            .map(|h| {
+                let name = h["_source"]["filename"]
+                    .as_str()
+                    .expect("filename")
+                    .to_string();
+                (name, h["_source"].clone())
+            })
+            .collect()
+    }
+}

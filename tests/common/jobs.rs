@@ -27,7 +27,7 @@ impl TestWorld {
         let stopped =
             ENDED.contains(&job["status"].as_str().unwrap_or("")) || job["status"] == "suspended";
         if let Some(connector_id) = job["connector"]["id"].as_str().filter(|_| stopped) {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while std::time::Instant::now() < deadline {
                 let c = self.connector(connector_id).await.unwrap_or(Value::Null);
                 if c["last_sync_status"] != "in_progress" {
@@ -74,5 +74,16 @@ impl TestWorld {
             log_tail(&svc.logs(), 4000)
         );
         job
+    }
+
+    /// Creates an on-demand job of `job_type` and waits until it is `completed` or `error`.
+    pub async fn run_job(&self, connector_id: &str, job_type: &str, timeout: Duration) -> Value {
+        let job_id = self.create_job(connector_id, job_type, "on_demand").await;
+        self.wait_for("job finishes", timeout, async || {
+            self.job(&job_id)
+                .await
+                .filter(|j| j["status"] == "completed" || j["status"] == "error")
+        })
+        .await
     }
 }
