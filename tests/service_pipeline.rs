@@ -28,14 +28,10 @@ async fn connector_with_pipeline(world: &TestWorld, pipeline: &str) -> (String, 
     (id, index)
 }
 
+/// Waits until the job ended (and its connector recorded it).
 async fn finished_job(world: &TestWorld, job_id: &str) -> Value {
     world
-        .wait_for("job finishes", secs(20), async || {
-            world
-                .job(job_id)
-                .await
-                .filter(|j| j["status"] == "completed" || j["status"] == "error")
-        })
+        .wait_job(job_id, common::jobs::ENDED, secs(20), &[])
         .await
 }
 
