@@ -288,8 +288,9 @@ def setup(args, rng):
                          "ES_API_KEY": "elasticsearch.api_key"}[k] + f": {os.environ[k]}\n")
     world.ensure_system_indices(args.binary, args.config)
     es("DELETE", f"/.elastic-connectors/_doc/{CONNECTOR}?refresh=true", ok_missing=True)
-    es("POST", "/.elastic-connectors-sync-jobs/_delete_by_query?refresh=true",
-       {"query": {"term": {"connector.id": CONNECTOR}}})
+    for job_id, _ in connector_jobs():  # (no _delete_by_query in Elasticsearch's minimal distribution)
+        es("DELETE", f"/.elastic-connectors-sync-jobs/_doc/{job_id}", ok_missing=True)
+    es("POST", "/.elastic-connectors-sync-jobs/_refresh")
     es("DELETE", f"/{INDEX}", ok_missing=True)
     cli(args, "connector", "create", "--id", CONNECTOR, "--index-name", INDEX, "--buckets", BUCKET,
         "--endpoint-url", world.S3_ENDPOINT,
@@ -454,7 +455,7 @@ def main():
             started = time.monotonic()
             try:
                 r = run_round(args, rng, bucket, n, est, workdir)
-            except Failure as e:
+            except (Failure, RuntimeError) as e:
                 r = Round(n)
                 r.failures.append(str(e))
                 r.line = f"round {n}: ABORTED"
@@ -469,7 +470,7 @@ def main():
                 failed = True
                 if not args.keep_going or n == 0 or "ABORTED" in r.line:
                     break
-    except Failure as e:
+    except (Failure, RuntimeError) as e:
         log(f"FAIL: {e}")
         failed = True
     finally:
