@@ -7,6 +7,7 @@
 #   make lint    cargo clippy (warnings are errors)
 #   make demo    sync a sample bucket end to end on the stand-ins and print a summary
 #   make ftest   Elastic's functional test (NAME=s3 DATA_SIZE=small|medium|large)
+#   make chaos   kill -9 the service at random moments of its jobs, check index == bucket (ROUNDS=N OBJECTS=M)
 #   make bench   extraction benchmarks (criterion): MB/s per format
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #
@@ -16,7 +17,7 @@ CARGO ?= cargo
 STAND_INS := scripts/stand-ins.sh
 TEST_ARGS ?=
 
-.PHONY: test build fmt fmt-check lint stand-ins demo ftest bench bench-sync fuzz
+.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync fuzz
 
 stand-ins:
 	@$(STAND_INS) install
@@ -53,6 +54,17 @@ ftest: stand-ins
 	$(CARGO) build --release
 	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/ftest.py --name $(NAME) --data-size $(DATA_SIZE) \
 		--binary target/release/content-sync
+
+# Chaos: rounds of bucket changes and jobs killed with SIGKILL at random moments (seeded: SEED=...), each
+# checked for index == bucket exactly. A real Elasticsearch (ES_URL, else started) and moto (S3_ENDPOINT,
+# else started by the driver). A round with a kill lasts ≥ 30 s (the lease of a dead instance's job).
+ROUNDS ?= 2
+OBJECTS ?= 3000
+CHAOS_ARGS ?=
+chaos: stand-ins
+	$(CARGO) build --release
+	@scripts/with-elasticsearch.sh .local/venv/bin/python ftest/chaos.py --rounds $(ROUNDS) --objects $(OBJECTS) \
+		--binary target/release/content-sync $(CHAOS_ARGS)
 
 # libFuzzer on every extractor family, seeded from tests/corpus; crashes land in fuzz/artifacts/.
 FUZZ_SECS ?= 120

@@ -162,6 +162,15 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     for key in gone {
         world.delete_object(&bucket, key).await;
     }
+    // Changed while suspended, among what the checkpoint covers: an overwritten object and a new
+    // key sorting before the checkpoint's (found by `make chaos`: the resumed job skipped both).
+    let (changed, added) = (&keys[10], format!("{}-new.txt", &keys[20]));
+    world
+        .put_object(&bucket, changed, b"changed while suspended")
+        .await;
+    world
+        .put_object(&bucket, &added, b"added while suspended")
+        .await;
 
     let svc2 = ServiceProcess::start(&world, &yaml, &[]);
     let done = world
@@ -181,17 +190,25 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     assert_ne!(done["started_at"], first["started_at"], "claimed again");
     assert_eq!(
         done["indexed_document_count"],
-        N - 1,
-        "counters continued: {done}"
+        N - 1 + 2,
+        "counters continued (+ the changed and the added object): {done}"
     );
     assert_eq!(done["deleted_document_count"], 3, "{done}");
-    assert_eq!(done["total_document_count"], N - 4, "{done}");
+    assert_eq!(done["total_document_count"], N - 4 + 1, "{done}");
     assert_eq!(
         done["metadata"]["resumed_skipped"],
-        covered - 3,
-        "every listed object the checkpoint covers was skipped: {done}"
+        covered - 3 - 1,
+        "every listed object the checkpoint covers and that did not change was skipped: {done}"
     );
-    assert_eq!(world.count(&index).await as usize, N - 4);
+    assert_eq!(world.count(&index).await as usize, N - 4 + 1);
+    for (key, body) in [
+        (changed.as_str(), "changed while suspended"),
+        (&added, "added while suspended"),
+    ] {
+        let doc = world.get_doc(&index, &doc_id(&bucket, key)).await;
+        let doc = doc.unwrap_or_else(|| panic!("{key} is not indexed"));
+        assert_eq!(doc["size_in_bytes"], body.len(), "{key}: {doc}");
+    }
     for key in gone {
         let doc = world.get_doc(&index, &doc_id(&bucket, key)).await;
         assert!(
@@ -203,10 +220,11 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     let run2 = bulk.ids_of(2);
     let run2_set: BTreeSet<String> = run2.iter().cloned().collect();
     assert_eq!(run2.len(), run2_set.len(), "run 2 sent nothing twice");
-    let expected_run2: BTreeSet<String> = keys[covered..N - 1]
+    let mut expected_run2: BTreeSet<String> = keys[covered..N - 1]
         .iter()
         .map(|k| doc_id(&bucket, k))
         .collect();
+    expected_run2.extend([doc_id(&bucket, changed), doc_id(&bucket, &added)]);
     assert_eq!(
         run2_set, expected_run2,
         "run 2 indexed exactly what the checkpoint did not cover"
@@ -219,7 +237,7 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     );
     let c = world.connector(&id).await.unwrap();
     assert_eq!(c["last_sync_status"], "completed", "{c}");
-    assert_eq!(c["last_indexed_document_count"], N - 1, "{c}");
+    assert_eq!(c["last_indexed_document_count"], N - 1 + 2, "{c}");
     assert_eq!(world.jobs_of(&id).await.len(), 1);
 }
 

@@ -147,18 +147,22 @@ impl Lister<'_> {
             return Ok(None); // stays in `existing`: an indexed copy gets deleted (§6.2 step 5)
         }
         let previous = self.existing.take(&id);
-        if self
-            .resume
-            .as_ref()
-            .is_some_and(|cp| cp.covers(index, &target.bucket, &object.key))
-        {
-            self.stats.resumed_skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
-        }
         let version = fingerprint(
             doc.get("_timestamp").and_then(Value::as_str),
             object.etag.as_deref(),
         );
+        // Covered by the checkpoint: settled before the suspension — as the version the index holds.
+        // An object added or overwritten while the job was not running (its instance killed, or
+        // suspended) is not: it is indexed like any other, or the job would complete without it.
+        if previous == Some(version)
+            && self
+                .resume
+                .as_ref()
+                .is_some_and(|cp| cp.covers(index, &target.bucket, &object.key))
+        {
+            self.stats.resumed_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
         if self.skip_unchanged && previous == Some(version) {
             self.stats.unchanged_skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
