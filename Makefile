@@ -61,10 +61,12 @@ ftest: stand-ins
 ROUNDS ?= 2
 OBJECTS ?= 3000
 CHAOS_ARGS ?=
+# CHAOS_PROFILE=debug drives the debug build (what CI has built already).
+CHAOS_PROFILE ?= release
 chaos: stand-ins
-	$(CARGO) build --release
+	$(CARGO) build $(if $(filter release,$(CHAOS_PROFILE)),--release,)
 	@scripts/with-elasticsearch.sh .local/venv/bin/python ftest/chaos.py --rounds $(ROUNDS) --objects $(OBJECTS) \
-		--binary target/release/content-sync $(CHAOS_ARGS)
+		--binary target/$(CHAOS_PROFILE)/content-sync $(CHAOS_ARGS)
 
 # libFuzzer on every extractor family, seeded from tests/corpus; crashes land in fuzz/artifacts/.
 FUZZ_SECS ?= 120
