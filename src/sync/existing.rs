@@ -202,7 +202,7 @@ fn exact_total(page: &Value) -> Option<u64> {
     }
 }
 
-/// Scrolls the whole index (§6.3), reading only `id`, `bucket`, `_timestamp`, `etag` and
+/// Scrolls the whole index, reading only `id`, `bucket`, `_timestamp`, `etag` and
 /// [`TEXT_MISSING`]. Any page
 /// that is partial, or a scroll that ends short of the total, fails the read (see [`ReadError`]).
 pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, ReadError> {

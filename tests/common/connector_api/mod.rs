@@ -2,7 +2,7 @@
 //! integ-test distribution has no ent-search module; the osmem stand-in has none either).
 //!
 //! A [`FaultProxy`] in front of the real node answers the endpoints the service uses in API mode
-//! (§2.3 of the protocol spec) and `GET /` itself, reading and writing the connector and job indices
+//! (see docs/protocol.md) and `GET /` itself, reading and writing the connector and job indices
 //! the way ES does; everything else is forwarded. Each endpoint follows its file in ES's REST
 //! specification (rest-api-spec/src/main/resources/rest-api-spec/api/connector.*.json): method,
 //! path, required body, the request class's parser (unknown fields and missing required fields are
