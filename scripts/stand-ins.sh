@@ -7,7 +7,7 @@
 #   scripts/stand-ins.sh stop      # stops what `start` started
 #
 # Everything lives under the git-ignored .local/ directory of the repository root.
-# See /work/shared/spec/test-servers.md for the quirks of both servers.
+# The README's Testing section says what each server stands in for and how it differs from the real thing.
 set -euo pipefail
 
 MOTO_VERSION="5.2.5"

@@ -35,6 +35,24 @@ fn granted(method: &str, target: &str, index: &str) -> bool {
     }
 }
 
+/// The node behind a proxy that refuses (rule 0) every call the connector key of `index` may not make.
+async fn kibana_key_proxy(world: &TestWorld, index: &str) -> FaultProxy {
+    let index = index.to_string();
+    FaultProxy::start(
+        &world.es_url,
+        vec![Rule::when(
+            "not granted to a connector key",
+            move |m, t| !granted(m, t, &index),
+            Fault::es_error(
+                403,
+                "security_exception",
+                "action is unauthorized for API key id [kibana-connector-key]",
+            ),
+        )],
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_needs_no_more_than_the_privileges_kibana_grants() {
     let world = TestWorld::start().await;
@@ -43,20 +61,7 @@ async fn a_sync_needs_no_more_than_the_privileges_kibana_grants() {
     let connector = world.connector(&id).await.unwrap();
     assert_eq!(connector["pipeline"]["name"], "search-default-ingestion");
 
-    let allowed_index = index.clone();
-    let proxy = FaultProxy::start(
-        &world.es_url,
-        vec![Rule::when(
-            "not granted to a connector key",
-            move |m, t| !granted(m, t, &allowed_index),
-            Fault::es_error(
-                403,
-                "security_exception",
-                "action is unauthorized for API key id [kibana-connector-key]",
-            ),
-        )],
-    )
-    .await;
+    let proxy = kibana_key_proxy(&world, &index).await;
     let yaml = world.config_yaml_via(&[&id], "", &proxy.url());
     let service = ServiceProcess::start(&world, &yaml, &[]);
     let job_id = world.create_pending_job(&id).await;
@@ -107,16 +112,7 @@ async fn a_missing_custom_pipeline_is_named_without_reading_pipelines() {
     world
         .update_connector(&id, json!({"pipeline": {"name": pipeline}}))
         .await;
-    let allowed_index = index.clone();
-    let proxy = FaultProxy::start(
-        &world.es_url,
-        vec![Rule::when(
-            "not granted to a connector key",
-            move |m, t| !granted(m, t, &allowed_index),
-            Fault::es_error(403, "security_exception", "unauthorized"),
-        )],
-    )
-    .await;
+    let proxy = kibana_key_proxy(&world, &index).await;
     let yaml = world.config_yaml_via(&[&id], "", &proxy.url());
     let service = ServiceProcess::start(&world, &yaml, &[]);
     let job_id = world.create_pending_job(&id).await;
