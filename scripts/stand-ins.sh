@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Local stand-ins for the test world: moto (S3) and osmem-server (Elasticsearch API).
 #
-#   scripts/stand-ins.sh install   # idempotent: venv in .local/venv + pinned pip installs
-#   scripts/stand-ins.sh paths     # prints OSMEM_BIN=... and MOTO_SERVER_BIN=...
+#   scripts/stand-ins.sh install   # idempotent: venv in .local/venv + pinned pip installs, and
+#                                  # Debian's faketime (clock-skew tests) when missing
+#   scripts/stand-ins.sh paths     # prints OSMEM_BIN=..., MOTO_SERVER_BIN=... and LIBFAKETIME=...
 #   scripts/stand-ins.sh start     # starts both on free loopback ports, prints ES_URL=... S3_ENDPOINT=...
 #   scripts/stand-ins.sh stop      # stops what `start` started
 #
@@ -26,7 +27,23 @@ die() {
     exit 1
 }
 
+LIBFAKETIME="${LIBFAKETIME:-/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1}"
+
+# libfaketime runs the binary with its wall clock off (tests/service_cleanup.rs). Installed from
+# Debian's packages when we may; otherwise the tests that need it say how to get it.
+install_faketime() {
+    [[ -e "${LIBFAKETIME}" ]] && return 0
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >/dev/null; } \
+            || echo "stand-ins: could not install faketime (apt-get install faketime)" >&2
+    else
+        echo "stand-ins: libfaketime missing at ${LIBFAKETIME}; install Debian's faketime package" >&2
+    fi
+}
+
 cmd_install() {
+    install_faketime
     if [[ -f "${STAMP}" && "$(cat "${STAMP}")" == "${PINS}" && -x "${VENV}/bin/python" ]]; then
         return 0
     fi
@@ -56,6 +73,7 @@ cmd_paths() {
     [[ -x "${moto}" ]] || die "moto_server missing at ${moto}; run: $0 install"
     echo "OSMEM_BIN=${osmem}"
     echo "MOTO_SERVER_BIN=${moto}"
+    echo "LIBFAKETIME=${LIBFAKETIME}"
 }
 
 # Prints a free loopback TCP port (the kernel picks it; tiny race window until the server binds).

@@ -317,6 +317,9 @@ impl EsClient {
         }
     }
 
+    /// How often Elasticsearch itself retries an unguarded partial update that raced another write.
+    pub const UNGUARDED_RETRIES: u32 = 5;
+
     /// `POST /<index>/_update/<id>` with a partial `doc`, optionally guarded by `occ`.
     pub async fn update_doc(
         &self,
@@ -326,9 +329,14 @@ impl EsClient {
         occ: Option<Occ>,
     ) -> Result<(), EsError> {
         let mut query = Vec::new();
-        if let Some(o) = occ {
-            query.push(("if_seq_no", o.seq_no.to_string()));
-            query.push(("if_primary_term", o.primary_term.to_string()));
+        match occ {
+            Some(o) => {
+                query.push(("if_seq_no", o.seq_no.to_string()));
+                query.push(("if_primary_term", o.primary_term.to_string()));
+            }
+            // Unguarded partial updates merge into whatever is there: a concurrent write to the same
+            // document (a heartbeat, a validation) must not make them fail with a version conflict.
+            None => query.push(("retry_on_conflict", Self::UNGUARDED_RETRIES.to_string())),
         }
         self.json(
             Method::POST,

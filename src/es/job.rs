@@ -1,7 +1,7 @@
 //! The sync job document in `.elastic-connectors-sync-jobs`: creation, claim, stats, termination.
 
 use super::client::{EsClient, Hit, Occ};
-use super::connector::Connector;
+use super::connector::{Connector, OCC_ATTEMPTS};
 use super::error::EsError;
 use super::protocol::{ConnectorApi, is_missing_endpoint};
 use super::time::now_iso;
@@ -22,6 +22,74 @@ pub mod status {
     pub const SUSPENDED: &str = "suspended";
     pub const COMPLETED: &str = "completed";
     pub const ERROR: &str = "error";
+}
+
+/// A job's final state, as its last write records it (`JobEnd::doc`).
+#[derive(Debug, Clone, Default)]
+pub struct JobEnd {
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub stats: Option<JobStats>,
+    pub total_document_count: Option<u64>,
+    pub metadata: Option<Value>,
+}
+
+/// What became of a job's end write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    Written,
+    /// The job document no longer exists.
+    Gone,
+    /// Not ours to end any more; the status it was found in.
+    DecidedElsewhere(String),
+}
+
+impl JobEnd {
+    pub fn new(status: &'static str) -> Self {
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+
+    /// The partial update of the termination write, keys in the order Elastic sends them.
+    pub fn doc(&self) -> Value {
+        let now = now_iso();
+        let mut doc = Map::new();
+        doc.insert("last_seen".into(), json!(now));
+        doc.insert("status".into(), json!(self.status));
+        doc.insert("error".into(), json!(self.error));
+        if matches!(
+            self.status,
+            status::COMPLETED | status::ERROR | status::CANCELED
+        ) {
+            doc.insert("completed_at".into(), json!(now));
+        }
+        if self.status == status::CANCELED {
+            doc.insert("canceled_at".into(), json!(now));
+        }
+        if let Some(s) = self.stats {
+            doc.insert(
+                "indexed_document_count".into(),
+                json!(s.indexed_document_count),
+            );
+            doc.insert(
+                "indexed_document_volume".into(),
+                json!(s.indexed_document_volume),
+            );
+            doc.insert(
+                "deleted_document_count".into(),
+                json!(s.deleted_document_count),
+            );
+        }
+        if let Some(t) = self.total_document_count {
+            doc.insert("total_document_count".into(), json!(t));
+        }
+        if let Some(m) = &self.metadata {
+            doc.insert("metadata".into(), m.clone());
+        }
+        Value::Object(doc)
+    }
 }
 
 /// A job as read from the index. (No `Debug`: the configuration snapshot holds secrets.)
@@ -195,12 +263,15 @@ impl JobStore {
         Ok(hits.into_iter().map(SyncJob::from_hit).collect())
     }
 
-    /// Claim (§2.3): `in_progress`, `started_at`, `worker_hostname`, and the cursor to resume from.
+    /// Claim (docs/protocol.md): `in_progress`, `started_at`, `worker_hostname`, and the cursor to
+    /// resume from. Written directly, the claim is guarded by `occ` (the read that found the job
+    /// waiting): of two instances claiming the same job, one gets a conflict.
     pub async fn claim(
         &self,
         job_id: &str,
         hostname: &str,
         sync_cursor: Value,
+        occ: Option<Occ>,
     ) -> Result<(), EsError> {
         if self.claim_api.load(Ordering::Relaxed) {
             let mut body = json!({"worker_hostname": hostname});
@@ -221,15 +292,17 @@ impl JobStore {
         let now = now_iso();
         let doc = json!({"status": status::IN_PROGRESS, "started_at": now, "last_seen": now,
             "worker_hostname": hostname, "connector.sync_cursor": sync_cursor});
-        self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
+        self.es.update_doc(JOBS_INDEX, job_id, doc, occ).await
     }
 
-    /// Periodic stats; refreshes `last_seen`.
+    /// Periodic stats; refreshes `last_seen`. Written directly, the update is guarded by `occ` (the
+    /// read that found the job still ours); the `_stats` API has no such guard.
     pub async fn report_stats(
         &self,
         job_id: &str,
         stats: JobStats,
         metadata: Option<Value>,
+        occ: Option<Occ>,
     ) -> Result<(), EsError> {
         if self.api {
             let mut body = json!({
@@ -261,56 +334,36 @@ impl JobStore {
         if let Some(m) = metadata.filter(|m| m.as_object().is_some_and(|o| !o.is_empty())) {
             doc["metadata"] = m;
         }
-        self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
+        self.es.update_doc(JOBS_INDEX, job_id, doc, occ).await
     }
 
-    /// Termination write (§5.6 step 3), key order as Elastic sends it.
-    pub async fn terminate(
+    /// A job's last write, unless its fate was decided elsewhere. Each attempt reads the job; when
+    /// `ours` says the job is no longer ours to end (another instance took it over, cleanup or a user
+    /// ended it), nothing is written. Otherwise the write is guarded by that read
+    /// (`if_seq_no`/`if_primary_term`), so it can never overwrite a newer state: a conflict re-reads.
+    pub async fn end(
         &self,
         job_id: &str,
-        final_status: &str,
-        error: Option<&str>,
-        stats: Option<JobStats>,
-        total_document_count: Option<u64>,
-        metadata: Option<Value>,
-    ) -> Result<(), EsError> {
-        let now = now_iso();
-        let mut doc = Map::new();
-        doc.insert("last_seen".into(), json!(now));
-        doc.insert("status".into(), json!(final_status));
-        doc.insert("error".into(), json!(error));
-        if matches!(
-            final_status,
-            status::COMPLETED | status::ERROR | status::CANCELED
-        ) {
-            doc.insert("completed_at".into(), json!(now));
+        end: &JobEnd,
+        ours: impl Fn(&SyncJob) -> bool,
+    ) -> Result<Ended, EsError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(job) = self.get(job_id).await? else {
+                return Ok(Ended::Gone);
+            };
+            if !ours(&job) {
+                return Ok(Ended::DecidedElsewhere(job.status().to_string()));
+            }
+            match self.update_guarded(job_id, end.doc(), job.occ).await {
+                Ok(()) => return Ok(Ended::Written),
+                Err(e) if e.is_conflict() && attempt < OCC_ATTEMPTS => {
+                    tracing::debug!(job_id, attempt, "job end conflicted, re-reading");
+                }
+                Err(e) => return Err(e),
+            }
         }
-        if final_status == status::CANCELED {
-            doc.insert("canceled_at".into(), json!(now));
-        }
-        if let Some(s) = stats {
-            doc.insert(
-                "indexed_document_count".into(),
-                json!(s.indexed_document_count),
-            );
-            doc.insert(
-                "indexed_document_volume".into(),
-                json!(s.indexed_document_volume),
-            );
-            doc.insert(
-                "deleted_document_count".into(),
-                json!(s.deleted_document_count),
-            );
-        }
-        if let Some(t) = total_document_count {
-            doc.insert("total_document_count".into(), json!(t));
-        }
-        if let Some(m) = metadata {
-            doc.insert("metadata".into(), m);
-        }
-        self.es
-            .update_doc(JOBS_INDEX, job_id, Value::Object(doc), None)
-            .await
     }
 
     /// A partial update guarded by the read that produced `occ` (409 → `EsError::Conflict`).

@@ -1,11 +1,18 @@
-//! The job cleanup loop (§5.8): jobs left running by a vanished connector or a dead worker are marked
-//! `error`, so that their connector can sync again.
+//! The job cleanup loop (docs/protocol.md, "Cleanup"): jobs left running by a vanished connector or a
+//! dead worker are marked `error`, so that their connector can sync again.
+//!
+//! A job is idle when its `last_seen` has not changed for `idle_job_threshold_secs` as measured on
+//! this instance's monotonic clock — never by comparing the clock that wrote `last_seen` with
+//! Elasticsearch's or ours, so an instance whose clock is minutes off is not taken for dead. Every
+//! write is guarded by the read that found the job idle: a heartbeat in between wins.
 
 use super::context::Context;
 use super::error_budget::TooManyErrors;
-use crate::es::job::status;
+use super::lease::Leases;
+use crate::es::job::{Ended, JobEnd, SyncJob, status};
 use crate::es::time::now_iso;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,13 +20,15 @@ pub const IDLE_JOB_ERROR: &str = "The job has not seen any update for some time.
 
 pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
     let interval = Duration::from_secs_f64(ctx.config.service.job_cleanup_interval.max(1.0));
+    let idle_after = Duration::from_secs(ctx.config.service.idle_job_threshold_secs);
     let mut errors = ctx.error_budget("job cleanup");
+    let mut idle = Leases::default();
     while !ctx.shutdown.is_cancelled() {
         if let Err(e) = clean_orphaned(&ctx).await {
             tracing::warn!(error = %e, "orphaned job cleanup failed");
             errors.record(Instant::now(), &e)?;
         }
-        if let Err(e) = clean_idle(&ctx).await {
+        if let Err(e) = clean_idle(&ctx, &mut idle, idle_after).await {
             tracing::warn!(error = %e, "idle job cleanup failed");
             errors.record(Instant::now(), &e)?;
         }
@@ -29,6 +38,10 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
         }
     }
     Ok(())
+}
+
+fn running(job: &SyncJob) -> bool {
+    matches!(job.status(), status::IN_PROGRESS | status::CANCELING)
 }
 
 /// Running jobs whose connector no longer exists at all.
@@ -41,8 +54,9 @@ async fn clean_orphaned(ctx: &Context) -> anyhow::Result<()> {
     let jobs = ctx.jobs.search(query).await?;
     let mut marked = 0;
     for job in &jobs {
-        match fail(ctx, &job.id).await {
-            Ok(()) => marked += 1,
+        match ctx.jobs.end(&job.id, &idle_end(), running).await {
+            Ok(Ended::Written) => marked += 1,
+            Ok(_) => {}
             Err(e) => tracing::warn!(job_id = %job.id, error = %e, "could not mark orphaned job"),
         }
     }
@@ -53,7 +67,7 @@ async fn clean_orphaned(ctx: &Context) -> anyhow::Result<()> {
 }
 
 /// Running jobs of our connectors that stopped reporting (their worker died).
-async fn clean_idle(ctx: &Context) -> anyhow::Result<()> {
+async fn clean_idle(ctx: &Context, idle: &mut Leases, idle_after: Duration) -> anyhow::Result<()> {
     let connectors = ctx
         .connectors
         .handled(&ctx.configured_ids(), &ctx.config.service.service_types)
@@ -65,14 +79,32 @@ async fn clean_idle(ctx: &Context) -> anyhow::Result<()> {
     let query = json!({"bool": {"filter": [
         {"terms": {"connector.id": ids}},
         {"terms": {"status": [status::IN_PROGRESS, status::CANCELING]}},
-        {"range": {"last_seen": {"lte": format!("now-{}s", ctx.config.service.idle_job_threshold_secs)}}},
     ]}});
-    let jobs = ctx.jobs.search(query).await?;
+    let jobs: HashMap<String, SyncJob> = ctx
+        .jobs
+        .search(query)
+        .await?
+        .into_iter()
+        .filter(|j| !ctx.is_running_here(&j.id))
+        .map(|j| (j.id.clone(), j))
+        .collect();
+    let seen: Vec<(String, Value)> = jobs
+        .values()
+        .map(|j| (j.id.clone(), last_seen(j)))
+        .collect();
+    let expired = idle.observe(Instant::now(), idle_after, &seen);
     let mut marked = 0;
-    for job in &jobs {
-        if let Err(e) = fail(ctx, &job.id).await {
-            tracing::warn!(job_id = %job.id, error = %e, "could not mark idle job");
-            continue;
+    for job in expired.iter().filter_map(|id| jobs.get(id)) {
+        // Still running, and still showing the heartbeat we watched stand still.
+        let stalled = last_seen(job);
+        let unchanged = |j: &SyncJob| running(j) && last_seen(j) == stalled;
+        match ctx.jobs.end(&job.id, &idle_end(), unchanged).await {
+            Ok(Ended::Written) => {}
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = %e, "could not mark idle job");
+                continue;
+            }
         }
         marked += 1;
         if let Some(connector_id) = job.connector_id() {
@@ -80,27 +112,31 @@ async fn clean_idle(ctx: &Context) -> anyhow::Result<()> {
                 "last_sync_status": status::ERROR, "last_sync_error": IDLE_JOB_ERROR,
                 "last_indexed_document_count": job.counter("indexed_document_count"),
                 "last_deleted_document_count": job.counter("deleted_document_count")});
-            if let Err(e) = ctx.connectors.update(connector_id, doc).await {
+            let recorded = ctx
+                .connectors
+                .read_modify_write(connector_id, |c| {
+                    (c.last_sync_status() == Some(status::IN_PROGRESS)).then(|| doc.clone())
+                })
+                .await;
+            if let Err(e) = recorded {
                 tracing::warn!(connector_id, error = %e, "could not record idle job on connector");
             }
         }
     }
-    if !jobs.is_empty() {
-        tracing::info!(marked, found = jobs.len(), "marked idle jobs as error");
+    if !expired.is_empty() {
+        tracing::info!(marked, found = expired.len(), "marked idle jobs as error");
     }
     Ok(())
 }
 
-/// Marks a job `error` with the idle-job message (§5.8), without stats.
-async fn fail(ctx: &Context, job_id: &str) -> Result<(), crate::es::EsError> {
-    ctx.jobs
-        .terminate(
-            job_id,
-            status::ERROR,
-            Some(IDLE_JOB_ERROR),
-            None,
-            None,
-            None,
-        )
-        .await
+fn last_seen(job: &SyncJob) -> Value {
+    job.doc.get("last_seen").cloned().unwrap_or(Value::Null)
+}
+
+/// The idle-job end: `error` with Elastic's message, without stats.
+fn idle_end() -> JobEnd {
+    JobEnd {
+        error: Some(IDLE_JOB_ERROR.to_string()),
+        ..JobEnd::new(status::ERROR)
+    }
 }

@@ -5,7 +5,7 @@ use super::context::Context;
 use super::error_budget::TooManyErrors;
 use super::runner;
 use crate::es::connector::Connector;
-use crate::es::job::status;
+use crate::es::job::{JobEnd, status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -114,8 +114,9 @@ async fn cancel_unclaimed(ctx: &Context, connectors: &[Connector]) -> anyhow::Re
             .is_some_and(|c| c.last_sync_status() != Some(status::IN_PROGRESS));
         if never_started || connector_idle {
             tracing::info!(job_id = %job.id, "canceling a job no worker runs");
+            let canceled = JobEnd::new(status::CANCELED);
             ctx.jobs
-                .terminate(&job.id, status::CANCELED, None, None, None, None)
+                .end(&job.id, &canceled, |j| j.status() == status::CANCELING)
                 .await?;
         }
     }

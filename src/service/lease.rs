@@ -16,7 +16,7 @@ use super::context::Context;
 use crate::es::job::{SyncJob, status};
 use crate::es::time::now_iso;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,8 +69,9 @@ impl Leases {
 
 pub async fn run(ctx: Arc<Context>) {
     let mut leases = Leases::default();
+    let mut marks = Leases::default();
     while !ctx.shutdown.is_cancelled() {
-        if let Err(e) = check(&ctx, &mut leases).await {
+        if let Err(e) = check(&ctx, &mut leases, &mut marks).await {
             tracing::warn!(error = %e, "could not check running jobs' heartbeats");
         }
         tokio::select! {
@@ -80,7 +81,7 @@ pub async fn run(ctx: Arc<Context>) {
     }
 }
 
-async fn check(ctx: &Context, leases: &mut Leases) -> anyhow::Result<()> {
+async fn check(ctx: &Context, leases: &mut Leases, marks: &mut Leases) -> anyhow::Result<()> {
     let connectors = ctx
         .connectors
         .handled(&ctx.configured_ids(), &ctx.config.service.service_types)
@@ -93,15 +94,24 @@ async fn check(ctx: &Context, leases: &mut Leases) -> anyhow::Result<()> {
         {"terms": {"connector.id": ids}},
         {"terms": {"status": [status::IN_PROGRESS, status::CANCELING]}},
     ]}});
-    let running: Vec<(String, Value)> = ctx
-        .jobs
-        .search(query)
-        .await?
-        .into_iter()
+    let jobs = ctx.jobs.search(query).await?;
+    let busy: HashSet<&str> = jobs.iter().filter_map(|j| j.connector_id()).collect();
+    // Connectors marked `in_progress` with no running job. The mark has no version of its own (the
+    // connector's heartbeat rewrites the document every few seconds), so what must hold for a whole
+    // lease is "marked, and no job of it running" at every look; a sync that marks its connector
+    // claims its job within moments, which ends the watch.
+    let stale_marks: Vec<(String, Value)> = connectors
+        .iter()
+        .filter(|c| c.last_sync_status() == Some(status::IN_PROGRESS))
+        .filter(|c| !busy.contains(c.id.as_str()))
+        .map(|c| (c.id.clone(), Value::from(status::IN_PROGRESS)))
+        .collect();
+    let running: Vec<(String, Value)> = jobs
+        .iter()
         .filter(|j| !ctx.is_running_here(&j.id))
         .map(|j| {
             let seen = j.doc.get("last_seen").cloned().unwrap_or(Value::Null);
-            (j.id, seen)
+            (j.id.clone(), seen)
         })
         .collect();
     for job_id in leases.observe(Instant::now(), LEASE, &running) {
@@ -111,7 +121,51 @@ async fn check(ctx: &Context, leases: &mut Leases) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(job_id = %job_id, error = %e, "could not take over the job"),
         }
     }
+    for connector_id in marks.observe(Instant::now(), LEASE, &stale_marks) {
+        match release(ctx, &connector_id).await {
+            Ok(true) => ctx.wake_executor.notify_one(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(connector_id, error = %e, "could not release the connector's sync mark")
+            }
+        }
+    }
     Ok(())
+}
+
+pub const ABANDONED_SYNC_ERROR: &str =
+    "The connector's last sync stopped without recording its outcome.";
+
+/// A connector has said `in_progress` for a whole lease while no job of it ran: the instance that
+/// marked it died or lost Elasticsearch between the job's end and the connector's record of it.
+/// Unmarked with a write guarded by a fresh read that still shows the mark, its next job can start.
+async fn release(ctx: &Context, connector_id: &str) -> anyhow::Result<bool> {
+    let Some(connector) = ctx.connectors.get(connector_id).await? else {
+        return Ok(false);
+    };
+    if connector.last_sync_status() != Some(status::IN_PROGRESS) {
+        return Ok(false);
+    }
+    let Some(occ) = connector.occ else {
+        return Ok(false);
+    };
+    let doc = json!({"status": "error", "error": ABANDONED_SYNC_ERROR,
+        "last_sync_status": status::ERROR, "last_sync_error": ABANDONED_SYNC_ERROR});
+    match ctx
+        .connectors
+        .update_guarded(connector_id, doc, Some(occ))
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.is_conflict() => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::warn!(
+        connector_id,
+        lease_secs = LEASE.as_secs(),
+        "released a connector marked in_progress with no job running"
+    );
+    Ok(true)
 }
 
 /// Suspends (or, if it was being canceled, cancels) a job whose instance died, then frees its

@@ -2,7 +2,8 @@
 
 use super::context::Context;
 use crate::es::bulk::Tally;
-use crate::es::job::{JobStats, SyncJob, status};
+use crate::es::connector::OCC_ATTEMPTS;
+use crate::es::job::{Ended, JobEnd, JobStats, SyncJob, status};
 use crate::es::time::now_iso;
 use crate::sync::checkpoint::Checkpoint;
 use crate::sync::progress::{Progress, stats_of};
@@ -43,11 +44,16 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         "incremental" => connector_cursor,
         _ => Value::Null,
     };
-    if let Err(e) = ctx.jobs.claim(&job.id, &ctx.hostname, claim_cursor).await {
-        let msg = format!("Failed to claim job for job {} because of {e}", job.id);
-        let end = Termination::new(status::ERROR, Some(msg), JobStats::default());
-        finish(&ctx, &job, &connector_id, end).await;
-        return;
+    match claim(&ctx, &job, claim_cursor).await {
+        Claim::Ours => {}
+        Claim::Elsewhere => {
+            tracing::info!(connector_id = %connector_id, job_id = %job.id, "job claimed elsewhere; not running it");
+            return;
+        }
+        Claim::Ends(end) => {
+            finish(&ctx, &job, &connector_id, *end, false).await;
+            return;
+        }
     }
 
     let progress = Arc::new(Progress::new(base, resume));
@@ -73,26 +79,18 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     reporter.abort();
 
     let interrupted = interruption.lock().expect("lock").clone();
-    if let Some(Interruption::Lost(why)) = &interrupted {
-        tracing::warn!(job_id = %job.id, reason = %why, "job taken over or ended elsewhere; not writing its end");
+    let outcome = result.as_ref().map(|_| ());
+    let Some((final_status, error)) =
+        final_status(interrupted.as_ref(), outcome, ctx.shutdown.is_cancelled())
+    else {
+        let reason = match &interrupted {
+            Some(Interruption::Lost(why)) => why.as_str(),
+            _ => "",
+        };
+        tracing::warn!(job_id = %job.id, reason, "job taken over or ended elsewhere; not writing its end");
         return;
-    }
-    let mut cursor = None;
-    let (final_status, error) = match (interrupted, result) {
-        // A sync that finished is completed, even if a signal arrived in the meantime.
-        (None, Ok(done)) => {
-            cursor = Some(done.sync_cursor);
-            (status::COMPLETED, None)
-        }
-        _ if ctx.shutdown.is_cancelled() => (status::SUSPENDED, None),
-        (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => {
-            (status::CANCELED, None)
-        }
-        (Some(Interruption::Failed(msg) | Interruption::Lost(msg)), _) => {
-            (status::ERROR, Some(msg))
-        }
-        (None, Err(e)) => (status::ERROR, Some(e.to_string())),
     };
+    let cursor = result.ok().map(|done| done.sync_cursor);
     let mut end = if final_status == status::SUSPENDED {
         // Record only settled work, with the counters as of it: the resumed job continues from there.
         let (checkpoint, tally) = progress.suspension_point(base);
@@ -108,8 +106,79 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         end.metadata = Some(progress.metadata(None, bytes));
         end
     };
-    end.sync_cursor = cursor;
-    finish(&ctx, &job, &connector_id, end).await;
+    end.sync_cursor = cursor.filter(|_| final_status == status::COMPLETED);
+    finish(&ctx, &job, &connector_id, end, true).await;
+}
+
+/// How a job ends, from what stopped it: `None` when its fate was decided elsewhere (its document is
+/// no longer ours to write), else its final status and error.
+fn final_status(
+    interrupted: Option<&Interruption>,
+    outcome: Result<(), &SyncError>,
+    shutting_down: bool,
+) -> Option<(&'static str, Option<String>)> {
+    Some(match (interrupted, outcome) {
+        (Some(Interruption::Lost(_)), _) => return None,
+        // A sync that finished is completed, even if a signal arrived in the meantime.
+        (None, Ok(())) => (status::COMPLETED, None),
+        _ if shutting_down => (status::SUSPENDED, None),
+        (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => {
+            (status::CANCELED, None)
+        }
+        (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg.clone())),
+        (None, Err(e)) => (status::ERROR, Some(e.to_string())),
+    })
+}
+
+enum Claim {
+    Ours,
+    /// Another instance claimed it first: nothing of it is ours to write.
+    Elsewhere,
+    /// It ends before it starts (the claim failed, or a cancel request came first).
+    Ends(Box<Termination>),
+}
+
+impl Claim {
+    fn ends(status: &'static str, error: Option<String>) -> Self {
+        Claim::Ends(Box::new(Termination::new(
+            status,
+            error,
+            JobStats::default(),
+        )))
+    }
+}
+
+/// Claims the job, guarded by the read that found it waiting. A conflict means the job was written
+/// since: claimed by another instance (leave it), a cancel request (end it `canceled` rather than
+/// overwrite the request), or some other update of a job still waiting (claim again).
+async fn claim(ctx: &Context, job: &SyncJob, cursor: Value) -> Claim {
+    let mut occ = job.occ;
+    for _ in 0..OCC_ATTEMPTS {
+        let e = match ctx
+            .jobs
+            .claim(&job.id, &ctx.hostname, cursor.clone(), occ)
+            .await
+        {
+            Ok(()) => return Claim::Ours,
+            Err(e) if e.is_conflict() => e,
+            Err(e) => {
+                let msg = format!("Failed to claim job for job {} because of {e}", job.id);
+                return Claim::ends(status::ERROR, Some(msg));
+            }
+        };
+        tracing::debug!(job_id = %job.id, error = %e, "claim conflicted, re-reading the job");
+        match ctx.jobs.get(&job.id).await {
+            Ok(Some(fresh)) => match fresh.status() {
+                status::PENDING | status::SUSPENDED => occ = fresh.occ,
+                status::CANCELING => {
+                    return Claim::ends(status::CANCELED, None);
+                }
+                _ => return Claim::Elsewhere,
+            },
+            _ => return Claim::Elsewhere,
+        }
+    }
+    Claim::Elsewhere
 }
 
 /// Where a job starts: a suspended job with a checkpoint resumes after it, its counters continuing
@@ -285,16 +354,19 @@ async fn report(
             _ = tokio::time::sleep(STATS_INTERVAL) => {}
         }
         match ctx.jobs.get(&job_id).await {
-            Ok(Some(_)) => {
+            // Not ours any more (taken over, ended): the watcher stops the job; nothing to report.
+            Ok(Some(job)) if !matches!(job.status(), status::IN_PROGRESS | status::CANCELING) => {}
+            Ok(Some(job)) => {
                 let (checkpoint, tally) = progress.suspension_point(base);
                 let metadata = checkpoint
                     .as_ref()
                     .map(|cp| progress.checkpoint_metadata(Some(cp), tally));
                 if let Err(e) = ctx
                     .jobs
-                    .report_stats(&job_id, progress.stats(), metadata)
+                    .report_stats(&job_id, progress.stats(), metadata, job.occ)
                     .await
                 {
+                    // A conflict: the job was written meanwhile (a cancel request); next round.
                     tracing::warn!(error = %e, "could not report job stats");
                 }
             }
@@ -304,40 +376,52 @@ async fn report(
     }
 }
 
-/// §5.6: the job's last write, then the connector's `sync_done`.
-async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Termination) {
-    let job_exists = matches!(ctx.jobs.get(&job.id).await, Ok(Some(_)));
+/// The job's last write, then the connector's record of the sync (docs/protocol.md, "Ending a job").
+/// Both are guarded by optimistic concurrency: the job is written only while it is still ours
+/// (`claimed`: running; else still waiting, as a claim that failed left it), the connector by a
+/// read-modify-write that re-reads on conflict, so a concurrent heartbeat or validation cannot make
+/// the record fail and leave the connector `in_progress`.
+async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Termination, claimed: bool) {
     let connector_exists = matches!(ctx.connectors.get(connector_id).await, Ok(Some(_)));
-    let mut error = end.error;
-    let stats = end.stats;
+    let total = if connector_exists {
+        total_documents(ctx, job, connector_id).await
+    } else {
+        None
+    };
     let details = end
         .metadata
         .as_ref()
         .map(Value::to_string)
         .unwrap_or_default();
-    if job_exists {
-        let total = if connector_exists {
-            total_documents(ctx, job, connector_id).await
-        } else {
-            None
-        };
-        let written = ctx
-            .jobs
-            .terminate(
-                &job.id,
-                end.status,
-                error.as_deref(),
-                Some(stats),
-                total,
-                end.metadata,
-            )
-            .await;
-        if let Err(e) = written {
-            tracing::error!(job_id = %job.id, error = %e, "could not write the job's final status");
+    let stats = end.stats;
+    let record = JobEnd {
+        status: end.status,
+        error: end.error.clone(),
+        stats: Some(stats),
+        total_document_count: total,
+        metadata: end.metadata,
+    };
+    let ours = |j: &SyncJob| match j.status() {
+        status::IN_PROGRESS | status::CANCELING => true,
+        status::PENDING | status::SUSPENDED => !claimed,
+        _ => false,
+    };
+    let mut error = end.error;
+    let job_exists = match ctx.jobs.end(&job.id, &record, ours).await {
+        Ok(Ended::Written) => true,
+        Ok(Ended::Gone) => {
+            error = Some("Couldn't find the job".into());
+            false
         }
-    } else {
-        error = Some("Couldn't find the job".into());
-    }
+        Ok(Ended::DecidedElsewhere(found)) => {
+            tracing::warn!(job_id = %job.id, status = %found, "job ended elsewhere; not writing its end");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(job_id = %job.id, error = %e, "could not write the job's final status");
+            true
+        }
+    };
     if connector_exists {
         let job_status = if job_exists {
             end.status
@@ -365,7 +449,11 @@ async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Terminati
             doc["last_indexed_document_count"] = json!(stats.indexed_document_count);
             doc["last_deleted_document_count"] = json!(stats.deleted_document_count);
         }
-        if let Err(e) = ctx.connectors.update(connector_id, doc).await {
+        let written = ctx
+            .connectors
+            .read_modify_write(connector_id, |_| Some(doc.clone()))
+            .await;
+        if let Err(e) = written {
             tracing::error!(connector_id, error = %e, "could not record the sync outcome on the connector");
         }
     }
@@ -388,4 +476,67 @@ async fn total_documents(ctx: &Context, job: &SyncJob, connector_id: &str) -> Op
         tracing::warn!(index, error = %e, "refresh before count failed");
     }
     es.count(index).await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_status_follows_what_stopped_the_job() {
+        let listing = SyncError::Listing("bucket b: repeated continuation token".into());
+        let failed = Interruption::Failed("Connector is not found for connector ID c.".into());
+        let lost = Interruption::Lost("taken over".into());
+        let done = |s: &'static str| Some((s, None));
+        // (interrupted, outcome, shutting down) → how the job ends
+        let table: [(Option<&Interruption>, Result<(), &SyncError>, bool, _); 10] = [
+            (None, Ok(()), false, done(status::COMPLETED)),
+            // finished work is completed even when a signal arrived meanwhile
+            (None, Ok(()), true, done(status::COMPLETED)),
+            (
+                None,
+                Err(&SyncError::Canceled),
+                true,
+                done(status::SUSPENDED),
+            ),
+            (None, Err(&listing), true, done(status::SUSPENDED)),
+            (
+                Some(&Interruption::Canceled),
+                Err(&SyncError::Canceled),
+                false,
+                done(status::CANCELED),
+            ),
+            (
+                None,
+                Err(&SyncError::Canceled),
+                false,
+                done(status::CANCELED),
+            ),
+            (
+                None,
+                Err(&listing),
+                false,
+                Some((status::ERROR, Some(listing.to_string()))),
+            ),
+            (
+                Some(&failed),
+                Err(&SyncError::Canceled),
+                false,
+                Some((
+                    status::ERROR,
+                    Some("Connector is not found for connector ID c.".into()),
+                )),
+            ),
+            // a job taken over elsewhere is never written, whatever else happened
+            (Some(&lost), Ok(()), false, None),
+            (Some(&lost), Err(&SyncError::Canceled), true, None),
+        ];
+        for (interrupted, outcome, shutting_down, expected) in table {
+            assert_eq!(
+                final_status(interrupted, outcome, shutting_down),
+                expected,
+                "{interrupted:?} {outcome:?} shutting_down={shutting_down}"
+            );
+        }
+    }
 }

@@ -102,6 +102,7 @@ pub struct Rule {
     matcher: Box<Matcher>,
     fault: Fault,
     limit: Option<usize>,
+    window: Option<Duration>,
 }
 
 impl Rule {
@@ -117,6 +118,7 @@ impl Rule {
             matcher: Box::new(f),
             fault,
             limit: None,
+            window: None,
         }
     }
 
@@ -140,6 +142,13 @@ impl Rule {
         )
     }
 
+    /// Applies the fault only during `d` from the first matching request (an outage of that
+    /// length); later ones are forwarded.
+    pub fn during(mut self, d: Duration) -> Rule {
+        self.window = Some(d);
+        self
+    }
+
     /// Applies the fault only to the first `k` matching requests; later ones are forwarded.
     pub fn first(mut self, k: usize) -> Rule {
         self.limit = Some(k);
@@ -152,6 +161,8 @@ struct Inner {
     rules: Vec<Rule>,
     hits: Vec<AtomicUsize>,
     injected: Vec<AtomicUsize>,
+    /// When each rule first matched (for [`Rule::during`]).
+    first_match: Vec<std::sync::OnceLock<std::time::Instant>>,
     requests: AtomicUsize,
 }
 
@@ -166,6 +177,10 @@ impl Inner {
             }
             self.hits[i].fetch_add(1, Ordering::SeqCst);
             if chosen.is_some() {
+                continue;
+            }
+            let opened = *self.first_match[i].get_or_init(std::time::Instant::now);
+            if rule.window.is_some_and(|w| opened.elapsed() > w) {
                 continue;
             }
             let budget = self.injected[i].fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -204,6 +219,7 @@ impl FaultProxy {
             rules,
             hits: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             injected: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            first_match: (0..n).map(|_| std::sync::OnceLock::new()).collect(),
             requests: AtomicUsize::new(0),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
