@@ -2,7 +2,7 @@
 //! the index against the bucket.
 //!
 //! Every row runs the same story with its own bucket, connector and service:
-//! 1. sync 1, no fault: 40 objects indexed;
+//! 1. sync 1, no fault: 40 objects indexed (listed 15 a page);
 //! 2. the bucket changes: 10 objects added, 10 overwritten, 10 deleted;
 //! 3. sync 2 with the row's fault injected (by a fault proxy in front of S3 or Elasticsearch);
 //! 4. the check the row expects: the index equals the bucket exactly (ids, names, sizes, text, no
@@ -105,6 +105,23 @@ fn reject_first_item(_target: &str, body: &str) -> String {
     v.to_string()
 }
 
+/// A truncated listing page without its continuation token (some S3-compatible stores answer so).
+fn drop_continuation_token(_target: &str, body: &str) -> String {
+    match (
+        body.find("<NextContinuationToken>"),
+        body.find("</NextContinuationToken>"),
+    ) {
+        (Some(start), Some(end)) => {
+            format!(
+                "{}{}",
+                &body[..start],
+                &body[end + "</NextContinuationToken>".len()..]
+            )
+        }
+        _ => body.to_string(),
+    }
+}
+
 /// A search answer that says one of its shards failed.
 fn one_shard_failed(_target: &str, body: &str) -> String {
     let Ok(mut v) = serde_json::from_str::<Value>(body) else {
@@ -140,6 +157,8 @@ async fn run_row(row: Row) {
     world.ensure_system_indices().await;
     let mut config = s3_configuration(&world, &bucket);
     config["endpoint_url"]["value"] = json!(s3.url());
+    // Several listing pages, so that listing faults land mid-listing.
+    config["page_size"]["value"] = json!(15);
     let (id, index) = world.configured_connector("matrix", config).await;
     world.without_pipeline(&id).await;
     let yaml = world.config_yaml_via(&[&id], row.config, &es.url());
@@ -172,6 +191,11 @@ async fn run_row(row: Row) {
         .wait_job(&second, common::jobs::ENDED, secs(180), &[&svc])
         .await;
     armed.store(false, Ordering::SeqCst);
+    let proxy = match row.side {
+        Side::S3 => &s3,
+        Side::Es => &es,
+    };
+    assert!(proxy.injected(0) > 0, "the row's fault was never injected");
     let bucket_now = bucket_objects(&world, &bucket).await;
     let after = index_docs(&world, &index).await;
     let context = format!("{done}\n{}", common::log_tail(&svc.logs(), 6000));
@@ -179,6 +203,12 @@ async fn run_row(row: Row) {
         Expect::Exact => {
             assert_eq!(done["status"], "completed", "{context}");
             assert_exact(&bucket, &bucket_now, &after, &context);
+            // A full sync indexes every object once, however often a request was retried.
+            assert_eq!(
+                done["indexed_document_count"],
+                bucket_now.len(),
+                "{context}"
+            );
             assert_eq!(done["deleted_document_count"], CHANGED, "{context}");
             assert_eq!(done["total_document_count"], bucket_now.len(), "{context}");
         }
@@ -362,6 +392,12 @@ rows! {
         ],
         expect: Expect::KeepsText,
         config: "extraction.download_timeout_secs: 2\n",
+    };
+    s3_truncated_listing_without_token => Row {
+        side: Side::S3,
+        rules: |b, arm| vec![rule("no token", arm(listing(b)), Fault::rewrite(drop_continuation_token))],
+        expect: Expect::Exact,
+        config: "",
     };
     s3_listing_down_for_good => Row {
         side: Side::S3,
