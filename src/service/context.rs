@@ -6,16 +6,16 @@ use crate::es::EsClient;
 use crate::es::connector::ConnectorStore;
 use crate::es::job::JobStore;
 use crate::es::protocol::ConnectorApi;
+use crate::source::Registry;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Service types this build can sync.
-pub const SUPPORTED_SERVICE_TYPES: [&str; 1] = ["s3"];
-
 pub struct Context {
     pub config: Config,
+    /// The sources this build can sync, by `service_type`.
+    pub sources: Registry,
     /// Client with the service's own credentials (connector and job indices).
     pub es: EsClient,
     pub connectors: ConnectorStore,
@@ -43,6 +43,7 @@ impl Context {
             connectors: ConnectorStore::new(es.clone(), api),
             jobs: JobStore::new(es.clone(), api),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            sources: Registry::new(&config),
             config,
             es,
             shutdown,

@@ -38,7 +38,7 @@ pub async fn extract(
     let url = format!("{host}/extract_text/");
     let mut shared_file = None;
     let request = if cfg.use_file_pointers {
-        let ext = crate::source::s3::file_extension(key).unwrap_or("");
+        let ext = crate::source::file_extension(key).unwrap_or("");
         let file = SharedFile(Path::new(&cfg.shared_volume_dir).join(format!(
             "content-sync-{}-{}{ext}",
             std::process::id(),

@@ -24,7 +24,7 @@ const FALLBACK_REGION: &str = "us-east-1";
 ///
 /// Holds a default client plus one client per bucket region, created on first use (§7.3).
 #[derive(Debug)]
-pub struct S3Source {
+pub struct S3Client {
     default: Client,
     default_region: String,
     custom_endpoint: bool,
@@ -41,7 +41,7 @@ struct ClientCache {
     bucket_region: HashMap<String, Option<String>>,
 }
 
-impl S3Source {
+impl S3Client {
     /// Builds the default client from the settings:
     /// * credentials: static key id + secret (+ session token) when set, else the AWS default chain;
     /// * region: `region` setting, else `AWS_REGION`/`AWS_DEFAULT_REGION` or the profile, else `us-east-1`;
@@ -50,7 +50,7 @@ impl S3Source {
     ///   IP address (virtual-host style cannot work there: `bucket.localhost` does not resolve);
     /// * timeouts: `connect_timeout` and `read_timeout`; retries: standard mode with `max_attempts` retries
     ///   after the first attempt (Elastic's botocore meaning of the setting).
-    pub async fn new(settings: &S3Settings) -> Result<S3Source, S3Error> {
+    pub async fn new(settings: &S3Settings) -> Result<S3Client, S3Error> {
         let endpoint = settings.resolve_endpoint();
         if let Some(url) = &endpoint
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -112,7 +112,7 @@ impl S3Source {
             static_credentials = settings.access_key_id.is_some(),
             "s3 client configured"
         );
-        Ok(S3Source {
+        Ok(S3Client {
             default: Client::from_conf(config),
             default_region,
             custom_endpoint: endpoint.is_some(),
@@ -326,7 +326,7 @@ mod tests {
             endpoint_url: Some("http://localhost:1".into()),
             ..S3Settings::default()
         };
-        let source = S3Source::new(&settings).await.unwrap();
+        let source = S3Client::new(&settings).await.unwrap();
         assert_eq!(source.default_region(), "eu-west-3");
         let debug = format!("{source:?}");
         assert!(!debug.contains("very-secret") && !debug.contains("tok-secret"));
@@ -336,7 +336,7 @@ mod tests {
             ..settings
         };
         assert_eq!(
-            S3Source::new(&bad).await.unwrap_err().to_string(),
+            S3Client::new(&bad).await.unwrap_err().to_string(),
             "invalid S3 configuration: endpoint URL \"minio:9000\" must start with http:// or https://"
         );
     }

@@ -75,7 +75,7 @@ impl S3Object {
 
 /// Lists one bucket page by page (ListObjectsV2, no delimiter, so the listing is flat and recursive).
 ///
-/// Create it with [`S3Source::lister`](super::S3Source::lister). Errors are returned to the caller, never
+/// Create it with [`S3Client::lister`](super::S3Client::lister). Errors are returned to the caller, never
 /// swallowed; after an error the same page can be requested again. To resume in a new lister after a
 /// restart, pass [`BucketLister::last_key`] as `start_after`.
 #[derive(Debug)]

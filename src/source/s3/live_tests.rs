@@ -1,7 +1,7 @@
 //! Test against a live S3-compatible server (e.g. moto), run only when `S3_TEST_ENDPOINT` is set:
 //! `S3_TEST_ENDPOINT=http://127.0.0.1:5077 cargo test --lib source::s3::live_tests`.
 
-use super::{OwnerField, S3Settings, S3Source, to_document};
+use super::{OwnerField, S3Client, S3Settings, to_document};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 
@@ -32,7 +32,7 @@ async fn lists_tricky_keys_and_reports_missing_buckets() {
         max_attempts: 0,
         ..S3Settings::default()
     };
-    let source = S3Source::new(&settings).await.unwrap();
+    let source = S3Client::new(&settings).await.unwrap();
     source.ping().await.unwrap();
     let bucket = format!("content-sync-live-{}", fastrand::u32(..));
     let client = source.client();
