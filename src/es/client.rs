@@ -17,10 +17,6 @@ use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How long a scroll context of `search_all` lives between two pages.
-const SCROLL_KEEP_ALIVE: &str = "1m";
-/// Page size of the paged search helper (Elastic uses 100).
-pub const SEARCH_PAGE_SIZE: usize = 100;
 
 /// A cheaply clonable handle to one Elasticsearch cluster.
 #[derive(Clone)]
@@ -407,80 +403,6 @@ impl EsClient {
         hits_of(&resp, index)
     }
 
-    /// Every hit of `query` (connectors, jobs), read with a scroll of 100 per page: Elastic's helper
-    /// pages with `from`, which Elasticsearch caps at 10 000 hits without a word. A page that says it
-    /// is partial (failed shards, timed out) is an error, never a silently shorter list.
-    pub async fn search_all(
-        &self,
-        index: &str,
-        query: Value,
-        sort: Option<Value>,
-    ) -> Result<Vec<Hit>, EsError> {
-        let mut body =
-            json!({"query": query, "size": SEARCH_PAGE_SIZE, "seq_no_primary_term": true});
-        if let Some(s) = sort {
-            body["sort"] = s;
-        }
-        let params = [
-            ("expand_wildcards", "hidden".to_string()),
-            ("scroll", SCROLL_KEEP_ALIVE.to_string()),
-        ];
-        let first = match self
-            .json(Method::POST, &[index, "_search"], &params, Some(body))
-            .await
-        {
-            Ok(page) => page,
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut scroll_id = first
-            .get("_scroll_id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let mut out = Vec::new();
-        let mut page = first;
-        let result = loop {
-            let hits = match complete_hits(&page, index) {
-                Ok(hits) => hits,
-                Err(e) => break Err(e),
-            };
-            let n = hits.len();
-            out.extend(hits);
-            // A short page is the last one: no request for an empty page after it.
-            let Some(sid) = scroll_id.clone().filter(|_| n == SEARCH_PAGE_SIZE) else {
-                break Ok(());
-            };
-            let next = json!({"scroll_id": sid, "scroll": SCROLL_KEEP_ALIVE});
-            page = match self
-                .json(Method::POST, &["_search", "scroll"], &[], Some(next))
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => break Err(e),
-            };
-            if let Some(next_id) = page.get("_scroll_id").and_then(Value::as_str) {
-                scroll_id = Some(next_id.to_string());
-            }
-        };
-        if let Some(sid) = scroll_id {
-            let clear = json!({"scroll_id": sid});
-            if let Err(e) = self
-                .send(
-                    Method::DELETE,
-                    &["_search", "scroll"],
-                    &[],
-                    Some(Body::Json(clear)),
-                    Retry::Never,
-                )
-                .await
-                && !e.is_not_found()
-            {
-                tracing::debug!(error = %e, "could not clear a scroll");
-            }
-        }
-        result.map(|()| out)
-    }
-
     /// `POST /<index>/_refresh?ignore_unavailable=true`.
     pub async fn refresh(&self, index: &str) -> Result<(), EsError> {
         let q = [("ignore_unavailable", "true".to_string())];
@@ -559,22 +481,7 @@ fn decode(bytes: &[u8], segments: &[&str]) -> Result<Value, EsError> {
     })
 }
 
-/// The hits of a search page, unless the page says it missed some (failed shards, timed out).
-fn complete_hits(page: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
-    let failed = page
-        .pointer("/_shards/failed")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if failed > 0 || page.get("timed_out").and_then(Value::as_bool) == Some(true) {
-        return Err(EsError::Decode {
-            path: format!("/{index}/_search"),
-            cause: format!("partial results ({failed} shards failed or the search timed out)"),
-        });
-    }
-    hits_of(page, index)
-}
-
-fn hits_of(resp: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
+pub(super) fn hits_of(resp: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
     let hits = resp
         .pointer("/hits/hits")
         .cloned()

@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod content;
+mod env;
 mod existing;
 mod extraction_service;
 mod fit;
@@ -26,8 +27,9 @@ use crate::es::bulk::{BulkSink, Op, SinkError};
 use crate::es::connector::Pipeline;
 use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
-use crate::service::context::Context;
 use checkpoint::Recorder;
+pub use env::{ConnectorNow, ContentIndex, JobEnv};
+pub use existing::{ExistingIds, ReadError};
 use listing::{Lister, ListingFailure};
 use options::SyncOptions;
 use progress::Progress;
@@ -80,7 +82,7 @@ pub struct Completed {
 /// When `cancel` fires (cancel request, shutdown) the sync stops at once, wherever it waits: S3
 /// retries, a full queue, bulk requests in flight (the sink is dropped with the sync).
 pub async fn run(
-    ctx: &Context,
+    ctx: &impl JobEnv,
     job: &SyncJob,
     progress: &Progress,
     cancel: CancellationToken,
@@ -92,7 +94,7 @@ pub async fn run(
 }
 
 async fn sync(
-    ctx: &Context,
+    ctx: &impl JobEnv,
     job: &SyncJob,
     progress: &Progress,
     cancel: &CancellationToken,
@@ -105,18 +107,17 @@ async fn sync(
         .to_string();
     // The job document carries its own copy of the index name, which whoever may write the jobs
     // index could point at another connector's index: a full sync would then delete its documents.
-    let connector = ctx.connectors.get(&connector_id).await?;
-    check_index(&index, connector.as_ref().and_then(|c| c.index_name()))?;
+    let connector = ctx.connector(&connector_id).await?.unwrap_or_default();
+    check_index(&index, connector.index_name.as_deref())?;
     let service_type = job
         .connector_snapshot()
         .get("service_type")
         .and_then(Value::as_str)
-        .or_else(|| connector.as_ref().and_then(|c| c.service_type()))
-        .or_else(|| ctx.entry(&connector_id).map(|e| e.service_type.as_str()))
+        .or(connector.service_type.as_deref())
         .unwrap_or_default()
         .to_string();
     let kind = ctx
-        .sources
+        .sources()
         .get(&service_type)
         .ok_or_else(|| SyncError::UnknownSource(service_type.clone()))?;
     let configuration = job.configuration();
@@ -128,13 +129,8 @@ async fn sync(
     let incremental = job.job_type() == "incremental";
     let plan = plan::build(&job.filtering(), kind.as_ref(), source.as_ref()).await?;
 
-    let es = ctx
-        .content_client(&connector_id)
-        .map_err(|e| SyncError::Source(e.to_string()))?;
-    if !es.index_exists(&index).await? {
-        tracing::info!(index = %index, "creating content index");
-        es.create_index(&index, None).await?;
-    }
+    let es = ctx.content_index(&connector_id)?;
+    es.create_if_missing(&index).await?;
     let pipeline = Pipeline::from_value(job.connector_snapshot().get("pipeline"));
     // Named on every bulk request, as Elastic does; whether the cluster has it, the answers tell
     // (the credentials Kibana gives a connector cannot read pipelines).
@@ -148,7 +144,8 @@ async fn sync(
     .into_iter()
     .map(|(k, v)| (k.to_string(), Value::Bool(v)))
     .collect();
-    let mut existing = existing::load(&es, &index)
+    let mut existing = es
+        .existing(&index)
         .await
         .map_err(|e| SyncError::Existing(Box::new(e)))?;
     tracing::info!(index = %index, existing = existing.len(), partitions = plan.partitions.len(),
@@ -156,12 +153,12 @@ async fn sync(
     plan::check_partitions(&plan.partitions, &index, existing.len())?;
 
     let sink = BulkSink::start(
-        es,
-        settings::sink(&ctx.config, &index, pipeline_param),
+        es.bulk(),
+        settings::sink(ctx.config(), &index, pipeline_param),
         progress.counters.clone(),
         progress.watermark.clone(),
     );
-    let content = content::ContentStage::new(&ctx.config, &options, &pipeline, sink.pipeline_on());
+    let content = content::ContentStage::new(ctx.config(), &options, &pipeline, sink.pipeline_on());
     tracing::debug!(mode = ?content.mode(), "content extraction");
     let listing = Lister {
         source: source.as_ref(),
@@ -174,7 +171,7 @@ async fn sync(
         stats: &progress.listing,
         content: &content,
         content_stats: &progress.content,
-        concurrency: ctx.config.elasticsearch.bulk.concurrent_downloads,
+        concurrency: ctx.config().elasticsearch.bulk.concurrent_downloads,
         cancel,
     }
     .run(&plan)

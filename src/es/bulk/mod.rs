@@ -31,6 +31,7 @@ use super::client::EsClient;
 use super::error::{EsError, is_retryable_status};
 use super::job::JobStats;
 use crate::config::ErrorMonitorConfig;
+use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,6 +104,39 @@ pub enum SinkError {
     Closed,
 }
 
+/// Where the sink sends its requests: one `_bulk` attempt (the sink owns retries, since it
+/// decides per item). [`EsClient`] in production; an in-memory index in the sync's unit tests.
+#[async_trait]
+pub trait BulkTransport: Send + Sync {
+    async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        pipeline: Option<&str>,
+    ) -> Result<serde_json::Value, EsError>;
+}
+
+#[async_trait]
+impl BulkTransport for EsClient {
+    async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        pipeline: Option<&str>,
+    ) -> Result<serde_json::Value, EsError> {
+        EsClient::bulk_once(self, ndjson, pipeline).await
+    }
+}
+
+#[async_trait]
+impl BulkTransport for Arc<dyn BulkTransport> {
+    async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        pipeline: Option<&str>,
+    ) -> Result<serde_json::Value, EsError> {
+        self.as_ref().bulk_once(ndjson, pipeline).await
+    }
+}
+
 struct Queued {
     op: Op,
     /// Position in send order (see [`Watermark`]).
@@ -128,7 +162,7 @@ const PERMIT_UNIT: usize = 1024;
 impl BulkSink {
     /// Starts the sink task; it adds its results to `counters` and settles operations in `watermark`.
     pub fn start(
-        es: EsClient,
+        es: impl BulkTransport + 'static,
         settings: SinkSettings,
         counters: Arc<SinkCounters>,
         watermark: Arc<Watermark>,
@@ -138,7 +172,7 @@ impl BulkSink {
         let bytes_total =
             (settings.queue_bytes / PERMIT_UNIT).clamp(1, u32::MAX as usize >> 4) as u32;
         let shared = Arc::new(Shared {
-            es,
+            es: Box::new(es),
             monitor: Mutex::new(ErrorMonitor::new(settings.error_monitor.clone())),
             counters: counters.clone(),
             watermark: watermark.clone(),
@@ -214,7 +248,7 @@ impl BulkSink {
 }
 
 struct Shared {
-    es: EsClient,
+    es: Box<dyn BulkTransport>,
     settings: SinkSettings,
     monitor: Mutex<ErrorMonitor>,
     counters: Arc<SinkCounters>,
