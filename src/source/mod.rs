@@ -12,6 +12,8 @@
 //! through it with the in-memory source of `source/memory`).
 
 pub mod fields;
+#[cfg(test)]
+pub mod memory;
 mod registry;
 pub mod s3;
 
@@ -82,8 +84,9 @@ impl Partition {
     }
 }
 
-/// One listed object: its key, size and version tag, and the document the source makes of it
-/// (with `_id` and `_timestamp`; the sync adds `id` and `etag`).
+/// One listed object: its key, size and version tag, and the document the source makes of it:
+/// with `_id`, `_timestamp`, and `bucket` holding the partition's name (which keeps the documents
+/// of a partition whose listing failed from deletion); the sync adds `id` and `etag`.
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub key: String,

@@ -45,7 +45,7 @@ pub fn unfinished(version: u64) -> u64 {
 }
 
 /// The id, bucket and version of one scroll hit.
-fn hit_entry(hit: &Value) -> Option<(&str, Option<&str>, u64)> {
+pub(super) fn hit_entry(hit: &Value) -> Option<(&str, Option<&str>, u64)> {
     let id = hit
         .pointer("/_source/id")
         .and_then(Value::as_str)

@@ -17,6 +17,9 @@ mod extraction_service;
 mod fit;
 mod listing;
 mod options;
+#[cfg(test)]
+#[path = "tests/mod.rs"]
+mod pipeline_tests;
 mod plan;
 pub mod progress;
 pub mod rules;
