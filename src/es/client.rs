@@ -4,7 +4,8 @@
 //! timeout and no typed responses, and brings a second TLS stack (see README, "Dependencies").
 
 use super::backoff::Backoff;
-use super::error::{EsError, is_retryable_status, transport_cause};
+use super::error::{EsError, transport_cause};
+use super::retry::{RetryPolicy, Verdict, transient_status};
 use crate::config::{EsConfig, Secret};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -27,8 +28,8 @@ pub struct EsClient {
 struct Inner {
     http: reqwest::Client,
     base: Url,
-    max_attempts: u32,
-    backoff: Backoff,
+    /// For [`Retry::Transient`] calls.
+    retry: RetryPolicy,
 }
 
 /// Whether a call may be retried by the client itself.
@@ -148,10 +149,12 @@ impl EsClient {
             inner: Arc::new(Inner {
                 http,
                 base,
-                max_attempts: cfg.max_retries.max(1),
-                backoff: Backoff::new(
-                    Duration::from_secs_f64(cfg.retry_interval.max(0.01)),
-                    MAX_BACKOFF,
+                retry: RetryPolicy::new(
+                    cfg.max_retries,
+                    Backoff::new(
+                        Duration::from_secs_f64(cfg.retry_interval.max(0.01)),
+                        MAX_BACKOFF,
+                    ),
                 ),
             }),
         })
@@ -198,53 +201,52 @@ impl EsClient {
             ),
             Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(b)),
         };
-        let attempts = if retry == Retry::Transient {
-            self.inner.max_attempts
-        } else {
-            1
+        let policy = match retry {
+            Retry::Transient => self.inner.retry,
+            Retry::Never => RetryPolicy::once(),
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let attempt = |_| {
             let mut req = self.inner.http.request(method.clone(), url.clone());
             if let (Some(ct), Some(b)) = (content_type, &bytes) {
                 req = req
                     .header(reqwest::header::CONTENT_TYPE, ct)
                     .body(b.clone());
             }
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.bytes().await {
-                        Ok(b) => Ok((status, b.to_vec())),
-                        Err(e) => Err(transport_cause(&e)),
+            async move {
+                match req.send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        match resp.bytes().await {
+                            Ok(b) => Ok((status, b.to_vec())),
+                            Err(e) => Err(transport_cause(&e)),
+                        }
                     }
+                    Err(e) => Err(transport_cause(&e)),
                 }
-                Err(e) => Err(transport_cause(&e)),
-            };
-            let retryable = match &outcome {
-                Ok((status, _)) => is_retryable_status(*status),
-                Err(_) => true,
-            };
-            if retryable && attempt < attempts {
-                let delay = self.inner.backoff.delay(attempt);
-                tracing::warn!(method = %method, path = %path, attempt, delay_ms = delay.as_millis() as u64,
-                    "elasticsearch call failed, retrying");
-                tokio::time::sleep(delay).await;
-                continue;
             }
-            return match outcome {
-                Ok((status, body)) if status.is_success() => Ok((status, body)),
-                Ok((status, _)) if status == StatusCode::CONFLICT => {
-                    Err(EsError::Conflict { path })
-                }
-                Ok((status, body)) => Err(status_error(status, &method, &path, &body)),
-                Err(cause) => Err(EsError::Transport {
-                    method: method.to_string(),
-                    path,
-                    cause,
-                }),
-            };
+        };
+        // No answer, or a transient status: another attempt may do better.
+        let classify = |outcome: &Result<(StatusCode, Vec<u8>), String>| match outcome {
+            Ok((status, _)) if !transient_status(status.as_u16()) => Verdict::Final,
+            _ => Verdict::Retry,
+        };
+        let on_retry = |attempt: u32, delay: Duration, _: &_| {
+            tracing::warn!(method = %method, path = %path, attempt, delay_ms = delay.as_millis() as u64,
+                "elasticsearch call failed, retrying");
+        };
+        let outcome = policy
+            .run(None, attempt, classify, on_retry)
+            .await
+            .expect("not cancellable");
+        match outcome {
+            Ok((status, body)) if status.is_success() => Ok((status, body)),
+            Ok((status, _)) if status == StatusCode::CONFLICT => Err(EsError::Conflict { path }),
+            Ok((status, body)) => Err(status_error(status, &method, &path, &body)),
+            Err(cause) => Err(EsError::Transport {
+                method: method.to_string(),
+                path,
+                cause,
+            }),
         }
     }
 

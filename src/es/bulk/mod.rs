@@ -26,10 +26,10 @@ pub use op::Op;
 pub use outcome::{ItemOutcome, classify, names_missing_pipeline};
 pub use watermark::{Tally, Watermark};
 
-use super::backoff::Backoff;
 use super::client::EsClient;
-use super::error::{EsError, is_retryable_status};
+use super::error::EsError;
 use super::job::JobStats;
+use super::retry::RetryPolicy;
 use crate::config::ErrorMonitorConfig;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,9 +49,8 @@ pub struct SinkSettings {
     pub chunk_lines: usize,
     pub chunk_bytes: usize,
     pub max_concurrency: usize,
-    /// Attempts per request and per item, the first included.
-    pub max_attempts: u32,
-    pub backoff: Backoff,
+    /// Attempts per request and per item (the first included), and the pauses between them.
+    pub retry: RetryPolicy,
     /// Docs without `_attachment` whose serialized size exceeds this are dropped; 0 = no cap.
     pub max_text_bytes: usize,
     pub queue_items: usize,
@@ -353,12 +352,11 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
         let resp = match shared.es.bulk_once(body, pipeline).await {
             Ok(resp) => resp,
             Err(e) => {
-                if request_retryable(&e) && attempt < s.max_attempts {
+                if let Some(delay) = s.retry.pause_after(attempt).filter(|_| e.is_transient()) {
                     shared
                         .counters
                         .request_retries
                         .fetch_add(1, Ordering::Relaxed);
-                    let delay = s.backoff.delay(attempt);
                     tracing::warn!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "bulk request failed, retrying");
                     tokio::time::sleep(delay).await;
                     continue;
@@ -399,7 +397,7 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             }
             match classify(&queued.op, &item) {
                 ItemOutcome::Success => shared.record_success(&queued),
-                ItemOutcome::Retry { status, reason } if attempt < s.max_attempts => {
+                ItemOutcome::Retry { status, reason } if attempt < s.retry.max_attempts() => {
                     tracing::debug!(id = queued.op.id(), status, reason = %reason, "bulk item will be retried");
                     shared.counters.item_retries.fetch_add(1, Ordering::Relaxed);
                     retry.push(queued);
@@ -416,17 +414,10 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             // Only the pipeline was wrong: send again at once, without spending an attempt.
             attempt -= 1;
         } else {
-            tokio::time::sleep(s.backoff.delay(attempt)).await;
+            tokio::time::sleep(s.retry.pause_after(attempt).unwrap_or_default()).await;
         }
         retry.extend(resend);
         pending = retry;
-    }
-}
-
-fn request_retryable(e: &EsError) -> bool {
-    match e {
-        EsError::Transport { .. } => true,
-        other => other.status().is_some_and(is_retryable_status),
     }
 }
 
