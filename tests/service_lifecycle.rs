@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use common::{Raw, ServiceProcess, TestWorld, doc_id, free_port, s3_configuration, secs};
 use serde_json::{Value, json};
 
-/// Elastic's S3 configuration schema (spec §7.1), verbatim.
+/// Elastic's S3 configuration schema (docs/architecture.md#the-s3-source), verbatim.
 const ELASTIC_SCHEMA: &str = r#"{"buckets":{"default_value":null,"depends_on":[],"display":"textarea","label":"AWS Buckets","options":[],"order":1,"required":true,"sensitive":false,"tooltip":"AWS Buckets are ignored when Advanced Sync Rules are used.","type":"list","ui_restrictions":[],"validations":[],"value":""},
  "aws_access_key_id":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Access Key Id","options":[],"order":2,"required":true,"sensitive":false,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},
  "aws_secret_access_key":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Secret Key","options":[],"order":3,"required":true,"sensitive":true,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},
@@ -22,7 +22,7 @@ const ELASTIC_SCHEMA: &str = r#"{"buckets":{"default_value":null,"depends_on":[]
  "page_size":{"default_value":100,"depends_on":[],"display":"numeric","label":"Maximum size of page","options":[],"order":7,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
  "use_text_extraction_service":{"default_value":null,"depends_on":[],"display":"toggle","label":"Use text extraction service","options":[],"order":8,"required":true,"sensitive":false,"tooltip":"Requires a separate deployment of the Elastic Text Extraction Service. Requires that pipeline settings disable text extraction.","type":"bool","ui_restrictions":["advanced"],"validations":[],"value":false}}"#;
 
-/// `features` of an S3 connector (spec §3.4), with incremental sync (our addition).
+/// `features` of an S3 connector (docs/protocol.md#connector-documents), with incremental sync (our addition).
 fn s3_features() -> Value {
     json!({"sync_rules": {"basic": {"enabled": true}, "advanced": {"enabled": true}},
            "document_level_security": {"enabled": false},
@@ -30,7 +30,7 @@ fn s3_features() -> Value {
            "native_connector_api_keys": {"enabled": false}})
 }
 
-/// The 13 keys of a rich configurable field (spec §3.2).
+/// The 13 keys of a rich configurable field (docs/protocol.md#connector-documents).
 const RICH_KEYS: [&str; 13] = [
     "default_value",
     "depends_on",
@@ -125,7 +125,7 @@ async fn docs_by_id(world: &TestWorld, index: &str) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// What Elastic's S3 connector indexes for each object of `bucket` (spec §7.5), from a ListObjects
+/// What Elastic's S3 connector indexes for each object of `bucket` (docs/architecture.md#the-s3-source), from a ListObjects
 /// (v1) listing of the bucket: `_id` → document (without `_id`).
 async fn expected_docs(world: &TestWorld, bucket: &str) -> BTreeMap<String, Value> {
     let listing = world

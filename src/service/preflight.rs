@@ -1,4 +1,4 @@
-//! Startup checks (§2.1): wait for Elasticsearch, check its version, create the system indices.
+//! Startup checks (docs/protocol.md#what-the-cluster-is): wait for Elasticsearch, check its version, create the system indices.
 
 use crate::config::Config;
 use crate::es::backoff::Backoff;

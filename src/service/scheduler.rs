@@ -1,4 +1,4 @@
-//! The scheduler loop (§3.3, §4): per poll and per handled connector, bring its document up to date
+//! The scheduler loop (docs/protocol.md#connector-documents, docs/protocol.md#scheduling-and-picking-up-jobs): per poll and per handled connector, bring its document up to date
 //! (schema, features, check-in, status) and create the scheduled jobs that are due.
 
 use super::context::Context;
@@ -107,7 +107,7 @@ async fn schedule(
     try_schedule(ctx, &id, "full", last_wake_up, this_wake_up).await
 }
 
-/// §3.5: a DEFAULT draft in state `edited` is validated; the result is written and, when valid, the
+/// docs/protocol.md#sync-rules: a DEFAULT draft in state `edited` is validated; the result is written and, when valid, the
 /// draft becomes active. Rules that cannot even be read (unknown rule type…) fail the check with
 /// Elastic's message, which becomes the connector's `error`.
 async fn validate_draft_filtering(
@@ -138,7 +138,7 @@ async fn validate_draft_filtering(
     }
 }
 
-/// §3.3 step 1: schema, service type and features, written with optimistic concurrency.
+/// docs/protocol.md#connector-documents: schema, service type and features, written with optimistic concurrency.
 async fn prepare(ctx: &Context, id: &str) -> anyhow::Result<Option<Connector>> {
     let entry = ctx.entry(id);
     let result = ctx
@@ -202,7 +202,7 @@ async fn heartbeat(ctx: &Context, c: &Connector) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// §4.2: create a job of `job_type` when its schedule fired since the previous poll. The write of
+/// docs/protocol.md#scheduling-and-picking-up-jobs: create a job of `job_type` when its schedule fired since the previous poll. The write of
 /// `last_*_scheduled_at` is guarded by `if_seq_no`, so of several instances only one creates the job.
 async fn try_schedule(
     ctx: &Context,

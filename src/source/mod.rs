@@ -148,7 +148,7 @@ pub trait SourceKind: Send + Sync {
     ) -> Result<Box<dyn Source>, SourceError>;
 }
 
-/// The extension of a key as Elastic computes it (§7.7): from the last `.` of the last path component,
+/// The extension of a key as Elastic computes it (docs/protocol.md#sync-rules): from the last `.` of the last path component,
 /// dot included. `a.tar.gz` → `.gz`; `.bashrc`, `dir/` and `README` → `None`.
 pub fn file_extension(key: &str) -> Option<&str> {
     let name = key.rsplit('/').next().unwrap_or(key);

@@ -1,4 +1,4 @@
-//! The content stage (§6.4, §8): downloads extractable objects and puts their text in `body` — or,
+//! The content stage (docs/architecture.md#content): downloads extractable objects and puts their text in `body` — or,
 //! in Elastic's modes, the bytes in `_attachment` for the ingest pipeline, or the Data Extraction
 //! Service's text in `body`.
 //!

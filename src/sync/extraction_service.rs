@@ -1,4 +1,4 @@
-//! Elastic's Data Extraction Service client (§8.4): `PUT {host}/extract_text/`, streaming the bytes or
+//! Elastic's Data Extraction Service client (docs/architecture.md#content): `PUT {host}/extract_text/`, streaming the bytes or
 //! pointing at a file in the shared volume. A file the service cannot parse yields an empty text,
 //! as in Elastic's service; a service that does not answer (unreachable, timed out, 429, 5xx) is
 //! [`Unavailable`], so that indexed text is not replaced by nothing.

@@ -142,7 +142,7 @@ impl Lister<'_> {
             .map_err(|e| ListingFailure::Fatal(SyncError::Rules(e.to_string())))?;
         if !included {
             self.stats.excluded_by_rules.fetch_add(1, Ordering::Relaxed);
-            return Ok(None); // stays in `existing`: an indexed copy gets deleted (§6.2 step 5)
+            return Ok(None); // stays in `existing`: an indexed copy gets deleted (docs/architecture.md#the-data-path)
         }
         let previous = self.existing.take(&id);
         let version = fingerprint(

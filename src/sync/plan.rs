@@ -12,8 +12,8 @@ pub struct Plan {
     pub basic: BasicRules,
 }
 
-/// Validates the job's filtering snapshot (§5.3 step 7) and builds the plan; advanced rules, when
-/// present, decide the partitions (§7.4).
+/// Validates the job's filtering snapshot (docs/protocol.md#a-jobs-life) and builds the plan; advanced rules, when
+/// present, decide the partitions (docs/architecture.md#the-s3-source).
 pub async fn build(
     filtering: &Value,
     kind: &dyn SourceKind,

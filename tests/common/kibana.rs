@@ -52,7 +52,7 @@ pub fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// A filled S3 `configuration`: the 8 schema entries of the Python connector (spec §7.1, with
+/// A filled S3 `configuration`: the 8 schema entries of the Python connector (docs/architecture.md#the-s3-source, with
 /// all 13 rich-field keys) plus `endpoint_url` (this world's S3), `region` and `force_path_style`.
 /// `buckets` is stored like Kibana stores a list field: a comma-separated string.
 ///

@@ -1,4 +1,4 @@
-//! The S3 client: configuration (§7.3), per-region clients, ping, bucket resolution, listing and download.
+//! The S3 client: configuration (docs/architecture.md#the-s3-source), per-region clients, ping, bucket resolution, listing and download.
 
 use super::endpoint::{is_local_or_ip, redact_userinfo};
 use super::error::S3Error;
@@ -22,7 +22,7 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 /// Access to the configured S3 (or S3-compatible) service.
 ///
-/// Holds a default client plus one client per bucket region, created on first use (§7.3).
+/// Holds a default client plus one client per bucket region, created on first use (docs/architecture.md#the-s3-source).
 #[derive(Debug)]
 pub struct S3Client {
     default: Client,
@@ -132,7 +132,7 @@ impl S3Client {
         &self.default_region
     }
 
-    /// Connectivity check: ListBuckets with the default client (§7.6).
+    /// Connectivity check: ListBuckets with the default client (docs/architecture.md#the-s3-source).
     pub async fn ping(&self) -> Result<(), S3Error> {
         self.default
             .list_buckets()
@@ -285,7 +285,7 @@ fn region_from_location(location: Option<&str>, custom_endpoint: bool) -> Option
     match location.unwrap_or_default() {
         "" if custom_endpoint => None,
         "" => Some(FALLBACK_REGION.to_owned()),
-        // Legacy constraint of the first EU region (Elastic used it verbatim, §11.9).
+        // Legacy constraint of the first EU region (Elastic used it verbatim, docs/architecture.md#the-s3-source).
         "EU" => Some("eu-west-1".to_owned()),
         region => Some(region.to_owned()),
     }

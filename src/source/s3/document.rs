@@ -1,4 +1,4 @@
-//! The document produced for each S3 object (§7.5) and helpers shared with the sync.
+//! The document produced for each S3 object (docs/architecture.md#the-s3-source) and helpers shared with the sync.
 
 use super::listing::S3Object;
 use chrono::{DateTime, Timelike, Utc};

@@ -93,7 +93,7 @@ pub struct S3Store {
 
 #[async_trait]
 impl Source for S3Store {
-    /// Advanced rules, when present, replace `buckets` entirely (§7.4); `buckets: *` is resolved
+    /// Advanced rules, when present, replace `buckets` entirely (docs/architecture.md#the-s3-source); `buckets: *` is resolved
     /// with ListBuckets.
     async fn partitions(&self, advanced: Option<&Value>) -> Result<Vec<Partition>, PartitionError> {
         if let Some(value) = advanced {

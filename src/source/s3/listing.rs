@@ -1,4 +1,4 @@
-//! Paged, resumable listing of one bucket with ListObjectsV2 (§7.4, with errors surfaced, see §11.2).
+//! Paged, resumable listing of one bucket with ListObjectsV2 (docs/architecture.md#the-s3-source; errors are surfaced, never a short listing).
 
 use super::error::S3Error;
 use super::paging::{Advance, PageView, Paging};
@@ -7,7 +7,7 @@ use aws_sdk_s3::types::{EncodingType, Object, Owner};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-/// The `owner` of a listed object, with Elastic's three shapes (§7.5).
+/// The `owner` of a listed object, with Elastic's three shapes (docs/architecture.md#the-s3-source).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerField {
     /// No `Owner` element in the listing: `""`.

@@ -1,4 +1,4 @@
-//! Advanced sync rules for S3 (§7.7), with our `glob` and `regex` additions: which buckets (and
+//! Advanced sync rules for S3 (docs/protocol.md#sync-rules), with our `glob` and `regex` additions: which buckets (and
 //! prefixes) a sync lists, and which listed keys it keeps.
 //!
 //! # Format

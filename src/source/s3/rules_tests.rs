@@ -1,4 +1,4 @@
-//! Advanced rules (§7.7 + our `glob` and `regex`): parsing, messages, `keeps`.
+//! Advanced rules (docs/protocol.md#sync-rules + our `glob` and `regex`): parsing, messages, `keeps`.
 
 use super::{AdvancedRule, parse as parse_rules};
 use crate::source::KeyFilter;

@@ -1,4 +1,4 @@
-//! Reading and validating the S3 connector's configuration (§7.2).
+//! Reading and validating the S3 connector's configuration (docs/architecture.md#the-s3-source).
 
 use super::schema::{FIELDS, FieldSpec, FieldType, Scalar};
 use crate::config::Secret;
@@ -103,7 +103,7 @@ fn value_to_string(v: &Value) -> String {
     }
 }
 
-/// Converts a stored value to the schema type (§7.2). `Err` carries the validation message.
+/// Converts a stored value to the schema type (docs/architecture.md#the-s3-source). `Err` carries the validation message.
 fn convert(spec: &FieldSpec, v: &Value) -> Result<Typed, String> {
     let bad = |what: &str| format!("'{}' must be {what}, got {v}.", spec.label);
     Ok(match spec.field_type {
@@ -203,7 +203,7 @@ fn int_in<T: TryFrom<i64>>(
 
 impl S3Settings {
     /// Reads the connector's `configuration` map (rich fields, or plain values) and validates it:
-    /// first [`validate_config_fields`], then the per-field checks of `validate_config` (§7.2).
+    /// first [`validate_config_fields`], then the per-field checks of `validate_config` (docs/architecture.md#the-s3-source).
     pub fn from_configuration(cfg: &Map<String, Value>) -> Result<S3Settings, SettingsError> {
         validate_config_fields(cfg)?;
         let mut errors = Vec::new();

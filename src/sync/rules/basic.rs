@@ -1,4 +1,4 @@
-//! Basic sync rules (§7.8): parsing with Elastic's raising behaviour, and evaluation per document.
+//! Basic sync rules (docs/protocol.md#sync-rules): parsing with Elastic's raising behaviour, and evaluation per document.
 //!
 //! A rule is `{id, policy, field, rule, value, order}`. Evaluation uses the active rules minus the
 //! `DEFAULT` one, sorted ascending by `order` (stable); the first rule that matches a document

@@ -1,4 +1,4 @@
-//! Sync rules (§3.5, §7.7, §7.8): validation of a filtering object and basic rules (which produced
+//! Sync rules (docs/protocol.md#sync-rules): validation of a filtering object and basic rules (which produced
 //! documents to index). Pure logic, no I/O. Advanced rules (what to list) belong to each source
 //! ([`crate::source::SourceKind::validate_advanced_rules`], [`crate::source::Source::partitions`]).
 //!
@@ -110,7 +110,7 @@ impl ValidationResult {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// The job error when a job's filtering is not valid (§5.3 step 7):
+    /// The job error when a job's filtering is not valid (docs/protocol.md#a-jobs-life):
     /// `Filtering in state FilteringValidationState.INVALID, errors: [(ids: ['r3'], messages: […])].`
     /// Elastic renders the state with its enum repr, as here, and each error with its object repr
     /// (`<…FilterValidationError object at 0x…>`, which carries no information); we render each
@@ -136,7 +136,7 @@ impl ValidationResult {
     }
 }
 
-/// §3.5 + §7.7 + §7.8: validates a filtering object (`{rules, advanced_snippet, validation}` — a
+/// docs/protocol.md#sync-rules: validates a filtering object (`{rules, advanced_snippet, validation}` — a
 /// draft or a job's snapshot) for a connector of `source`'s kind. Errors come in this order: schema
 /// errors (rule by rule), match-all regexes (rule by rule), the first semantic-duplicate pair, the
 /// advanced snippet (only when its value is non-empty), and last — ours — basic `regex` rules that

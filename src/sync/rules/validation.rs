@@ -1,4 +1,4 @@
-//! Filtering validation (§3.5 step 2, §7.7, §7.8): Elastic's validators, in Elastic's order, with
+//! Filtering validation (docs/protocol.md#sync-rules): Elastic's validators, in Elastic's order, with
 //! Elastic's messages, then our one addition.
 //!
 //! 1. schema, rule by rule (first violation of each rule, fastjsonschema wording);

@@ -1,4 +1,4 @@
-//! `validate`: Elastic's messages, order and raising cases (§3.5, §7.7, §7.8).
+//! `validate`: Elastic's messages, order and raising cases (docs/protocol.md#sync-rules).
 
 use super::{advanced_filtering, default_rule, filtering, rule};
 use crate::source::s3::S3Kind;
