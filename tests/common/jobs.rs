@@ -9,6 +9,19 @@ use super::{Raw, ServiceProcess, TestWorld, log_tail, secs};
 /// Statuses of a job that has ended (a `suspended` job has not: it resumes).
 pub const ENDED: &[&str] = &["completed", "error", "canceled"];
 
+/// Statuses after which a job does not change any more by itself.
+pub const TERMINAL: &[&str] = &["completed", "error", "canceled", "suspended"];
+
+/// Waits for a terminal job status (see [`TestWorld::wait_job`]).
+pub async fn wait_done(
+    world: &TestWorld,
+    job_id: &str,
+    timeout: Duration,
+    services: &[&ServiceProcess],
+) -> Value {
+    world.wait_job(job_id, TERMINAL, timeout, services).await
+}
+
 impl TestWorld {
     /// Waits until the job's status is one of `statuses`; returns the job. On timeout shows the
     /// job and the tail of each service's log.
@@ -86,4 +99,34 @@ impl TestWorld {
         })
         .await
     }
+}
+
+/// Waits until the job is terminated (`completed`, `error` or `canceled`) and returns it.
+pub async fn wait_job_done(world: &TestWorld, job_id: &str, timeout: Duration) -> Value {
+    world
+        .wait_for(&format!("job {job_id} terminated"), timeout, async || {
+            let job = world.job(job_id).await.unwrap_or(Value::Null);
+            match job["status"].as_str() {
+                Some("completed" | "error" | "canceled") => Ok(job),
+                _ => Err(job),
+            }
+        })
+        .await
+}
+
+/// Waits for a `completed` job; panics with the job and the service log otherwise.
+pub async fn wait_completed(
+    world: &TestWorld,
+    svc: &ServiceProcess,
+    job_id: &str,
+    timeout: Duration,
+) -> Value {
+    let job = wait_job_done(world, job_id, timeout).await;
+    assert_eq!(
+        job["status"],
+        "completed",
+        "job {job_id}: {job}\nservice log:\n{}",
+        svc.logs()
+    );
+    job
 }
