@@ -1,7 +1,9 @@
-//! Waiting for sync jobs to reach a status, with the services' log tails on timeout.
+//! Waiting for sync jobs to reach a status, with the services' log tails on timeout; reading the
+//! timestamps jobs and connectors carry.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Raw, ServiceProcess, TestWorld, log_tail, secs};
@@ -129,4 +131,26 @@ pub async fn wait_completed(
         svc.logs()
     );
     job
+}
+
+/// Parses an ES timestamp; panics with the field name if it is not one.
+#[track_caller]
+pub fn ts(v: &Value, what: &str) -> DateTime<Utc> {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {v}"));
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{what} = {s:?} is not RFC 3339: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// Asserts `v` is a timestamp within the last `max_age` (and not in the future beyond clock skew).
+#[track_caller]
+pub fn assert_recent(v: &Value, what: &str, max_age: Duration) {
+    let t = ts(v, what);
+    let age = Utc::now() - t;
+    assert!(
+        age <= chrono::Duration::from_std(max_age).unwrap() && age >= chrono::Duration::seconds(-5),
+        "{what} = {v} is not within the last {max_age:?}"
+    );
 }
