@@ -16,6 +16,8 @@ OSMEM_VERSION="0.1.6"
 PINS="moto[server]==${MOTO_VERSION} osmem-server==${OSMEM_VERSION}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Their dependencies (boto3, botocore, Flask, …) pinned too: see the file's first lines.
+CONSTRAINTS="${ROOT}/scripts/stand-ins-constraints.txt"
 LOCAL="${ROOT}/.local"
 VENV="${LOCAL}/venv"
 STAMP="${VENV}/.stand-ins-stamp"
@@ -44,7 +46,9 @@ install_faketime() {
 
 cmd_install() {
     install_faketime
-    if [[ -f "${STAMP}" && "$(cat "${STAMP}")" == "${PINS}" && -x "${VENV}/bin/python" ]]; then
+    local want
+    want="${PINS} $(cksum <"${CONSTRAINTS}")"
+    if [[ -f "${STAMP}" && "$(cat "${STAMP}")" == "${want}" && -x "${VENV}/bin/python" ]]; then
         return 0
     fi
     mkdir -p "${LOCAL}"
@@ -52,9 +56,10 @@ cmd_install() {
         "${PYTHON}" -m venv "${VENV}"
     fi
     # shellcheck disable=SC2086 # PINS is a list of requirement specifiers
-    "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check ${PINS} \
-        || die "pip install of ${PINS} failed"
-    echo "${PINS}" >"${STAMP}"
+    "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --constraint "${CONSTRAINTS}" ${PINS} \
+        || die "pip install of ${PINS} (constrained by ${CONSTRAINTS}) failed"
+    echo "${want}" >"${STAMP}"
 }
 
 osmem_bin() {

@@ -1,4 +1,4 @@
-//! Log output as Elastic's service writes it (§10.5): text lines by default, ECS JSON lines with
+//! Log output as Elastic's service writes it (docs/protocol.md#service-loops-and-logs): text lines by default, ECS JSON lines with
 //! `--filebeat`. Fields of the enclosing spans (`connector_id`, `sync_job_id`, …) are carried into
 //! each line: as Elastic's `[Connector id: …, index name: …, Sync job id: …]` prefix in text, as
 //! `labels.*` in ECS.

@@ -126,10 +126,14 @@ fn run_static_actions(args: &Args) -> Option<ExitCode> {
         println!("Registered connectors:\n- Amazon S3\nBye");
         return Some(ExitCode::SUCCESS);
     }
-    match args.service_type.as_deref() {
-        Some("s3") => {
-            println!("Getting default configuration for service type s3");
-            let schema = serde_json::Value::Object(content_sync::service::source::schema());
+    let sources = content_sync::source::Registry::new(&config::Config::default());
+    match args.service_type.as_deref().and_then(|t| sources.get(t)) {
+        Some(kind) => {
+            println!(
+                "Getting default configuration for service type {}",
+                kind.service_type()
+            );
+            let schema = serde_json::Value::Object(kind.configuration_schema());
             println!(
                 "{}",
                 serde_json::to_string_pretty(&schema).expect("schema serializes")
@@ -137,10 +141,10 @@ fn run_static_actions(args: &Args) -> Option<ExitCode> {
             println!("Bye");
             Some(ExitCode::SUCCESS)
         }
-        other => {
+        None => {
             eprintln!(
                 "error: Could not find a connector for service type {}",
-                other.unwrap_or("<none>")
+                args.service_type.as_deref().unwrap_or("<none>")
             );
             Some(ExitCode::from(2))
         }

@@ -1,4 +1,4 @@
-//! `_connector` API mode (§2.3) against a test double of those APIs, and `auto`'s fallback to
+//! `_connector` API mode (docs/protocol.md#direct-writes-or-the-_connector-api) against a test double of those APIs, and `auto`'s fallback to
 //! direct-index mode on a cluster without them.
 
 mod common;

@@ -211,7 +211,7 @@ async fn the_data_extraction_service_fills_body() {
     assert_eq!(des.hits(0), 1, "one file sent to the service");
 }
 
-/// File-pointer mode (§8.4): the file is written to `shared_volume_dir`, the service gets its path in
+/// File-pointer mode (docs/architecture.md#content): the file is written to `shared_volume_dir`, the service gets its path in
 /// `local_file_path` and no body, and the temp file is gone once the sync is done.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_data_extraction_service_reads_a_shared_file() {

@@ -1,51 +1,17 @@
-//! The service's normal lifecycle, seen from the outside (what Kibana or a user checks): first
-//! check-in, connector status, on-demand and scheduled full syncs with their exact documents,
-//! deletions, several buckets, and the CLIs.
+//! The service's normal lifecycle, seen from the outside (what Kibana or a user checks): on-demand
+//! and scheduled full syncs with their exact documents, deletions and several buckets. The first
+//! check-in and connector statuses are in `service_connectors.rs`, the CLIs in `service_cli.rs`.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use common::{Raw, ServiceProcess, TestWorld, doc_id, free_port, s3_configuration, secs};
+use common::{
+    ServiceProcess, TestWorld, assert_recent, doc_id, s3_configuration, secs, ts, wait_completed,
+};
 use serde_json::{Value, json};
-
-/// Elastic's S3 configuration schema (spec §7.1), verbatim.
-const ELASTIC_SCHEMA: &str = r#"{"buckets":{"default_value":null,"depends_on":[],"display":"textarea","label":"AWS Buckets","options":[],"order":1,"required":true,"sensitive":false,"tooltip":"AWS Buckets are ignored when Advanced Sync Rules are used.","type":"list","ui_restrictions":[],"validations":[],"value":""},
- "aws_access_key_id":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Access Key Id","options":[],"order":2,"required":true,"sensitive":false,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},
- "aws_secret_access_key":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Secret Key","options":[],"order":3,"required":true,"sensitive":true,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},
- "read_timeout":{"default_value":90,"depends_on":[],"display":"numeric","label":"Read timeout","options":[],"order":4,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
- "connect_timeout":{"default_value":90,"depends_on":[],"display":"numeric","label":"Connection timeout","options":[],"order":5,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
- "max_attempts":{"default_value":5,"depends_on":[],"display":"numeric","label":"Maximum retry attempts","options":[],"order":6,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
- "page_size":{"default_value":100,"depends_on":[],"display":"numeric","label":"Maximum size of page","options":[],"order":7,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
- "use_text_extraction_service":{"default_value":null,"depends_on":[],"display":"toggle","label":"Use text extraction service","options":[],"order":8,"required":true,"sensitive":false,"tooltip":"Requires a separate deployment of the Elastic Text Extraction Service. Requires that pipeline settings disable text extraction.","type":"bool","ui_restrictions":["advanced"],"validations":[],"value":false}}"#;
-
-/// `features` of an S3 connector (spec §3.4), with incremental sync (our addition).
-fn s3_features() -> Value {
-    json!({"sync_rules": {"basic": {"enabled": true}, "advanced": {"enabled": true}},
-           "document_level_security": {"enabled": false},
-           "incremental_sync": {"enabled": true},
-           "native_connector_api_keys": {"enabled": false}})
-}
-
-/// The 13 keys of a rich configurable field (spec §3.2).
-const RICH_KEYS: [&str; 13] = [
-    "default_value",
-    "depends_on",
-    "display",
-    "label",
-    "options",
-    "order",
-    "required",
-    "sensitive",
-    "tooltip",
-    "type",
-    "ui_restrictions",
-    "validations",
-    "value",
-];
 
 /// The fields of an indexed S3 document when no ingest pipeline ran, or after the default one
 /// (Elastic's, plus our `etag`).
@@ -60,58 +26,6 @@ const DOC_FIELDS: [&str; 8] = [
     "storage_class",
 ];
 
-/// Parses an ES timestamp; panics with the field name if it is not one.
-#[track_caller]
-fn ts(v: &Value, what: &str) -> DateTime<Utc> {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("{what} is not a string: {v}"));
-    DateTime::parse_from_rfc3339(s)
-        .unwrap_or_else(|e| panic!("{what} = {s:?} is not RFC 3339: {e}"))
-        .with_timezone(&Utc)
-}
-
-/// Asserts `v` is a timestamp within the last `max_age` (and not in the future beyond clock skew).
-#[track_caller]
-fn assert_recent(v: &Value, what: &str, max_age: Duration) {
-    let t = ts(v, what);
-    let age = Utc::now() - t;
-    assert!(
-        age <= chrono::Duration::from_std(max_age).unwrap() && age >= chrono::Duration::seconds(-5),
-        "{what} = {v} is not within the last {max_age:?}"
-    );
-}
-
-/// Waits until the job is terminated (`completed`, `error` or `canceled`) and returns it.
-async fn wait_job_done(world: &TestWorld, job_id: &str, timeout: Duration) -> Value {
-    world
-        .wait_for(&format!("job {job_id} terminated"), timeout, async || {
-            let job = world.job(job_id).await.unwrap_or(Value::Null);
-            match job["status"].as_str() {
-                Some("completed" | "error" | "canceled") => Ok(job),
-                _ => Err(job),
-            }
-        })
-        .await
-}
-
-/// Waits for a `completed` job; panics with the job and the service log otherwise.
-async fn wait_job_completed(
-    world: &TestWorld,
-    svc: &ServiceProcess,
-    job_id: &str,
-    timeout: Duration,
-) -> Value {
-    let job = wait_job_done(world, job_id, timeout).await;
-    assert_eq!(
-        job["status"],
-        "completed",
-        "job {job_id}: {job}\nservice log:\n{}",
-        svc.logs()
-    );
-    job
-}
-
 /// `_id` → `_source` of every document of `index`.
 async fn docs_by_id(world: &TestWorld, index: &str) -> BTreeMap<String, Value> {
     world
@@ -125,7 +39,7 @@ async fn docs_by_id(world: &TestWorld, index: &str) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// What Elastic's S3 connector indexes for each object of `bucket` (spec §7.5), from a ListObjects
+/// What Elastic's S3 connector indexes for each object of `bucket` (docs/architecture.md#the-s3-source), from a ListObjects
 /// (v1) listing of the bucket: `_id` → document (without `_id`).
 async fn expected_docs(world: &TestWorld, bucket: &str) -> BTreeMap<String, Value> {
     let listing = world
@@ -202,276 +116,6 @@ fn python_isoformat(t: DateTime<Utc>) -> String {
     }
 }
 
-/// Writes a config file for `ids` into the world's temp dir and returns its path.
-fn write_config(world: &TestWorld, ids: &[&str], name: &str) -> PathBuf {
-    let path = world.tmp_dir().join(format!("{name}.yml"));
-    std::fs::write(&path, world.config_yaml(ids, "")).expect("write config");
-    path
-}
-
-/// Output of one run of the binary.
-struct CliOutput {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `content-sync <args>` to completion (no config unless `args` has `-c`).
-async fn cli(args: &[&str]) -> CliOutput {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_content-sync"))
-        .args(args)
-        .env("ALLOW_ES_VERSION_MISMATCH", "true")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .await
-        .expect("run content-sync");
-    CliOutput {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs a CLI command and panics with its output unless it succeeds; returns stdout.
-async fn cli_ok(args: &[&str]) -> String {
-    let out = cli(args).await;
-    assert!(
-        out.success,
-        "content-sync {args:?} failed\nstdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-    out.stdout
-}
-
-/// Sets `configuration.<field>.value` for each `(field, value)` and the status, as Kibana's
-/// configuration form (ES `_configuration` API) does.
-async fn kibana_configure(world: &TestWorld, id: &str, values: &[(&str, Value)]) {
-    let configuration: serde_json::Map<String, Value> = values
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!({ "value": v })))
-        .collect();
-    world
-        .update_connector(
-            id,
-            json!({"configuration": configuration, "status": "configured"}),
-        )
-        .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn first_check_in_writes_the_schema_then_the_configured_connector_connects() {
-    let world = TestWorld::start().await;
-    let bucket = world.name("first");
-    world.create_bucket(&bucket, None).await;
-    let id = world.name("fresh");
-    let index = world.name("search-fresh");
-    // Kibana creates a connector with an empty configuration and status `created`.
-    let created = world
-        .create_connector_doc(&id, &index, json!({}), json!({}))
-        .await;
-    assert_eq!(created["status"], "created");
-
-    // The service reaches S3 the way Elastic's does: AWS_ENDPOINT_URL + AWS_PORT.
-    let (endpoint, port) = world.aws_endpoint_env();
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_PORT", port.as_str()),
-    ];
-    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &env);
-
-    let c = world
-        .wait_connector(
-            &id,
-            "connector needs configuration, with its schema and features",
-            secs(15),
-            |c| {
-                c["status"] == "needs_configuration"
-                    && c["configuration"]
-                        .as_object()
-                        .is_some_and(|m| !m.is_empty())
-                    && !c["features"].is_null()
-                    && !c["last_seen"].is_null()
-            },
-        )
-        .await;
-
-    let config = c["configuration"].as_object().expect("configuration");
-    assert_eq!(
-        config.len(),
-        14,
-        "configuration fields: {:?}",
-        config.keys()
-    );
-    let elastic: serde_json::Map<String, Value> = serde_json::from_str(ELASTIC_SCHEMA).unwrap();
-    for (key, expected) in &elastic {
-        assert_eq!(config.get(key), Some(expected), "field {key}");
-    }
-    let mut orders: Vec<(u64, &str)> = Vec::new();
-    for (key, field) in config {
-        let keys: BTreeSet<&str> = field
-            .as_object()
-            .unwrap_or_else(|| panic!("field {key} is not an object: {field}"))
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(keys, BTreeSet::from(RICH_KEYS), "rich keys of {key}");
-        orders.push((field["order"].as_u64().expect("order"), key));
-        if !elastic.contains_key(key) {
-            // Additions must not make a Kibana-created configuration invalid.
-            assert_eq!(field["required"], false, "addition {key} must be optional");
-        }
-    }
-    orders.sort();
-    assert_eq!(
-        orders.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
-        (1..=14).collect::<Vec<_>>(),
-        "orders: {orders:?}"
-    );
-    assert_eq!(c["features"], s3_features());
-    assert_eq!(c["service_type"], "s3");
-    assert_recent(&c["last_seen"], "last_seen", secs(30));
-    let first_seen = ts(&c["last_seen"], "last_seen");
-
-    // Kibana's configuration form: values of Elastic's fields only, then status `configured`.
-    kibana_configure(
-        &world,
-        &id,
-        &[
-            ("buckets", json!(bucket)),
-            ("aws_access_key_id", json!("test")),
-            ("aws_secret_access_key", json!("test-secret")),
-        ],
-    )
-    .await;
-    let c = world
-        .wait_connector(&id, "connector connected", secs(15), |c| {
-            c["status"] == "connected"
-        })
-        .await;
-    assert_eq!(c["error"], Value::Null, "{}", svc.logs());
-    // The service kept what Kibana wrote.
-    assert_eq!(c["configuration"]["buckets"]["value"], bucket.as_str());
-    assert_eq!(
-        c["configuration"]["aws_secret_access_key"]["value"],
-        "test-secret"
-    );
-    assert_eq!(c["configuration"].as_object().unwrap().len(), 14);
-    // The check-in goes on (service.heartbeat is 2 s).
-    world
-        .wait_connector(&id, "a later check-in", secs(10), |c| {
-            c["last_seen"]
-                .as_str()
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .is_some_and(|t| t > first_seen)
-        })
-        .await;
-    // No sync was requested and none is scheduled.
-    assert!(world.jobs_of(&id).await.is_empty());
-    assert_eq!(c["last_sync_status"], Value::Null);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn unreachable_s3_sets_connector_error_until_the_endpoint_is_fixed() {
-    let world = TestWorld::start().await;
-    let bucket = world.name("err");
-    world.create_bucket(&bucket, None).await;
-    let id = world.name("unreachable");
-    let index = world.name("search-unreachable");
-    let mut config = s3_configuration(&world, &bucket);
-    let dead = format!("http://127.0.0.1:{}", free_port());
-    config["endpoint_url"]["value"] = json!(dead);
-    for key in ["connect_timeout", "read_timeout"] {
-        config[key]["value"] = json!(1);
-    }
-    config["max_attempts"]["value"] = json!(0);
-    world
-        .create_connector_doc(&id, &index, config, json!({}))
-        .await;
-    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-
-    let c = world
-        .wait_connector(&id, "connector status error", secs(15), |c| {
-            c["status"] == "error"
-        })
-        .await;
-    let error = c["error"].as_str().unwrap_or_default();
-    assert!(
-        error.to_lowercase().contains("connect"),
-        "error must explain the connection failure: {c}"
-    );
-    // A scheduler-side failure is not a sync failure.
-    assert_eq!(c["last_sync_status"], Value::Null);
-    assert!(world.jobs_of(&id).await.is_empty());
-
-    // Fixing the endpoint in Kibana brings the connector back.
-    kibana_configure(&world, &id, &[("endpoint_url", json!(world.s3_endpoint))]).await;
-    let c = world
-        .wait_connector(&id, "connector connected again", secs(15), |c| {
-            c["status"] == "connected"
-        })
-        .await;
-    assert_eq!(c["error"], Value::Null, "{}", svc.logs());
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_connector_configured_for_elastics_service_keeps_its_values_and_gains_the_additions() {
-    let world = TestWorld::start().await;
-    let bucket = world.name("legacy");
-    world.create_bucket(&bucket, None).await;
-    world.put_many(&bucket, "l/", 2).await;
-    // What Elastic's Python service leaves behind: its 8 fields only, values filled in Kibana,
-    // one label from an older release; the endpoint comes from AWS_ENDPOINT_URL/AWS_PORT.
-    let mut config = s3_configuration(&world, &bucket);
-    let fields = config.as_object_mut().unwrap();
-    fields.retain(|k, _| ELASTIC_FIELDS.contains(&k.as_str()));
-    fields["buckets"]["label"] = json!("Buckets (old label)");
-    fields["page_size"]["value"] = json!(1);
-    let id = world.name("legacy");
-    let index = world.name("search-legacy");
-    world
-        .create_connector_doc(&id, &index, config.clone(), json!({}))
-        .await;
-    let job_id = world.create_pending_job(&id).await;
-    let (endpoint, port) = world.aws_endpoint_env();
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_PORT", port.as_str()),
-    ];
-    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &env);
-
-    let job = wait_job_completed(&world, &svc, &job_id, secs(20)).await;
-    assert_eq!(job["indexed_document_count"], 2, "job: {job}");
-    let c = world
-        .wait_connector(&id, "connector connected", secs(10), |c| {
-            c["status"] == "connected" && c["last_sync_status"] == "completed"
-        })
-        .await;
-    let stored = c["configuration"].as_object().unwrap();
-    assert_eq!(stored.len(), 14, "fields: {:?}", stored.keys());
-    let elastic: serde_json::Map<String, Value> = serde_json::from_str(ELASTIC_SCHEMA).unwrap();
-    for key in ELASTIC_FIELDS {
-        // Definitions re-synced with the schema, values untouched.
-        let mut expected = elastic[key].clone();
-        expected["value"] = config[key]["value"].clone();
-        assert_eq!(stored[key], expected, "field {key}");
-    }
-    for (key, field) in stored.iter().filter(|(k, _)| !elastic.contains_key(*k)) {
-        assert_eq!(field["required"], false, "addition {key}");
-    }
-}
-
-/// Elastic's eight S3 configuration fields.
-const ELASTIC_FIELDS: [&str; 8] = [
-    "buckets",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "read_timeout",
-    "connect_timeout",
-    "max_attempts",
-    "page_size",
-    "use_text_extraction_service",
-];
-
 /// Keys that exercise URL encoding, unicode, folders, empty objects and storage classes.
 const TRICKY_KEYS: [&str; 9] = [
     "plain.txt",
@@ -514,7 +158,7 @@ async fn on_demand_full_sync_indexes_one_exact_document_per_object() {
     let job_id = world.create_pending_job(&id).await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
 
-    let job = wait_job_completed(&world, &svc, &job_id, secs(20)).await;
+    let job = wait_completed(&world, &svc, &job_id, secs(20)).await;
     assert_eq!(job["error"], Value::Null);
     assert_eq!(job["indexed_document_count"], n, "job: {job}");
     assert_eq!(job["deleted_document_count"], 0, "job: {job}");
@@ -606,7 +250,7 @@ async fn a_second_sync_deletes_the_documents_of_removed_objects() {
         .await;
     let first = world.create_pending_job(&id).await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let job = wait_job_completed(&world, &svc, &first, secs(20)).await;
+    let job = wait_completed(&world, &svc, &first, secs(20)).await;
     assert_eq!(job["indexed_document_count"], 7);
     assert_eq!(world.count(&index).await, 7);
 
@@ -621,7 +265,7 @@ async fn a_second_sync_deletes_the_documents_of_removed_objects() {
         })
         .await;
     let second = world.create_pending_job(&id).await;
-    let job = wait_job_completed(&world, &svc, &second, secs(20)).await;
+    let job = wait_completed(&world, &svc, &second, secs(20)).await;
     assert_eq!(job["deleted_document_count"], 3, "job: {job}");
     assert_eq!(job["indexed_document_count"], 4, "job: {job}");
     assert_eq!(job["total_document_count"], 4, "job: {job}");
@@ -686,12 +330,12 @@ async fn several_buckets_and_star_index_every_listed_bucket() {
     expected.extend(expected_docs(&world, &west).await);
     assert_eq!(expected.len(), 5);
 
-    let job = wait_job_completed(&world, &svc, &job_listed, secs(20)).await;
+    let job = wait_completed(&world, &svc, &job_listed, secs(20)).await;
     assert_eq!(job["indexed_document_count"], 5, "job: {job}");
     let got = docs_by_id(&world, &listed_index).await;
     assert_eq!(got, expected, "documents of \"{east}, {west}\"");
 
-    let job = wait_job_completed(&world, &svc, &job_star, secs(20)).await;
+    let job = wait_completed(&world, &svc, &job_star, secs(20)).await;
     let got = docs_by_id(&world, &star_index).await;
     if world.external_s3 {
         for (doc_id, doc) in &expected {
@@ -780,159 +424,4 @@ async fn an_enabled_schedule_creates_and_runs_jobs_a_disabled_one_does_not() {
     let c = world.connector(&idle).await.unwrap();
     assert_eq!(c["last_sync_scheduled_at"], Value::Null);
     assert_eq!(c["status"], "connected");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn cli_creates_a_connector_and_starts_a_job_the_service_runs() {
-    let world = TestWorld::start().await;
-    let bucket = world.name("cli");
-    world.create_bucket(&bucket, None).await;
-    world.put_many(&bucket, "c/", 3).await;
-    let id = world.name("cli");
-    let index = world.name("search-cli");
-    let secret = format!("very-secret-{}", world.suffix);
-    let config = write_config(&world, &[&id], "cli");
-    let config = config.to_str().unwrap();
-
-    let out = cli_ok(&[
-        "-c",
-        config,
-        "connector",
-        "create",
-        "--id",
-        &id,
-        "--index-name",
-        &index,
-        "--buckets",
-        &bucket,
-        "--endpoint-url",
-        &world.s3_endpoint,
-        "--aws-access-key-id",
-        "test",
-        "--aws-secret-access-key",
-        &secret,
-    ])
-    .await;
-    assert!(out.contains(&id), "create output: {out}");
-    assert!(
-        !out.contains(&secret),
-        "create output leaks the secret: {out}"
-    );
-    let c = world.connector(&id).await.expect("connector created");
-    assert_eq!(c["status"], "configured");
-    assert_eq!(c["index_name"], index.as_str());
-
-    let out = cli_ok(&["-c", config, "job", "start", "--connector", &id]).await;
-    let job_id = out.trim().to_string();
-    let job = world
-        .job(&job_id)
-        .await
-        .expect("job start prints the job id");
-    assert_eq!(job["status"], "pending");
-    assert_eq!(job["trigger_method"], "on_demand");
-
-    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let job = wait_job_completed(&world, &svc, &job_id, secs(20)).await;
-    assert_eq!(job["indexed_document_count"], 3);
-    assert_eq!(world.count(&index).await, 3);
-    world
-        .wait_connector(&id, "sync recorded", secs(10), |c| {
-            c["last_sync_status"] == "completed"
-        })
-        .await;
-
-    let out = cli_ok(&["-c", config, "job", "show", &job_id]).await;
-    assert!(!out.contains(&secret), "job show leaks the secret: {out}");
-    let shown: Value = serde_json::from_str(&out).expect("job show prints JSON");
-    assert_eq!(shown["status"], "completed");
-    assert_eq!(
-        shown["connector"]["configuration"]["aws_secret_access_key"]["value"],
-        "***"
-    );
-    assert_eq!(
-        shown["connector"]["configuration"]["buckets"]["value"],
-        bucket.as_str()
-    );
-
-    // Elasticsearch-generated job ids may begin with `-`; `job show` must take them as they are.
-    let out = cli(&["-c", config, "job", "show", "-NoSuchJob0123456789"]).await;
-    assert!(!out.success);
-    assert!(
-        out.stderr.contains("job -NoSuchJob0123456789 not found"),
-        "stderr: {}",
-        out.stderr
-    );
-
-    let out = cli(&[
-        "-c",
-        config,
-        "job",
-        "start",
-        "--connector",
-        "-NoSuchConnector",
-    ])
-    .await;
-    assert!(!out.success);
-    assert!(
-        out.stderr.contains("connector -NoSuchConnector not found"),
-        "stderr: {}",
-        out.stderr
-    );
-
-    // `connector list` searches, and a search sees an update once the index refreshes (within a
-    // second on Elasticsearch).
-    let line = world
-        .wait_for("connector list shows the sync", secs(10), async || {
-            let out = cli_ok(&["-c", config, "connector", "list"]).await;
-            let line = out
-                .lines()
-                .find(|l| l.split_whitespace().next() == Some(id.as_str()))
-                .map(str::to_string);
-            match line {
-                Some(l) if l.contains("completed") => Ok(l),
-                _ => Err(Raw(out)),
-            }
-        })
-        .await;
-    assert!(line.contains(&index), "{line}");
-
-    let out = cli_ok(&["-c", config, "job", "list", "--connector", &id]).await;
-    assert!(out.contains(&job_id), "job list:\n{out}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn action_config_prints_the_schema_and_action_list_the_source() {
-    let out = cli_ok(&["--action", "config", "--service-type", "s3"]).await;
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines.first(),
-        Some(&"Getting default configuration for service type s3")
-    );
-    assert_eq!(lines.last(), Some(&"Bye"));
-    let body = lines[1..lines.len() - 1].join("\n");
-    assert!(body.starts_with("{\n  \"buckets\": {"), "indent 2:\n{body}");
-    let schema: serde_json::Map<String, Value> =
-        serde_json::from_str(&body).expect("schema is JSON");
-    let elastic: serde_json::Map<String, Value> = serde_json::from_str(ELASTIC_SCHEMA).unwrap();
-    let first_eight: Vec<&String> = schema.keys().take(8).collect();
-    assert_eq!(first_eight, elastic.keys().collect::<Vec<_>>());
-    for (key, expected) in &elastic {
-        assert_eq!(schema.get(key), Some(expected), "field {key}");
-    }
-    assert_eq!(schema.len(), 14);
-
-    let out = cli_ok(&["--action", "list"]).await;
-    assert_eq!(
-        out.lines().collect::<Vec<_>>(),
-        ["Registered connectors:", "- Amazon S3", "Bye"]
-    );
-
-    let out = cli(&["--action", "config", "--service-type", "dropbox"]).await;
-    assert!(!out.success);
-    assert!(
-        out.stderr
-            .contains("Could not find a connector for service type dropbox"),
-        "stderr: {}",
-        out.stderr
-    );
 }

@@ -1,5 +1,5 @@
 //! The rest of the protocol (issue 4): several connectors and `max_concurrent_content_syncs`,
-//! worker mode (§10.2, §10.3), log formats (§10.5), and incremental syncs (scheduled and on
+//! worker mode, log formats (docs/protocol.md#service-loops-and-logs), and incremental syncs (scheduled and on
 //! demand) plus `skip_unchanged_documents` for full syncs.
 
 mod common;
@@ -390,7 +390,7 @@ async fn incremental_syncs_index_only_what_changed() {
         let job = world.create_job(&id, job_type, "on_demand").await;
         let done = world.wait_completed(&job, &svc).await;
         assert_eq!(done["job_type"], job_type);
-        // §5.3 step 2: incremental jobs are claimed with the connector's cursor, others with null
+        // docs/protocol.md#a-jobs-life: incremental jobs are claimed with the connector's cursor, others with null
         // (direct mode writes the dotted key `connector.sync_cursor` as is).
         let claimed = done
             .get("connector.sync_cursor")

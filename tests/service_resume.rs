@@ -1,4 +1,4 @@
-//! Suspend, resume from a checkpoint, and cancel (spec §5.6, §5.7, issue 4): what a user sees in
+//! Suspend, resume from a checkpoint, and cancel (docs/protocol.md#a-jobs-life, issue 4): what a user sees in
 //! the job documents and the index, and what the service sent to Elasticsearch.
 
 mod common;

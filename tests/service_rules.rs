@@ -1,4 +1,4 @@
-//! Sync rules end to end (spec §3.5, §5.3 step 7, §7.7, §7.8): basic rules decide per document,
+//! Sync rules end to end (docs/protocol.md#sync-rules, docs/protocol.md#a-jobs-life): basic rules decide per document,
 //! advanced rules decide what is listed (the prefix narrows the LIST itself), the scheduler
 //! validates and activates drafts with Elastic's messages (direct-index and `_connector` API mode),
 //! and a job whose filtering snapshot is invalid fails.
@@ -105,7 +105,7 @@ fn default_entry(connector: &Value) -> Value {
 ///
 /// The first job runs with the DEFAULT rule only and indexes all 7; the second one's snapshot
 /// has the rules, although the connector's active rules were reset before any job ran — so it
-/// runs with its snapshot, and deletes the 3 indexed documents its rules exclude (§6.2 step 5).
+/// runs with its snapshot, and deletes the 3 indexed documents its rules exclude (docs/architecture.md#the-data-path).
 #[tokio::test(flavor = "multi_thread")]
 async fn basic_rules_first_match_by_order_decides_and_excluded_docs_are_deleted() {
     let world = TestWorld::start().await;
@@ -318,7 +318,7 @@ async fn advanced_glob_and_regex_rules_keep_matching_keys_only() {
 // ---------------------------------------------------------------------------------------------
 // 3. draft validation by the scheduler
 
-/// The §7.8 example: r1/r2/r3.
+/// A three-rule draft: r1/r2/r3.
 fn r123() -> Value {
     json!([
         rule("r1", 0, "include", "bucket", "equals", "b"),
@@ -327,7 +327,7 @@ fn r123() -> Value {
     ])
 }
 
-/// Exactly what §7.8 says the r1/r2/r3 draft validates to.
+/// What the r1/r2/r3 draft validates to, in Elastic's words (docs/protocol.md#sync-rules).
 fn r123_validation() -> Value {
     json!({"state": "invalid", "errors": [
         {"ids": ["r3"], "messages": ["Basic rule 3 (id: 'r...3') uses a match all regexps ['.*', '(.*)'], which are not allowed."]},
@@ -554,7 +554,7 @@ async fn api_mode_validates_and_activates_drafts_through_the_filtering_endpoints
 // ---------------------------------------------------------------------------------------------
 // 4. a job whose filtering snapshot is invalid
 
-/// §5.3 step 7: the job's snapshot (not the connector's live rules) is validated at start; invalid
+/// docs/protocol.md#a-jobs-life: the job's snapshot (not the connector's live rules) is validated at start; invalid
 /// → the job fails with `Filtering in state …, errors: …` and nothing is indexed.
 #[tokio::test(flavor = "multi_thread")]
 async fn job_with_invalid_filtering_snapshot_fails() {

@@ -4,7 +4,8 @@
 //! timeout and no typed responses, and brings a second TLS stack (see README, "Dependencies").
 
 use super::backoff::Backoff;
-use super::error::{EsError, is_retryable_status, transport_cause};
+use super::error::{EsError, transport_cause};
+use super::retry::{RetryPolicy, Verdict, transient_status};
 use crate::config::{EsConfig, Secret};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -17,10 +18,6 @@ use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How long a scroll context of `search_all` lives between two pages.
-const SCROLL_KEEP_ALIVE: &str = "1m";
-/// Page size of the paged search helper (Elastic uses 100).
-pub const SEARCH_PAGE_SIZE: usize = 100;
 
 /// A cheaply clonable handle to one Elasticsearch cluster.
 #[derive(Clone)]
@@ -31,8 +28,8 @@ pub struct EsClient {
 struct Inner {
     http: reqwest::Client,
     base: Url,
-    max_attempts: u32,
-    backoff: Backoff,
+    /// For [`Retry::Transient`] calls.
+    retry: RetryPolicy,
 }
 
 /// Whether a call may be retried by the client itself.
@@ -152,10 +149,12 @@ impl EsClient {
             inner: Arc::new(Inner {
                 http,
                 base,
-                max_attempts: cfg.max_retries.max(1),
-                backoff: Backoff::new(
-                    Duration::from_secs_f64(cfg.retry_interval.max(0.01)),
-                    MAX_BACKOFF,
+                retry: RetryPolicy::new(
+                    cfg.max_retries,
+                    Backoff::new(
+                        Duration::from_secs_f64(cfg.retry_interval.max(0.01)),
+                        MAX_BACKOFF,
+                    ),
                 ),
             }),
         })
@@ -202,53 +201,52 @@ impl EsClient {
             ),
             Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(b)),
         };
-        let attempts = if retry == Retry::Transient {
-            self.inner.max_attempts
-        } else {
-            1
+        let policy = match retry {
+            Retry::Transient => self.inner.retry,
+            Retry::Never => RetryPolicy::once(),
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let attempt = |_| {
             let mut req = self.inner.http.request(method.clone(), url.clone());
             if let (Some(ct), Some(b)) = (content_type, &bytes) {
                 req = req
                     .header(reqwest::header::CONTENT_TYPE, ct)
                     .body(b.clone());
             }
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.bytes().await {
-                        Ok(b) => Ok((status, b.to_vec())),
-                        Err(e) => Err(transport_cause(&e)),
+            async move {
+                match req.send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        match resp.bytes().await {
+                            Ok(b) => Ok((status, b.to_vec())),
+                            Err(e) => Err(transport_cause(&e)),
+                        }
                     }
+                    Err(e) => Err(transport_cause(&e)),
                 }
-                Err(e) => Err(transport_cause(&e)),
-            };
-            let retryable = match &outcome {
-                Ok((status, _)) => is_retryable_status(*status),
-                Err(_) => true,
-            };
-            if retryable && attempt < attempts {
-                let delay = self.inner.backoff.delay(attempt);
-                tracing::warn!(method = %method, path = %path, attempt, delay_ms = delay.as_millis() as u64,
-                    "elasticsearch call failed, retrying");
-                tokio::time::sleep(delay).await;
-                continue;
             }
-            return match outcome {
-                Ok((status, body)) if status.is_success() => Ok((status, body)),
-                Ok((status, _)) if status == StatusCode::CONFLICT => {
-                    Err(EsError::Conflict { path })
-                }
-                Ok((status, body)) => Err(status_error(status, &method, &path, &body)),
-                Err(cause) => Err(EsError::Transport {
-                    method: method.to_string(),
-                    path,
-                    cause,
-                }),
-            };
+        };
+        // No answer, or a transient status: another attempt may do better.
+        let classify = |outcome: &Result<(StatusCode, Vec<u8>), String>| match outcome {
+            Ok((status, _)) if !transient_status(status.as_u16()) => Verdict::Final,
+            _ => Verdict::Retry,
+        };
+        let on_retry = |attempt: u32, delay: Duration, _: &_| {
+            tracing::warn!(method = %method, path = %path, attempt, delay_ms = delay.as_millis() as u64,
+                "elasticsearch call failed, retrying");
+        };
+        let outcome = policy
+            .run(None, attempt, classify, on_retry)
+            .await
+            .expect("not cancellable");
+        match outcome {
+            Ok((status, body)) if status.is_success() => Ok((status, body)),
+            Ok((status, _)) if status == StatusCode::CONFLICT => Err(EsError::Conflict { path }),
+            Ok((status, body)) => Err(status_error(status, &method, &path, &body)),
+            Err(cause) => Err(EsError::Transport {
+                method: method.to_string(),
+                path,
+                cause,
+            }),
         }
     }
 
@@ -407,80 +405,6 @@ impl EsClient {
         hits_of(&resp, index)
     }
 
-    /// Every hit of `query` (connectors, jobs), read with a scroll of 100 per page: Elastic's helper
-    /// pages with `from`, which Elasticsearch caps at 10 000 hits without a word. A page that says it
-    /// is partial (failed shards, timed out) is an error, never a silently shorter list.
-    pub async fn search_all(
-        &self,
-        index: &str,
-        query: Value,
-        sort: Option<Value>,
-    ) -> Result<Vec<Hit>, EsError> {
-        let mut body =
-            json!({"query": query, "size": SEARCH_PAGE_SIZE, "seq_no_primary_term": true});
-        if let Some(s) = sort {
-            body["sort"] = s;
-        }
-        let params = [
-            ("expand_wildcards", "hidden".to_string()),
-            ("scroll", SCROLL_KEEP_ALIVE.to_string()),
-        ];
-        let first = match self
-            .json(Method::POST, &[index, "_search"], &params, Some(body))
-            .await
-        {
-            Ok(page) => page,
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut scroll_id = first
-            .get("_scroll_id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let mut out = Vec::new();
-        let mut page = first;
-        let result = loop {
-            let hits = match complete_hits(&page, index) {
-                Ok(hits) => hits,
-                Err(e) => break Err(e),
-            };
-            let n = hits.len();
-            out.extend(hits);
-            // A short page is the last one: no request for an empty page after it.
-            let Some(sid) = scroll_id.clone().filter(|_| n == SEARCH_PAGE_SIZE) else {
-                break Ok(());
-            };
-            let next = json!({"scroll_id": sid, "scroll": SCROLL_KEEP_ALIVE});
-            page = match self
-                .json(Method::POST, &["_search", "scroll"], &[], Some(next))
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => break Err(e),
-            };
-            if let Some(next_id) = page.get("_scroll_id").and_then(Value::as_str) {
-                scroll_id = Some(next_id.to_string());
-            }
-        };
-        if let Some(sid) = scroll_id {
-            let clear = json!({"scroll_id": sid});
-            if let Err(e) = self
-                .send(
-                    Method::DELETE,
-                    &["_search", "scroll"],
-                    &[],
-                    Some(Body::Json(clear)),
-                    Retry::Never,
-                )
-                .await
-                && !e.is_not_found()
-            {
-                tracing::debug!(error = %e, "could not clear a scroll");
-            }
-        }
-        result.map(|()| out)
-    }
-
     /// `POST /<index>/_refresh?ignore_unavailable=true`.
     pub async fn refresh(&self, index: &str) -> Result<(), EsError> {
         let q = [("ignore_unavailable", "true".to_string())];
@@ -559,22 +483,7 @@ fn decode(bytes: &[u8], segments: &[&str]) -> Result<Value, EsError> {
     })
 }
 
-/// The hits of a search page, unless the page says it missed some (failed shards, timed out).
-fn complete_hits(page: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
-    let failed = page
-        .pointer("/_shards/failed")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if failed > 0 || page.get("timed_out").and_then(Value::as_bool) == Some(true) {
-        return Err(EsError::Decode {
-            path: format!("/{index}/_search"),
-            cause: format!("partial results ({failed} shards failed or the search timed out)"),
-        });
-    }
-    hits_of(page, index)
-}
-
-fn hits_of(resp: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
+pub(super) fn hits_of(resp: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
     let hits = resp
         .pointer("/hits/hits")
         .cloned()

@@ -148,7 +148,8 @@ pub fn scheduled_at_field(job_type: &str) -> &'static str {
 }
 
 /// Reads and writes of `.elastic-connectors`. With `api` the writes that Elastic routes through the
-/// `_connector` APIs (check-in, filtering validation) use them; everything else is direct (§2.3).
+/// `_connector` APIs (check-in, filtering validation) use them; everything else is direct
+/// (docs/protocol.md#direct-writes-or-the-_connector-api).
 #[derive(Clone)]
 pub struct ConnectorStore {
     es: EsClient,
@@ -173,7 +174,7 @@ impl ConnectorStore {
             .map(Connector::from_hit))
     }
 
-    /// The connectors this service handles (§2.4): configured ids, and/or, when `service_types` is
+    /// The connectors this service handles (docs/protocol.md#connector-documents): configured ids, and/or, when `service_types` is
     /// non-empty, every non-deleted self-managed connector of those types.
     pub async fn handled(
         &self,
@@ -229,7 +230,7 @@ impl ConnectorStore {
         self.update(id, json!({"last_seen": now_iso()})).await
     }
 
-    /// Records the validation of the DEFAULT draft filtering (§3.5): through
+    /// Records the validation of the DEFAULT draft filtering (docs/protocol.md#sync-rules): through
     /// `_filtering/_validation` (+ `_activate` when valid), or by rewriting the `filtering` list with
     /// optimistic concurrency (the draft becomes active when valid).
     pub async fn record_filtering_validation(
@@ -326,7 +327,8 @@ impl ConnectorStore {
 }
 
 /// The partial update that brings a connector's `configuration` in line with the source's schema
-/// (§3.3 step 3): fill an empty configuration, add missing fields, complete fields lacking rich keys.
+/// (docs/protocol.md#connector-documents): fill an empty configuration, add missing fields,
+/// complete fields lacking rich keys.
 /// Returns `(configuration update, whether status becomes needs_configuration)`.
 pub fn configuration_update(
     stored: Option<&Value>,
@@ -383,7 +385,7 @@ pub fn configuration_update(
     Some((Value::Object(update), false))
 }
 
-/// The 13 keys every rich configuration field carries (§3.2).
+/// The 13 keys every rich configuration field carries (docs/protocol.md#connector-documents).
 pub const RICH_KEYS: [&str; 13] = [
     "default_value",
     "depends_on",

@@ -51,9 +51,16 @@ impl EsError {
     }
 }
 
-/// Whether a failed attempt deserves another try: throttling, server errors, lost connections.
-pub fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+impl EsError {
+    /// Whether another attempt of the same call may succeed: no answer, or a transient status.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EsError::Transport { .. } => true,
+            other => other
+                .status()
+                .is_some_and(|s| super::retry::transient_status(s.as_u16())),
+        }
+    }
 }
 
 /// Renders a reqwest error with its causes on one line (reqwest's own Display hides the cause).
@@ -100,15 +107,5 @@ mod tests {
             "error sending request for url (http://***@h:9200/x)"
         );
         assert_eq!(strip_userinfo("http://h:9200/"), "http://h:9200/");
-    }
-
-    #[test]
-    fn retryable_statuses() {
-        for s in [429, 500, 502, 503, 504] {
-            assert!(is_retryable_status(StatusCode::from_u16(s).unwrap()));
-        }
-        for s in [400, 401, 403, 404, 409, 413] {
-            assert!(!is_retryable_status(StatusCode::from_u16(s).unwrap()));
-        }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const JOBS_INDEX: &str = ".elastic-connectors-sync-jobs";
 pub const JOBS_CONCRETE_INDEX: &str = ".elastic-connectors-sync-jobs-v1";
 
-/// Job statuses (§5.1).
+/// Job statuses (docs/protocol.md#a-jobs-life).
 pub mod status {
     pub const PENDING: &str = "pending";
     pub const IN_PROGRESS: &str = "in_progress";
@@ -187,7 +187,7 @@ impl JobStore {
             .map(SyncJob::from_hit))
     }
 
-    /// Creates a pending job (§5.1): the job snapshots the connector's active filtering and config.
+    /// Creates a pending job (docs/protocol.md#a-jobs-life): the job snapshots the connector's active filtering and config.
     pub async fn create(
         &self,
         connector: &Connector,

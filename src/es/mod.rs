@@ -8,6 +8,8 @@ pub mod connector;
 pub mod error;
 pub mod job;
 pub mod protocol;
+pub mod retry;
+pub mod scroll;
 pub mod system_indices;
 pub mod time;
 

@@ -5,7 +5,7 @@
 //! It is pure (no I/O, no async): the caller downloads the object, runs [`extract`] on a blocking
 //! thread and puts the result into the document's `body`.
 //!
-//! Which files are extracted follows Elastic's allowlist (§8.2 of the protocol spec, compared on the
+//! Which files are extracted follows Elastic's allowlist (docs/architecture.md#content, compared on the
 //! lower-cased extension) plus our additions `.htm`, `.eml` and gzip-compressed objects (`name.ext.gz`,
 //! decided by the inner extension). Legacy binary formats of the allowlist that no extractor here reads
 //! (`.doc .ppt .vsd`) are reported by [`is_known_unsupported`] and indexed metadata-only.
@@ -113,7 +113,7 @@ pub enum Format {
     Gzip,
 }
 
-/// Elastic's allowlist (§8.2) that we do not extract: legacy binary formats without a reader here.
+/// Elastic's allowlist (docs/architecture.md#content) that we do not extract: legacy binary formats without a reader here.
 const KNOWN_UNSUPPORTED: &[&str] = &["doc", "ppt", "vsd"];
 
 /// The lower-cased extension of `key` (after the last dot of the last path segment), if any.
@@ -162,7 +162,7 @@ fn strip_gz(key: &str) -> Option<&str> {
     }
 }
 
-/// The format to extract `key` with: Elastic's allowlist (§8.2, lower-cased extension) plus `.htm`,
+/// The format to extract `key` with: Elastic's allowlist (docs/architecture.md#content, lower-cased extension) plus `.htm`,
 /// `.eml`, `.ods`, `.odp` and `name.ext.gz` (the inner extension decides; one gzip layer only).
 /// `None` means not extractable: the object is indexed metadata-only.
 pub fn format_for(key: &str) -> Option<Format> {
@@ -256,7 +256,7 @@ fn dispatch(format: Format, key: &str, bytes: &[u8], limits: &Limits) -> Result<
     Ok(out.finish())
 }
 
-/// Elastic's default pipeline applied to `body` natively (§6.10 steps 3–5): remove U+FFFD, replace
+/// Elastic's default pipeline applied to `body` natively (docs/architecture.md#content): remove U+FFFD, replace
 /// every run of whitespace (`\s+`, Java regex semantics: ASCII space, tab, line feed, vertical tab,
 /// form feed, carriage return) with one space, then trim.
 pub fn reduce_whitespace(text: &str) -> String {

@@ -2,20 +2,21 @@
 
 use super::error_budget::ErrorBudget;
 use crate::config::{Config, ConnectorEntry};
-use crate::es::EsClient;
 use crate::es::connector::ConnectorStore;
 use crate::es::job::JobStore;
 use crate::es::protocol::ConnectorApi;
+use crate::es::{EsClient, EsError};
+use crate::source::Registry;
+use crate::sync::{ConnectorNow, ContentIndex, JobEnv, SyncError};
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Service types this build can sync.
-pub const SUPPORTED_SERVICE_TYPES: [&str; 1] = ["s3"];
-
 pub struct Context {
     pub config: Config,
+    /// The sources this build can sync, by `service_type`.
+    pub sources: Registry,
     /// Client with the service's own credentials (connector and job indices).
     pub es: EsClient,
     pub connectors: ConnectorStore,
@@ -43,6 +44,7 @@ impl Context {
             connectors: ConnectorStore::new(es.clone(), api),
             jobs: JobStore::new(es.clone(), api),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            sources: Registry::new(&config),
             config,
             es,
             shutdown,
@@ -89,5 +91,36 @@ impl Context {
             )?),
             None => Ok(self.es.clone()),
         }
+    }
+}
+
+/// The service's side of one sync: what [`crate::sync::run`] may see of the service.
+#[async_trait::async_trait]
+impl JobEnv for Context {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn sources(&self) -> &Registry {
+        &self.sources
+    }
+
+    async fn connector(&self, connector_id: &str) -> Result<Option<ConnectorNow>, EsError> {
+        let configured = self.entry(connector_id).map(|e| e.service_type.clone());
+        Ok(self
+            .connectors
+            .get(connector_id)
+            .await?
+            .map(|c| ConnectorNow {
+                index_name: c.index_name().map(str::to_string),
+                service_type: c.service_type().map(str::to_string).or(configured),
+            }))
+    }
+
+    fn content_index(&self, connector_id: &str) -> Result<Arc<dyn ContentIndex>, SyncError> {
+        let client = self
+            .content_client(connector_id)
+            .map_err(|e| SyncError::Source(e.to_string()))?;
+        Ok(Arc::new(client))
     }
 }

@@ -1,4 +1,4 @@
-//! `service.max_errors` within `service.max_errors_span` (§10.7): each service loop counts the
+//! `service.max_errors` within `service.max_errors_span` (docs/protocol.md#service-loops-and-logs): each service loop counts the
 //! unexpected errors of its polls; one error too many stops that loop, and with it the process,
 //! so that a supervisor (Docker's restart policy, systemd) starts a fresh one.
 

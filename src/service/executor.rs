@@ -1,4 +1,4 @@
-//! The content-sync executor (§4.4, §5.2): picks pending and suspended jobs of handled connectors,
+//! The content-sync executor (docs/protocol.md#scheduling-and-picking-up-jobs): picks pending and suspended jobs of handled connectors,
 //! oldest first, and runs at most `max_concurrent_content_syncs` of them at once.
 
 use super::context::Context;

@@ -10,7 +10,6 @@ mod lease;
 pub mod preflight;
 mod runner;
 mod scheduler;
-pub mod source;
 
 use crate::config::Config;
 use crate::es::EsClient;

@@ -1,8 +1,9 @@
-//! Startup checks (§2.1): wait for Elasticsearch, check its version, create the system indices.
+//! Startup checks (docs/protocol.md#what-the-cluster-is): wait for Elasticsearch, check its version, create the system indices.
 
 use crate::config::Config;
 use crate::es::backoff::Backoff;
 use crate::es::protocol::{self, ConnectorApi, Probe};
+use crate::es::retry::{RetryPolicy, Verdict};
 use crate::es::{ClusterInfo, EsClient, system_indices};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -142,26 +143,27 @@ async fn create_system_indices(
             .max(Duration::from_millis(100)),
         idle,
     );
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match system_indices::ensure(es, info, probe).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < attempts => {
-                tracing::warn!(error = %e, attempt, attempts, "system index check failed, retrying");
-            }
-            Err(e) => {
-                return Err(PreflightError::SystemIndices {
-                    attempts,
-                    cause: e.to_string(),
-                });
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Err(PreflightError::Interrupted),
-            _ = tokio::time::sleep(backoff.delay(attempt)) => {}
-        }
-    }
+    let policy = RetryPolicy::new(attempts, backoff);
+    let outcome = policy
+        .run(
+            Some(shutdown),
+            |_| system_indices::ensure(es, info, probe),
+            |outcome| match outcome {
+                Ok(()) => Verdict::Final,
+                Err(_) => Verdict::Retry,
+            },
+            |attempt, _, outcome| {
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, attempt, attempts, "system index check failed, retrying");
+                }
+            },
+        )
+        .await
+        .map_err(|_| PreflightError::Interrupted)?;
+    outcome.map_err(|e| PreflightError::SystemIndices {
+        attempts,
+        cause: e.to_string(),
+    })
 }
 
 #[cfg(test)]

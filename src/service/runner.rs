@@ -1,4 +1,4 @@
-//! One job from claim to termination (§5.3–§5.6): start, watch, report, finish.
+//! One job from claim to termination (docs/protocol.md#a-jobs-life): start, watch, report, finish.
 
 use super::context::Context;
 use crate::es::bulk::Tally;
@@ -39,7 +39,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     let (resume, base) = resume_point(&job);
     tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = job.job_type(),
         resumed = resume.is_some(), "sync job starting");
-    // §5.3 step 2: incremental jobs are claimed with the connector's `sync_cursor`.
+    // docs/protocol.md#a-jobs-life: incremental jobs are claimed with the connector's `sync_cursor`.
     let claim_cursor = match job.job_type() {
         "incremental" => connector_cursor,
         _ => Value::Null,
@@ -230,7 +230,7 @@ impl Termination {
     }
 }
 
-/// §5.3 step 1: mark the connector `in_progress` with optimistic concurrency. Of two instances that
+/// docs/protocol.md#a-jobs-life: mark the connector `in_progress` with optimistic concurrency. Of two instances that
 /// race for the same job, exactly one gets the job (with the connector's `sync_cursor`).
 ///
 /// The job was read by an executor poll, possibly long ago: another instance may have run it to

@@ -1,12 +1,12 @@
-//! The scheduler loop (§3.3, §4): per poll and per handled connector, bring its document up to date
+//! The scheduler loop (docs/protocol.md#connector-documents, docs/protocol.md#scheduling-and-picking-up-jobs): per poll and per handled connector, bring its document up to date
 //! (schema, features, check-in, status) and create the scheduled jobs that are due.
 
-use super::context::{Context, SUPPORTED_SERVICE_TYPES};
+use super::context::Context;
 use super::cron::Schedule;
 use super::error_budget::TooManyErrors;
-use super::source;
 use crate::es::connector::{Connector, configuration_update, scheduled_at_field};
 use crate::es::time::{iso, now_iso, parse};
+use crate::source::SourceKind;
 use crate::sync::rules;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -78,18 +78,15 @@ async fn schedule(
         }
         _ => {}
     }
-    if !connector
-        .service_type()
-        .is_some_and(|t| SUPPORTED_SERVICE_TYPES.contains(&t))
-    {
+    let Some(kind) = connector.service_type().and_then(|t| ctx.sources.get(t)) else {
         anyhow::bail!(
             "couldn't find data source class for {:?}",
             connector.service_type()
         );
-    }
-    let checked = match source::connect(&ctx.config.s3, &connector.configuration()).await {
-        Ok(_) => validate_draft_filtering(ctx, &id).await,
-        Err(e) => Err(e),
+    };
+    let checked = match kind.connect(&connector.configuration()).await {
+        Ok(_) => validate_draft_filtering(ctx, &id, kind.as_ref()).await,
+        Err(e) => Err(e.to_string()),
     };
     match checked {
         Ok(()) => ctx.connectors.set_connected(&id).await?,
@@ -110,10 +107,14 @@ async fn schedule(
     try_schedule(ctx, &id, "full", last_wake_up, this_wake_up).await
 }
 
-/// §3.5: a DEFAULT draft in state `edited` is validated; the result is written and, when valid, the
+/// docs/protocol.md#sync-rules: a DEFAULT draft in state `edited` is validated; the result is written and, when valid, the
 /// draft becomes active. Rules that cannot even be read (unknown rule type…) fail the check with
 /// Elastic's message, which becomes the connector's `error`.
-async fn validate_draft_filtering(ctx: &Context, id: &str) -> Result<(), String> {
+async fn validate_draft_filtering(
+    ctx: &Context,
+    id: &str,
+    kind: &dyn SourceKind,
+) -> Result<(), String> {
     let Some(connector) = ctx.connectors.get(id).await.map_err(|e| e.to_string())? else {
         return Ok(());
     };
@@ -123,7 +124,7 @@ async fn validate_draft_filtering(ctx: &Context, id: &str) -> Result<(), String>
     if draft.pointer("/validation/state").and_then(Value::as_str) != Some("edited") {
         return Ok(());
     }
-    let result = rules::validate(draft).map_err(|e| e.to_string())?;
+    let result = rules::validate(draft, kind).map_err(|e| e.to_string())?;
     tracing::info!(state = ?result.state, errors = result.errors.len(), "draft sync rules validated");
     match ctx
         .connectors
@@ -137,20 +138,17 @@ async fn validate_draft_filtering(ctx: &Context, id: &str) -> Result<(), String>
     }
 }
 
-/// §3.3 step 1: schema, service type and features, written with optimistic concurrency.
+/// docs/protocol.md#connector-documents: schema, service type and features, written with optimistic concurrency.
 async fn prepare(ctx: &Context, id: &str) -> anyhow::Result<Option<Connector>> {
     let entry = ctx.entry(id);
-    let schema = source::schema();
-    let features = source::features();
     let result = ctx
         .connectors
         .read_modify_write(id, |c| {
             let service_type = entry
                 .map(|e| e.service_type.as_str())
                 .or(c.service_type())?;
-            if !SUPPORTED_SERVICE_TYPES.contains(&service_type) {
-                return None;
-            }
+            let kind = ctx.sources.get(service_type)?;
+            let (schema, features) = (kind.configuration_schema(), kind.features());
             let mut doc = Map::new();
             if let Some((configuration, needs)) =
                 configuration_update(c.doc.get("configuration"), &schema)
@@ -184,9 +182,7 @@ async fn prepare(ctx: &Context, id: &str) -> anyhow::Result<Option<Connector>> {
                     "connector document updated"
                 );
             }
-            let supported = c
-                .service_type()
-                .is_some_and(|t| SUPPORTED_SERVICE_TYPES.contains(&t));
+            let supported = c.service_type().is_some_and(|t| ctx.sources.supports(t));
             Ok((supported || entry.is_some()).then_some(c))
         }
     }
@@ -206,7 +202,7 @@ async fn heartbeat(ctx: &Context, c: &Connector) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// §4.2: create a job of `job_type` when its schedule fired since the previous poll. The write of
+/// docs/protocol.md#scheduling-and-picking-up-jobs: create a job of `job_type` when its schedule fired since the previous poll. The write of
 /// `last_*_scheduled_at` is guarded by `if_seq_no`, so of several instances only one creates the job.
 async fn try_schedule(
     ctx: &Context,

@@ -1,4 +1,4 @@
-//! The content stage (§6.4, §8): downloads extractable objects and puts their text in `body` — or,
+//! The content stage (docs/architecture.md#content): downloads extractable objects and puts their text in `body` — or,
 //! in Elastic's modes, the bytes in `_attachment` for the ingest pipeline, or the Data Extraction
 //! Service's text in `body`.
 //!
@@ -10,10 +10,11 @@
 //! download fails). Downloads read at most the size limit within a total deadline; extraction runs
 //! on a blocking thread with a time limit.
 
+use super::options::SyncOptions;
 use crate::config::{Config, ExtractionServiceConfig};
 use crate::es::connector::Pipeline;
 use crate::extract::{self, ExtractError, Limits};
-use crate::source::s3::{S3Error, S3Settings, S3Source};
+use crate::source::{Source, SourceError};
 use base64::Engine;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub struct ContentStats {
 #[derive(Debug, thiserror::Error)]
 pub enum Unavailable {
     #[error("{0}")]
-    Get(#[from] S3Error),
+    Get(#[from] SourceError),
     #[error("reading the object: {0}")]
     Body(std::io::Error),
     #[error("the object is larger than {0} bytes")]
@@ -93,7 +94,7 @@ impl ContentStage {
     /// `pipeline_on` tells whether bulk requests (still) name the pipeline.
     pub fn new(
         config: &Config,
-        settings: &S3Settings,
+        settings: &SyncOptions,
         pipeline: &Pipeline,
         pipeline_on: Arc<AtomicBool>,
     ) -> Self {
@@ -154,7 +155,7 @@ impl ContentStage {
     /// indexed without text, as in Elastic, and read again only when the object changes.
     pub async fn fill(
         &self,
-        source: &S3Source,
+        source: &dyn Source,
         bucket: &str,
         key: &str,
         size: u64,
@@ -193,11 +194,7 @@ impl ContentStage {
             self.max_file_bytes
         };
         let deadline = download_deadline(self.download_floor, size);
-        let get = async {
-            let stream = source.get_object(bucket, key).await?;
-            Ok(stream.into_async_read())
-        };
-        let bytes = read_within(get, limit, deadline).await?;
+        let bytes = read_within(source.open(bucket, key), limit, deadline).await?;
         stats
             .downloaded_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -282,7 +279,7 @@ const MIB_PER_SEC: f64 = 1_048_576.0;
 async fn read_within<R, F>(open: F, limit: u64, deadline: Duration) -> Result<Vec<u8>, Unavailable>
 where
     R: AsyncRead + Unpin,
-    F: std::future::Future<Output = Result<R, S3Error>>,
+    F: std::future::Future<Output = Result<R, SourceError>>,
 {
     let read = async {
         let mut reader = open.await?.take(limit.saturating_add(1));
@@ -321,7 +318,7 @@ mod tests {
         let (mut tx, rx) = tokio::io::duplex(64);
         tx.write_all(b"first bytes").await.unwrap();
         // `tx` stays open and silent: the body stalls.
-        let open = async { Ok::<_, S3Error>(rx) };
+        let open = async { Ok::<_, SourceError>(rx) };
         let started = std::time::Instant::now();
         let err = read_within(open, 1000, Duration::from_millis(200))
             .await
@@ -334,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_breaks_off_or_outgrows_the_limit_is_unavailable() {
         let open = async {
-            Ok::<_, S3Error>(breaking_reader(
+            Ok::<_, SourceError>(breaking_reader(
                 b"partial",
                 std::io::ErrorKind::ConnectionReset,
             ))
@@ -343,12 +340,12 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Unavailable::Body(_)), "{err}");
-        let open = async { Ok::<_, S3Error>(&b"0123456789"[..]) };
+        let open = async { Ok::<_, SourceError>(&b"0123456789"[..]) };
         let err = read_within(open, 4, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert!(matches!(err, Unavailable::Grew(4)), "{err}");
-        let open = async { Ok::<_, S3Error>(&b"0123"[..]) };
+        let open = async { Ok::<_, SourceError>(&b"0123"[..]) };
         assert_eq!(
             read_within(open, 4, Duration::from_secs(5)).await.unwrap(),
             b"0123"

@@ -6,8 +6,8 @@
 //! number and an 8-byte fingerprint (~40 bytes per document with the hash table; 1 million documents
 //! ≈ 40 MiB). Ids of other shapes are kept as strings.
 
+use crate::es::scroll::Next;
 use crate::es::{EsClient, EsError};
-use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -45,7 +45,7 @@ pub fn unfinished(version: u64) -> u64 {
 }
 
 /// The id, bucket and version of one scroll hit.
-fn hit_entry(hit: &Value) -> Option<(&str, Option<&str>, u64)> {
+pub(super) fn hit_entry(hit: &Value) -> Option<(&str, Option<&str>, u64)> {
     let id = hit
         .pointer("/_source/id")
         .and_then(Value::as_str)
@@ -62,6 +62,10 @@ fn hit_entry(hit: &Value) -> Option<(&str, Option<&str>, u64)> {
 impl ExistingIds {
     pub fn len(&self) -> usize {
         self.md5.len() + self.other.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn bucket_number(&mut self, bucket: Option<&str>) -> u32 {
@@ -217,65 +221,24 @@ async fn scroll(es: &EsClient, index: &str) -> Result<ExistingIds, ReadCause> {
     if !es.index_exists(index).await? {
         return Ok(ids);
     }
-    let first = es
-        .json(
-            Method::POST,
-            &[index, "_search"],
-            &[("scroll", SCROLL_KEEP_ALIVE.to_string())],
-            Some(json!({"size": SCROLL_PAGE, "sort": ["_doc"],
-                "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING]})),
-        )
-        .await?;
-    let total = exact_total(&first);
-    let mut scroll_id = first
-        .get("_scroll_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let mut seen = 0u64;
-    let mut page = first;
-    let read = loop {
-        let hits = match page_hits(&page) {
-            Ok(hits) => hits,
-            Err(cause) => break Err(cause),
-        };
+    let body = json!({"size": SCROLL_PAGE, "sort": ["_doc"],
+        "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING]});
+    let (mut total, mut seen) = (None, 0u64);
+    es.scroll(index, &[], body, SCROLL_KEEP_ALIVE, |page| {
+        if seen == 0 {
+            total = exact_total(page);
+        }
+        let hits = page_hits(page)?;
         if hits.is_empty() {
-            break Ok(());
+            return Ok(Next::Stop);
         }
         seen += hits.len() as u64;
         for (id, bucket, version) in hits.iter().filter_map(hit_entry) {
             ids.insert(id, bucket, version);
         }
-        let Some(sid) = scroll_id.clone() else {
-            break Ok(());
-        };
-        page = match es
-            .json(
-                Method::POST,
-                &["_search", "scroll"],
-                &[],
-                Some(json!({"scroll_id": sid, "scroll": SCROLL_KEEP_ALIVE})),
-            )
-            .await
-        {
-            Ok(page) => page,
-            Err(e) => break Err(e.into()),
-        };
-        if let Some(next) = page.get("_scroll_id").and_then(Value::as_str) {
-            scroll_id = Some(next.to_string());
-        }
-    };
-    // The scroll context is released whether the read worked or not.
-    if let Some(sid) = scroll_id {
-        let _ = es
-            .json(
-                Method::DELETE,
-                &["_search", "scroll"],
-                &[],
-                Some(json!({"scroll_id": sid})),
-            )
-            .await;
-    }
-    read?;
+        Ok::<_, ReadCause>(Next::More)
+    })
+    .await?;
     if let Some(total) = total.filter(|t| *t != seen) {
         return Err(ReadCause::Short { seen, total });
     }

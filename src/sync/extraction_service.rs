@@ -1,4 +1,4 @@
-//! Elastic's Data Extraction Service client (§8.4): `PUT {host}/extract_text/`, streaming the bytes or
+//! Elastic's Data Extraction Service client (docs/architecture.md#content): `PUT {host}/extract_text/`, streaming the bytes or
 //! pointing at a file in the shared volume. A file the service cannot parse yields an empty text,
 //! as in Elastic's service; a service that does not answer (unreachable, timed out, 429, 5xx) is
 //! [`Unavailable`], so that indexed text is not replaced by nothing.
@@ -38,7 +38,7 @@ pub async fn extract(
     let url = format!("{host}/extract_text/");
     let mut shared_file = None;
     let request = if cfg.use_file_pointers {
-        let ext = crate::source::s3::file_extension(key).unwrap_or("");
+        let ext = crate::source::file_extension(key).unwrap_or("");
         let file = SharedFile(Path::new(&cfg.shared_volume_dir).join(format!(
             "content-sync-{}-{}{ext}",
             std::process::id(),

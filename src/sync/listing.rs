@@ -1,4 +1,4 @@
-//! The listing stage: every target's pages → documents → rules → version check → bulk sink.
+//! The listing stage: every partition's pages → documents → rules → version check → bulk sink.
 //!
 //! Each page ends with a checkpoint mark in the sink, so a suspended job resumes after the last page
 //! whose documents are all settled. A page is at most `page_size` objects; nothing here grows with
@@ -9,10 +9,10 @@ use super::checkpoint::{Checkpoint, Recorder};
 use super::content::{ContentStage, ContentStats, Unavailable};
 use super::existing::{ExistingIds, TEXT_MISSING, fingerprint};
 use super::fit::serialize_within;
-use super::plan::{Plan, Target};
+use super::plan::Plan;
 use super::progress::ListingStats;
 use crate::es::bulk::{BulkSink, Op};
-use crate::source::s3::{S3Object, S3Source, to_document};
+use crate::source::{Listed, Partition, Source};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -21,15 +21,15 @@ use tokio_util::sync::CancellationToken;
 
 /// How the listing went.
 pub enum ListingFailure {
-    /// These buckets could not be listed completely: (bucket, message).
-    Buckets(Vec<(String, String)>),
+    /// These partitions could not be listed completely: (partition, message).
+    Partitions(Vec<(String, String)>),
     /// The sync cannot go on at all.
     Fatal(SyncError),
 }
 
 /// Everything the listing stage needs.
 pub struct Lister<'a> {
-    pub source: &'a S3Source,
+    pub source: &'a dyn Source,
     pub sink: &'a BulkSink,
     pub existing: &'a mut ExistingIds,
     /// Pipeline flags added to every document while requests name a pipeline (`pipeline_on`).
@@ -60,16 +60,16 @@ impl Lister<'_> {
     pub async fn run(&mut self, plan: &Plan) -> Result<(), ListingFailure> {
         let mut failures = Vec::new();
         let mut marks = Recorder::default();
-        for (index, target) in plan.targets.iter().enumerate() {
-            if let Err(message) = self.list_target(index, target, plan, &marks).await? {
-                tracing::warn!(bucket = %target.bucket, error = %message,
+        for (index, partition) in plan.partitions.iter().enumerate() {
+            if let Err(message) = self.list_partition(index, partition, plan, &marks).await? {
+                tracing::warn!(bucket = %partition.name, error = %message,
                     "listing failed; no document of this bucket will be deleted");
-                failures.push((target.bucket.clone(), message));
+                failures.push((partition.name.clone(), message));
                 marks.failed();
             }
         }
         if !failures.is_empty() {
-            return Err(ListingFailure::Buckets(failures));
+            return Err(ListingFailure::Partitions(failures));
         }
         if let Some(listed) = marks.listed() {
             self.sink.mark(listed.to_value());
@@ -77,19 +77,17 @@ impl Lister<'_> {
         Ok(())
     }
 
-    /// Lists one target. The outer error stops the sync; the inner one is this bucket's failure.
-    async fn list_target(
+    /// Lists one partition. The outer error stops the sync; the inner one is this partition's
+    /// failure.
+    async fn list_partition(
         &mut self,
         index: usize,
-        target: &Target,
+        partition: &Partition,
         plan: &Plan,
         marks: &Recorder,
     ) -> Result<Result<(), String>, ListingFailure> {
-        let mut lister = match self
-            .source
-            .lister(&target.bucket, target.prefix.clone(), None)
-            .await
-        {
+        let source = self.source;
+        let mut lister = match source.list(partition, None).await {
             Ok(l) => l,
             Err(e) => return Ok(Err(e.to_string())),
         };
@@ -105,12 +103,12 @@ impl Lister<'_> {
             let last_key = page.last().map(|o| o.key.clone());
             let mut prepared = Vec::with_capacity(page.len());
             for object in page {
-                if let Some(p) = self.prepare(index, target, plan, object)? {
+                if let Some(p) = self.prepare(index, partition, plan, object)? {
                     prepared.push(p);
                 }
             }
-            self.index_page(&target.bucket, prepared).await?;
-            if let Some(checkpoint) = last_key.and_then(|k| marks.page(index, &target.bucket, k)) {
+            self.index_page(&partition.name, prepared).await?;
+            if let Some(checkpoint) = last_key.and_then(|k| marks.page(index, &partition.name, k)) {
                 self.sink.mark(checkpoint.to_value());
             }
         }
@@ -120,15 +118,15 @@ impl Lister<'_> {
     fn prepare(
         &mut self,
         index: usize,
-        target: &Target,
+        partition: &Partition,
         plan: &Plan,
-        object: S3Object,
+        object: Listed,
     ) -> Result<Option<Prepared>, ListingFailure> {
         self.stats.listed.fetch_add(1, Ordering::Relaxed);
-        if !target.keeps(&object.key) {
+        if !partition.keeps(&object.key) {
             return Ok(None);
         }
-        let mut doc = to_document(&object);
+        let mut doc = object.document;
         let Some(Value::String(id)) = doc.remove("_id") else {
             return Ok(None);
         };
@@ -144,7 +142,7 @@ impl Lister<'_> {
             .map_err(|e| ListingFailure::Fatal(SyncError::Rules(e.to_string())))?;
         if !included {
             self.stats.excluded_by_rules.fetch_add(1, Ordering::Relaxed);
-            return Ok(None); // stays in `existing`: an indexed copy gets deleted (§6.2 step 5)
+            return Ok(None); // stays in `existing`: an indexed copy gets deleted (docs/architecture.md#the-data-path)
         }
         let previous = self.existing.take(&id);
         let version = fingerprint(
@@ -158,7 +156,7 @@ impl Lister<'_> {
             && self
                 .resume
                 .as_ref()
-                .is_some_and(|cp| cp.covers(index, &target.bucket, &object.key))
+                .is_some_and(|cp| cp.covers(index, &partition.name, &object.key))
         {
             self.stats.resumed_skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
@@ -172,7 +170,7 @@ impl Lister<'_> {
         }
         Ok(Some(Prepared {
             id,
-            size: object.size.max(0) as u64,
+            size: object.size,
             key: object.key,
             doc,
             indexed: previous.is_some(),

@@ -2,17 +2,24 @@
 //!
 //! The listing streams pages of at most `page_size` objects into the bulk sink's bounded queue, so
 //! memory does not grow with the bucket (only the id set of `existing` does, ~40 bytes a document).
-//! Deletion of vanished documents happens only for buckets whose listing completed: a listing that
-//! fails (after the S3 client's retries) ends the job `error` and deletes nothing of that bucket.
+//! Deletion of vanished documents happens only for partitions (buckets) whose listing completed: a
+//! listing that fails (after the source's retries) ends the job `error` and deletes nothing of that
+//! partition. The source is whatever [`crate::source::Registry`] has for the connector's
+//! `service_type`.
 //! Full syncs re-index every object (Elastic's semantics); incremental syncs, and full syncs with
 //! `skip_unchanged_documents`, skip objects whose `_timestamp` and ETag match the indexed document.
 
 pub mod checkpoint;
 pub mod content;
+mod env;
 mod existing;
 mod extraction_service;
 mod fit;
 mod listing;
+mod options;
+#[cfg(test)]
+#[path = "tests/mod.rs"]
+mod pipeline_tests;
 mod plan;
 pub mod progress;
 pub mod rules;
@@ -23,9 +30,11 @@ use crate::es::bulk::{BulkSink, Op, SinkError};
 use crate::es::connector::Pipeline;
 use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
-use crate::service::context::Context;
 use checkpoint::Recorder;
+pub use env::{ConnectorNow, ContentIndex, JobEnv};
+pub use existing::{ExistingIds, ReadError};
 use listing::{Lister, ListingFailure};
+use options::SyncOptions;
 use progress::Progress;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +58,8 @@ pub enum SyncError {
     /// Boxed: the read error carries an `EsError`, and `SyncError` travels in every `Result` here.
     #[error("{0}")]
     Existing(Box<existing::ReadError>),
+    #[error("couldn't find data source class for {0:?}")]
+    UnknownSource(String),
     #[error("the job has no index_name")]
     NoIndex,
     #[error(
@@ -74,7 +85,7 @@ pub struct Completed {
 /// When `cancel` fires (cancel request, shutdown) the sync stops at once, wherever it waits: S3
 /// retries, a full queue, bulk requests in flight (the sink is dropped with the sync).
 pub async fn run(
-    ctx: &Context,
+    ctx: &impl JobEnv,
     job: &SyncJob,
     progress: &Progress,
     cancel: CancellationToken,
@@ -86,7 +97,7 @@ pub async fn run(
 }
 
 async fn sync(
-    ctx: &Context,
+    ctx: &impl JobEnv,
     job: &SyncJob,
     progress: &Progress,
     cancel: &CancellationToken,
@@ -99,21 +110,30 @@ async fn sync(
         .to_string();
     // The job document carries its own copy of the index name, which whoever may write the jobs
     // index could point at another connector's index: a full sync would then delete its documents.
-    let connector = ctx.connectors.get(&connector_id).await?;
-    check_index(&index, connector.as_ref().and_then(|c| c.index_name()))?;
-    let (settings, source) = crate::service::source::connect(&ctx.config.s3, &job.configuration())
+    let connector = ctx.connector(&connector_id).await?.unwrap_or_default();
+    check_index(&index, connector.index_name.as_deref())?;
+    let service_type = job
+        .connector_snapshot()
+        .get("service_type")
+        .and_then(Value::as_str)
+        .or(connector.service_type.as_deref())
+        .unwrap_or_default()
+        .to_string();
+    let kind = ctx
+        .sources()
+        .get(&service_type)
+        .ok_or_else(|| SyncError::UnknownSource(service_type.clone()))?;
+    let configuration = job.configuration();
+    let source = kind
+        .connect(&configuration)
         .await
-        .map_err(SyncError::Source)?;
-    let incremental = job.job_type() == "incremental";
-    let plan = plan::build(&job.filtering(), &source).await?;
-
-    let es = ctx
-        .content_client(&connector_id)
         .map_err(|e| SyncError::Source(e.to_string()))?;
-    if !es.index_exists(&index).await? {
-        tracing::info!(index = %index, "creating content index");
-        es.create_index(&index, None).await?;
-    }
+    let options = SyncOptions::from_configuration(&configuration);
+    let incremental = job.job_type() == "incremental";
+    let plan = plan::build(&job.filtering(), kind.as_ref(), source.as_ref()).await?;
+
+    let es = ctx.content_index(&connector_id)?;
+    es.create_if_missing(&index).await?;
     let pipeline = Pipeline::from_value(job.connector_snapshot().get("pipeline"));
     // Named on every bulk request, as Elastic does; whether the cluster has it, the answers tell
     // (the credentials Kibana gives a connector cannot read pipelines).
@@ -127,48 +147,51 @@ async fn sync(
     .into_iter()
     .map(|(k, v)| (k.to_string(), Value::Bool(v)))
     .collect();
-    let mut existing = existing::load(&es, &index)
+    let mut existing = es
+        .existing(&index)
         .await
         .map_err(|e| SyncError::Existing(Box::new(e)))?;
-    tracing::info!(index = %index, existing = existing.len(), targets = plan.targets.len(), incremental,
-        "existing documents loaded");
-    plan::check_targets(&plan.targets, &index, existing.len())?;
+    tracing::info!(index = %index, existing = existing.len(), partitions = plan.partitions.len(),
+        incremental, "existing documents loaded");
+    plan::check_partitions(&plan.partitions, &index, existing.len())?;
 
     let sink = BulkSink::start(
-        es,
-        settings::sink(&ctx.config, &index, pipeline_param),
+        es.bulk(),
+        settings::sink(ctx.config(), &index, pipeline_param),
         progress.counters.clone(),
         progress.watermark.clone(),
     );
-    let content = content::ContentStage::new(&ctx.config, &settings, &pipeline, sink.pipeline_on());
+    let content = content::ContentStage::new(ctx.config(), &options, &pipeline, sink.pipeline_on());
     tracing::debug!(mode = ?content.mode(), "content extraction");
     let listing = Lister {
-        source: &source,
+        source: source.as_ref(),
         sink: &sink,
         existing: &mut existing,
         flags,
         pipeline_on: sink.pipeline_on(),
-        skip_unchanged: incremental || settings.skip_unchanged_documents,
+        skip_unchanged: incremental || options.skip_unchanged_documents,
         resume: progress.resumed_from.clone(),
         stats: &progress.listing,
         content: &content,
         content_stats: &progress.content,
-        concurrency: ctx.config.elasticsearch.bulk.concurrent_downloads,
+        concurrency: ctx.config().elasticsearch.bulk.concurrent_downloads,
         cancel,
     }
     .run(&plan)
     .await;
-    let failed_buckets: Vec<String> = match &listing {
+    let failed_partitions: Vec<String> = match &listing {
         Ok(()) => Vec::new(),
-        Err(ListingFailure::Buckets(failures)) => failures.iter().map(|(b, _)| b.clone()).collect(),
+        Err(ListingFailure::Partitions(failures)) => {
+            failures.iter().map(|(p, _)| p.clone()).collect()
+        }
         Err(ListingFailure::Fatal(_)) => return finish(sink, listing, &plan).await,
     };
     let mut marks = Recorder::default();
-    if !failed_buckets.is_empty() {
+    if !failed_partitions.is_empty() {
         marks.failed();
     }
     let mut deletes = 0;
-    for id in existing.stale(&failed_buckets) {
+    for id in existing.stale(&failed_partitions) {
         if cancel.is_cancelled() || sink.send(Op::Delete { id }).await.is_err() {
             break;
         }
@@ -206,7 +229,7 @@ async fn finish(
             Err(flushed.err().unwrap_or(SinkError::Closed).into())
         }
         Err(ListingFailure::Fatal(e)) => Err(e),
-        Err(ListingFailure::Buckets(failures)) => {
+        Err(ListingFailure::Partitions(failures)) => {
             flushed?;
             let msg = failures
                 .into_iter()
@@ -217,7 +240,7 @@ async fn finish(
         }
         Ok(()) => {
             flushed?;
-            let buckets: Vec<&str> = plan.targets.iter().map(|t| t.bucket.as_str()).collect();
+            let buckets: Vec<&str> = plan.partitions.iter().map(|p| p.name.as_str()).collect();
             Ok(Completed {
                 sync_cursor: json!({"version": 1, "completed_at": now_iso(), "buckets": buckets}),
             })

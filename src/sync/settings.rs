@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::es::backoff::Backoff;
 use crate::es::bulk::SinkSettings;
 use crate::es::connector::DEFAULT_PIPELINE;
+use crate::es::retry::RetryPolicy;
 use std::time::Duration;
 
 const MIB: f64 = 1_048_576.0;
@@ -20,10 +21,12 @@ pub fn sink(config: &Config, index: &str, pipeline: Option<String>) -> SinkSetti
         chunk_lines: bulk.chunk_size.max(1),
         chunk_bytes: ((bulk.chunk_max_mem_size * MIB) as usize).max(1024),
         max_concurrency: bulk.max_concurrency.max(1),
-        max_attempts: bulk.max_retries.max(1),
-        backoff: Backoff::new(
-            Duration::from_secs_f64(bulk.retry_interval.clamp(0.01, 60.0)),
-            Duration::from_secs(60),
+        retry: RetryPolicy::new(
+            bulk.max_retries,
+            Backoff::new(
+                Duration::from_secs_f64(bulk.retry_interval.clamp(0.01, 60.0)),
+                Duration::from_secs(60),
+            ),
         ),
         max_text_bytes: (bulk.max_text_document_size.max(0.0) * MIB) as usize,
         queue_items: bulk.queue_max_size.max(1),

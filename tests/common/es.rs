@@ -242,7 +242,7 @@ impl TestWorld {
     }
 }
 
-/// Document id the S3 connector gives an object: lowercase hex MD5 of `"<bucket>/<key>"` (§7.5).
+/// Document id the S3 connector gives an object: lowercase hex MD5 of `"<bucket>/<key>"` (docs/architecture.md#the-s3-source).
 pub fn doc_id(bucket: &str, key: &str) -> String {
     use md5::{Digest, Md5};
     format!("{:x}", Md5::digest(format!("{bucket}/{key}")))

@@ -1,13 +1,28 @@
-//! Waiting for sync jobs to reach a status, with the services' log tails on timeout.
+//! Waiting for sync jobs to reach a status, with the services' log tails on timeout; reading the
+//! timestamps jobs and connectors carry.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Raw, ServiceProcess, TestWorld, log_tail, secs};
 
 /// Statuses of a job that has ended (a `suspended` job has not: it resumes).
 pub const ENDED: &[&str] = &["completed", "error", "canceled"];
+
+/// Statuses after which a job does not change any more by itself.
+pub const TERMINAL: &[&str] = &["completed", "error", "canceled", "suspended"];
+
+/// Waits for a terminal job status (see [`TestWorld::wait_job`]).
+pub async fn wait_done(
+    world: &TestWorld,
+    job_id: &str,
+    timeout: Duration,
+    services: &[&ServiceProcess],
+) -> Value {
+    world.wait_job(job_id, TERMINAL, timeout, services).await
+}
 
 impl TestWorld {
     /// Waits until the job's status is one of `statuses`; returns the job. On timeout shows the
@@ -86,4 +101,56 @@ impl TestWorld {
         })
         .await
     }
+}
+
+/// Waits until the job is terminated (`completed`, `error` or `canceled`) and returns it.
+pub async fn wait_job_done(world: &TestWorld, job_id: &str, timeout: Duration) -> Value {
+    world
+        .wait_for(&format!("job {job_id} terminated"), timeout, async || {
+            let job = world.job(job_id).await.unwrap_or(Value::Null);
+            match job["status"].as_str() {
+                Some("completed" | "error" | "canceled") => Ok(job),
+                _ => Err(job),
+            }
+        })
+        .await
+}
+
+/// Waits for a `completed` job; panics with the job and the service log otherwise.
+pub async fn wait_completed(
+    world: &TestWorld,
+    svc: &ServiceProcess,
+    job_id: &str,
+    timeout: Duration,
+) -> Value {
+    let job = wait_job_done(world, job_id, timeout).await;
+    assert_eq!(
+        job["status"],
+        "completed",
+        "job {job_id}: {job}\nservice log:\n{}",
+        svc.logs()
+    );
+    job
+}
+
+/// Parses an ES timestamp; panics with the field name if it is not one.
+#[track_caller]
+pub fn ts(v: &Value, what: &str) -> DateTime<Utc> {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {v}"));
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{what} = {s:?} is not RFC 3339: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// Asserts `v` is a timestamp within the last `max_age` (and not in the future beyond clock skew).
+#[track_caller]
+pub fn assert_recent(v: &Value, what: &str, max_age: Duration) {
+    let t = ts(v, what);
+    let age = Utc::now() - t;
+    assert!(
+        age <= chrono::Duration::from_std(max_age).unwrap() && age >= chrono::Duration::seconds(-5),
+        "{what} = {v} is not within the last {max_age:?}"
+    );
 }

@@ -52,7 +52,7 @@ pub fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// A filled S3 `configuration`: the 8 schema entries of the Python connector (spec §7.1, with
+/// A filled S3 `configuration`: the 8 schema entries of the Python connector (docs/architecture.md#the-s3-source, with
 /// all 13 rich-field keys) plus `endpoint_url` (this world's S3), `region` and `force_path_style`.
 /// `buckets` is stored like Kibana stores a list field: a comma-separated string.
 ///
@@ -368,3 +368,26 @@ fn status_summary(c: &Value) -> String {
     let m: std::collections::BTreeMap<&str, &Value> = keys.iter().map(|k| (*k, &c[*k])).collect();
     format!("{m:?}")
 }
+
+/// [`s3_configuration`] pointing at `endpoint`; `tweak` edits it further.
+pub fn s3_config(
+    world: &TestWorld,
+    buckets: &str,
+    endpoint: &str,
+    tweak: impl FnOnce(&mut Value),
+) -> Value {
+    let mut c = s3_configuration(world, buckets);
+    c["endpoint_url"]["value"] = serde_json::json!(endpoint);
+    tweak(&mut c);
+    c
+}
+
+/// Elastic's S3 configuration schema (docs/architecture.md#the-s3-source), verbatim.
+pub const ELASTIC_S3_SCHEMA: &str = r#"{"buckets":{"default_value":null,"depends_on":[],"display":"textarea","label":"AWS Buckets","options":[],"order":1,"required":true,"sensitive":false,"tooltip":"AWS Buckets are ignored when Advanced Sync Rules are used.","type":"list","ui_restrictions":[],"validations":[],"value":""},
+ "aws_access_key_id":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Access Key Id","options":[],"order":2,"required":true,"sensitive":false,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},
+ "aws_secret_access_key":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Secret Key","options":[],"order":3,"required":true,"sensitive":true,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},
+ "read_timeout":{"default_value":90,"depends_on":[],"display":"numeric","label":"Read timeout","options":[],"order":4,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
+ "connect_timeout":{"default_value":90,"depends_on":[],"display":"numeric","label":"Connection timeout","options":[],"order":5,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
+ "max_attempts":{"default_value":5,"depends_on":[],"display":"numeric","label":"Maximum retry attempts","options":[],"order":6,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
+ "page_size":{"default_value":100,"depends_on":[],"display":"numeric","label":"Maximum size of page","options":[],"order":7,"required":false,"sensitive":false,"tooltip":null,"type":"int","ui_restrictions":["advanced"],"validations":[],"value":""},
+ "use_text_extraction_service":{"default_value":null,"depends_on":[],"display":"toggle","label":"Use text extraction service","options":[],"order":8,"required":true,"sensitive":false,"tooltip":"Requires a separate deployment of the Elastic Text Extraction Service. Requires that pipeline settings disable text extraction.","type":"bool","ui_restrictions":["advanced"],"validations":[],"value":false}}"#;

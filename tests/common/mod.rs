@@ -32,10 +32,11 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 pub use es::{EsAuth, EsResponse, doc_id};
-pub use kibana::s3_configuration;
+pub use jobs::{TERMINAL, assert_recent, ts, wait_completed, wait_done, wait_job_done};
+pub use kibana::{ELASTIC_S3_SCHEMA, s3_config, s3_configuration};
 pub use proxy::{Fault, FaultProxy, Rule};
 pub use s3::is_listing_of;
-pub use service::ServiceProcess;
+pub use service::{ServiceProcess, lines_with};
 
 /// Message used whenever a stand-in binary cannot be found.
 const INSTALL_HINT: &str = "run `make test` (it installs the stand-ins)";

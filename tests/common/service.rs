@@ -241,3 +241,10 @@ impl TestWorld {
         yaml.replacen(&from, &format!("host: {}\n", q(host)), 1)
     }
 }
+
+/// Lines of `logs` that contain all of `needles`.
+pub fn lines_with<'a>(logs: &'a str, needles: &[&str]) -> Vec<&'a str> {
+    logs.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .collect()
+}

@@ -1,4 +1,4 @@
-//! Elastic's per-sync error monitor (§6.8): too many failed bulk items fail the sync.
+//! Elastic's per-sync error monitor (docs/architecture.md#the-data-path): too many failed bulk items fail the sync.
 
 use crate::config::ErrorMonitorConfig;
 use std::collections::VecDeque;

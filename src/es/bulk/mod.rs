@@ -26,11 +26,12 @@ pub use op::Op;
 pub use outcome::{ItemOutcome, classify, names_missing_pipeline};
 pub use watermark::{Tally, Watermark};
 
-use super::backoff::Backoff;
 use super::client::EsClient;
-use super::error::{EsError, is_retryable_status};
+use super::error::EsError;
 use super::job::JobStats;
+use super::retry::RetryPolicy;
 use crate::config::ErrorMonitorConfig;
+use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,9 +49,8 @@ pub struct SinkSettings {
     pub chunk_lines: usize,
     pub chunk_bytes: usize,
     pub max_concurrency: usize,
-    /// Attempts per request and per item, the first included.
-    pub max_attempts: u32,
-    pub backoff: Backoff,
+    /// Attempts per request and per item (the first included), and the pauses between them.
+    pub retry: RetryPolicy,
     /// Docs without `_attachment` whose serialized size exceeds this are dropped; 0 = no cap.
     pub max_text_bytes: usize,
     pub queue_items: usize,
@@ -103,6 +103,39 @@ pub enum SinkError {
     Closed,
 }
 
+/// Where the sink sends its requests: one `_bulk` attempt (the sink owns retries, since it
+/// decides per item). [`EsClient`] in production; an in-memory index in the sync's unit tests.
+#[async_trait]
+pub trait BulkTransport: Send + Sync {
+    async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        pipeline: Option<&str>,
+    ) -> Result<serde_json::Value, EsError>;
+}
+
+#[async_trait]
+impl BulkTransport for EsClient {
+    async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        pipeline: Option<&str>,
+    ) -> Result<serde_json::Value, EsError> {
+        EsClient::bulk_once(self, ndjson, pipeline).await
+    }
+}
+
+#[async_trait]
+impl BulkTransport for Arc<dyn BulkTransport> {
+    async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        pipeline: Option<&str>,
+    ) -> Result<serde_json::Value, EsError> {
+        self.as_ref().bulk_once(ndjson, pipeline).await
+    }
+}
+
 struct Queued {
     op: Op,
     /// Position in send order (see [`Watermark`]).
@@ -128,7 +161,7 @@ const PERMIT_UNIT: usize = 1024;
 impl BulkSink {
     /// Starts the sink task; it adds its results to `counters` and settles operations in `watermark`.
     pub fn start(
-        es: EsClient,
+        es: impl BulkTransport + 'static,
         settings: SinkSettings,
         counters: Arc<SinkCounters>,
         watermark: Arc<Watermark>,
@@ -138,7 +171,7 @@ impl BulkSink {
         let bytes_total =
             (settings.queue_bytes / PERMIT_UNIT).clamp(1, u32::MAX as usize >> 4) as u32;
         let shared = Arc::new(Shared {
-            es,
+            es: Box::new(es),
             monitor: Mutex::new(ErrorMonitor::new(settings.error_monitor.clone())),
             counters: counters.clone(),
             watermark: watermark.clone(),
@@ -214,7 +247,7 @@ impl BulkSink {
 }
 
 struct Shared {
-    es: EsClient,
+    es: Box<dyn BulkTransport>,
     settings: SinkSettings,
     monitor: Mutex<ErrorMonitor>,
     counters: Arc<SinkCounters>,
@@ -319,12 +352,11 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
         let resp = match shared.es.bulk_once(body, pipeline).await {
             Ok(resp) => resp,
             Err(e) => {
-                if request_retryable(&e) && attempt < s.max_attempts {
+                if let Some(delay) = s.retry.pause_after(attempt).filter(|_| e.is_transient()) {
                     shared
                         .counters
                         .request_retries
                         .fetch_add(1, Ordering::Relaxed);
-                    let delay = s.backoff.delay(attempt);
                     tracing::warn!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "bulk request failed, retrying");
                     tokio::time::sleep(delay).await;
                     continue;
@@ -365,7 +397,7 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             }
             match classify(&queued.op, &item) {
                 ItemOutcome::Success => shared.record_success(&queued),
-                ItemOutcome::Retry { status, reason } if attempt < s.max_attempts => {
+                ItemOutcome::Retry { status, reason } if attempt < s.retry.max_attempts() => {
                     tracing::debug!(id = queued.op.id(), status, reason = %reason, "bulk item will be retried");
                     shared.counters.item_retries.fetch_add(1, Ordering::Relaxed);
                     retry.push(queued);
@@ -382,17 +414,10 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             // Only the pipeline was wrong: send again at once, without spending an attempt.
             attempt -= 1;
         } else {
-            tokio::time::sleep(s.backoff.delay(attempt)).await;
+            tokio::time::sleep(s.retry.pause_after(attempt).unwrap_or_default()).await;
         }
         retry.extend(resend);
         pending = retry;
-    }
-}
-
-fn request_retryable(e: &EsError) -> bool {
-    match e {
-        EsError::Transport { .. } => true,
-        other => other.status().is_some_and(is_retryable_status),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What one bulk response item means for its operation.
 
 use super::op::Op;
+use crate::es::retry::transient_status;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +52,7 @@ pub fn classify(op: &Op, item: &Value) -> ItemOutcome {
             Some(r) => format!("{kind}: {r}"),
             None => error.to_string(),
         };
-        let transient = matches!(status, 429 | 500 | 502 | 503 | 504)
-            || kind == "es_rejected_execution_exception";
+        let transient = transient_status(status) || kind == "es_rejected_execution_exception";
         return if transient {
             ItemOutcome::Retry { status, reason }
         } else {

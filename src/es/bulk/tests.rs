@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::config::EsConfig;
+use crate::es::backoff::Backoff;
+use crate::es::retry::RetryPolicy;
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicUsize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -83,8 +85,10 @@ fn settings(chunk_lines: usize) -> SinkSettings {
         chunk_lines,
         chunk_bytes: 1 << 20,
         max_concurrency: 2,
-        max_attempts: 3,
-        backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
+        retry: RetryPolicy::new(
+            3,
+            Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
+        ),
         max_text_bytes: 0,
         queue_items: 8,
         queue_bytes: 1 << 20,

@@ -1,4 +1,4 @@
-//! The S3 client: configuration (§7.3), per-region clients, ping, bucket resolution, listing and download.
+//! The S3 client: configuration (docs/architecture.md#the-s3-source), per-region clients, ping, bucket resolution, listing and download.
 
 use super::endpoint::{is_local_or_ip, redact_userinfo};
 use super::error::S3Error;
@@ -22,9 +22,9 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 /// Access to the configured S3 (or S3-compatible) service.
 ///
-/// Holds a default client plus one client per bucket region, created on first use (§7.3).
+/// Holds a default client plus one client per bucket region, created on first use (docs/architecture.md#the-s3-source).
 #[derive(Debug)]
-pub struct S3Source {
+pub struct S3Client {
     default: Client,
     default_region: String,
     custom_endpoint: bool,
@@ -41,7 +41,7 @@ struct ClientCache {
     bucket_region: HashMap<String, Option<String>>,
 }
 
-impl S3Source {
+impl S3Client {
     /// Builds the default client from the settings:
     /// * credentials: static key id + secret (+ session token) when set, else the AWS default chain;
     /// * region: `region` setting, else `AWS_REGION`/`AWS_DEFAULT_REGION` or the profile, else `us-east-1`;
@@ -50,7 +50,7 @@ impl S3Source {
     ///   IP address (virtual-host style cannot work there: `bucket.localhost` does not resolve);
     /// * timeouts: `connect_timeout` and `read_timeout`; retries: standard mode with `max_attempts` retries
     ///   after the first attempt (Elastic's botocore meaning of the setting).
-    pub async fn new(settings: &S3Settings) -> Result<S3Source, S3Error> {
+    pub async fn new(settings: &S3Settings) -> Result<S3Client, S3Error> {
         let endpoint = settings.resolve_endpoint();
         if let Some(url) = &endpoint
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -112,7 +112,7 @@ impl S3Source {
             static_credentials = settings.access_key_id.is_some(),
             "s3 client configured"
         );
-        Ok(S3Source {
+        Ok(S3Client {
             default: Client::from_conf(config),
             default_region,
             custom_endpoint: endpoint.is_some(),
@@ -132,7 +132,7 @@ impl S3Source {
         &self.default_region
     }
 
-    /// Connectivity check: ListBuckets with the default client (§7.6).
+    /// Connectivity check: ListBuckets with the default client (docs/architecture.md#the-s3-source).
     pub async fn ping(&self) -> Result<(), S3Error> {
         self.default
             .list_buckets()
@@ -285,7 +285,7 @@ fn region_from_location(location: Option<&str>, custom_endpoint: bool) -> Option
     match location.unwrap_or_default() {
         "" if custom_endpoint => None,
         "" => Some(FALLBACK_REGION.to_owned()),
-        // Legacy constraint of the first EU region (Elastic used it verbatim, §11.9).
+        // Legacy constraint of the first EU region (Elastic used it verbatim, docs/architecture.md#the-s3-source).
         "EU" => Some("eu-west-1".to_owned()),
         region => Some(region.to_owned()),
     }
@@ -326,7 +326,7 @@ mod tests {
             endpoint_url: Some("http://localhost:1".into()),
             ..S3Settings::default()
         };
-        let source = S3Source::new(&settings).await.unwrap();
+        let source = S3Client::new(&settings).await.unwrap();
         assert_eq!(source.default_region(), "eu-west-3");
         let debug = format!("{source:?}");
         assert!(!debug.contains("very-secret") && !debug.contains("tok-secret"));
@@ -336,7 +336,7 @@ mod tests {
             ..settings
         };
         assert_eq!(
-            S3Source::new(&bad).await.unwrap_err().to_string(),
+            S3Client::new(&bad).await.unwrap_err().to_string(),
             "invalid S3 configuration: endpoint URL \"minio:9000\" must start with http:// or https://"
         );
     }

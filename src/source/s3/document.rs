@@ -1,4 +1,4 @@
-//! The document produced for each S3 object (§7.5) and helpers shared with the sync.
+//! The document produced for each S3 object (docs/architecture.md#the-s3-source) and helpers shared with the sync.
 
 use super::listing::S3Object;
 use chrono::{DateTime, Timelike, Utc};
@@ -40,15 +40,7 @@ pub fn to_document(obj: &S3Object) -> Map<String, Value> {
     doc
 }
 
-/// The extension of a key as Elastic computes it (§7.7): from the last `.` of the last path component,
-/// dot included. `a.tar.gz` → `.gz`; `.bashrc`, `dir/` and `README` → `None`.
-pub fn file_extension(key: &str) -> Option<&str> {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    // Python's os.path.splitext ignores leading dots: `.bashrc` and `..x` have no extension.
-    let stem_start = name.len() - name.trim_start_matches('.').len();
-    let dot = name[stem_start..].rfind('.')? + stem_start;
-    Some(&name[dot..])
-}
+pub use crate::source::file_extension;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! Paged, resumable listing of one bucket with ListObjectsV2 (§7.4, with errors surfaced, see §11.2).
+//! Paged, resumable listing of one bucket with ListObjectsV2 (docs/architecture.md#the-s3-source; errors are surfaced, never a short listing).
 
 use super::error::S3Error;
 use super::paging::{Advance, PageView, Paging};
@@ -7,7 +7,7 @@ use aws_sdk_s3::types::{EncodingType, Object, Owner};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-/// The `owner` of a listed object, with Elastic's three shapes (§7.5).
+/// The `owner` of a listed object, with Elastic's three shapes (docs/architecture.md#the-s3-source).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerField {
     /// No `Owner` element in the listing: `""`.
@@ -75,7 +75,7 @@ impl S3Object {
 
 /// Lists one bucket page by page (ListObjectsV2, no delimiter, so the listing is flat and recursive).
 ///
-/// Create it with [`S3Source::lister`](super::S3Source::lister). Errors are returned to the caller, never
+/// Create it with [`S3Client::lister`](super::S3Client::lister). Errors are returned to the caller, never
 /// swallowed; after an error the same page can be requested again. To resume in a new lister after a
 /// restart, pass [`BucketLister::last_key`] as `start_after`.
 #[derive(Debug)]

@@ -1,11 +1,11 @@
-//! The configuration schema the S3 source writes to its connector document (§7.1, §3.2).
+//! The configuration schema the S3 source writes to its connector document (docs/architecture.md#the-s3-source, docs/protocol.md#connector-documents).
 //!
 //! The first eight fields are Elastic's, byte for byte. Our additions come after them (order 9..12) and are
 //! all optional, so connectors created by Kibana (which only knows the eight) stay valid.
 
 use serde_json::{Map, Value, json};
 
-/// The stored `type` of a configurable field; when reading values the schema's type wins (§7.2).
+/// The stored `type` of a configurable field; when reading values the schema's type wins (docs/architecture.md#the-s3-source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
     Str,
@@ -235,7 +235,7 @@ pub fn field(key: &str) -> Option<&'static FieldSpec> {
 }
 
 impl FieldSpec {
-    /// The rich configurable field (§3.2): the 13 keys in their canonical order.
+    /// The rich configurable field (docs/protocol.md#connector-documents): the 13 keys in their canonical order.
     pub fn to_rich_field(&self) -> Value {
         json!({
             "default_value": self.default_value.to_value(),
@@ -272,7 +272,7 @@ pub fn schema_field_names() -> Vec<&'static str> {
 mod tests {
     use super::*;
 
-    /// §7.1, verbatim.
+    /// docs/architecture.md#the-s3-source, verbatim.
     const ELASTIC_SCHEMA: &str = r#"{"buckets":{"default_value":null,"depends_on":[],"display":"textarea","label":"AWS Buckets","options":[],"order":1,"required":true,"sensitive":false,"tooltip":"AWS Buckets are ignored when Advanced Sync Rules are used.","type":"list","ui_restrictions":[],"validations":[],"value":""},
  "aws_access_key_id":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Access Key Id","options":[],"order":2,"required":true,"sensitive":false,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},
  "aws_secret_access_key":{"default_value":null,"depends_on":[],"display":"text","label":"AWS Secret Key","options":[],"order":3,"required":true,"sensitive":true,"tooltip":null,"type":"str","ui_restrictions":[],"validations":[],"value":""},

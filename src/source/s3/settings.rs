@@ -1,7 +1,8 @@
-//! Reading and validating the S3 connector's configuration (§7.2).
+//! Reading and validating the S3 connector's configuration (docs/architecture.md#the-s3-source).
 
 use super::schema::{FIELDS, FieldSpec, FieldType, Scalar};
 use crate::config::Secret;
+use crate::source::fields::{self, stored_value};
 use serde_json::{Map, Value};
 
 /// Typed S3 source settings, read from a connector's `configuration` map.
@@ -29,15 +30,10 @@ pub struct S3Settings {
     pub max_attempts: u32,
     /// `max-keys` of each listing request.
     pub page_size: i32,
-    pub use_text_extraction_service: bool,
     /// Custom endpoint from the configuration (see [`S3Settings::resolve_endpoint`] for the env fallback).
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub force_path_style: bool,
-    /// Full syncs skip objects unchanged since they were indexed (content-sync addition).
-    pub skip_unchanged_documents: bool,
-    /// Send files as `_attachment` for Elasticsearch's pipeline instead of extracting natively.
-    pub use_pipeline_extraction: bool,
 }
 
 impl Default for S3Settings {
@@ -52,12 +48,9 @@ impl Default for S3Settings {
             connect_timeout_secs: 90,
             max_attempts: 5,
             page_size: 100,
-            use_text_extraction_service: false,
             endpoint_url: None,
             region: None,
             force_path_style: false,
-            skip_unchanged_documents: false,
-            use_pipeline_extraction: false,
         }
     }
 }
@@ -103,15 +96,6 @@ impl Typed {
     }
 }
 
-/// The stored value of a field: `entry.value` for a rich field, the entry itself for a plain value.
-fn stored_value<'a>(cfg: &'a Map<String, Value>, key: &str) -> &'a Value {
-    match cfg.get(key) {
-        Some(Value::Object(rich)) => rich.get("value").unwrap_or(&Value::Null),
-        Some(plain) => plain,
-        None => &Value::Null,
-    }
-}
-
 fn value_to_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -119,7 +103,7 @@ fn value_to_string(v: &Value) -> String {
     }
 }
 
-/// Converts a stored value to the schema type (§7.2). `Err` carries the validation message.
+/// Converts a stored value to the schema type (docs/architecture.md#the-s3-source). `Err` carries the validation message.
 fn convert(spec: &FieldSpec, v: &Value) -> Result<Typed, String> {
     let bad = |what: &str| format!("'{}' must be {what}, got {v}.", spec.label);
     Ok(match spec.field_type {
@@ -150,16 +134,10 @@ fn convert(spec: &FieldSpec, v: &Value) -> Result<Typed, String> {
             },
             _ => return Err(bad("an integer")),
         },
-        FieldType::Bool => match v {
-            Value::Null => Typed::Null,
-            Value::Bool(b) => Typed::Bool(*b),
-            Value::String(s) if s.is_empty() => Typed::Null,
-            Value::String(s) => {
-                let s = s.trim().to_ascii_lowercase();
-                Typed::Bool(!matches!(s.as_str(), "false" | "0" | "no" | "off"))
-            }
-            Value::Number(n) => Typed::Bool(n.as_f64() != Some(0.0)),
-            _ => return Err(bad("a boolean")),
+        FieldType::Bool => match fields::parse_flag(v) {
+            Ok(Some(b)) => Typed::Bool(b),
+            Ok(None) => Typed::Null,
+            Err(()) => return Err(bad("a boolean")),
         },
         FieldType::Str => match v {
             Value::Null => Typed::Str(String::new()),
@@ -225,7 +203,7 @@ fn int_in<T: TryFrom<i64>>(
 
 impl S3Settings {
     /// Reads the connector's `configuration` map (rich fields, or plain values) and validates it:
-    /// first [`validate_config_fields`], then the per-field checks of `validate_config` (§7.2).
+    /// first [`validate_config_fields`], then the per-field checks of `validate_config` (docs/architecture.md#the-s3-source).
     pub fn from_configuration(cfg: &Map<String, Value>) -> Result<S3Settings, SettingsError> {
         validate_config_fields(cfg)?;
         let mut errors = Vec::new();
@@ -277,15 +255,9 @@ impl S3Settings {
         let (spec, v) = take("page_size");
         s.page_size = int_in(spec, v, 1, i64::from(i32::MAX), &mut errors).unwrap_or(s.page_size);
 
-        // Required in Elastic's schema, but a missing/null toggle simply means "off".
-        let (_, v) = take("use_text_extraction_service");
-        s.use_text_extraction_service = v == Typed::Bool(true);
-
         s.endpoint_url = non_empty_str(take("endpoint_url").1);
         s.region = non_empty_str(take("region").1);
         s.force_path_style = take("force_path_style").1 == Typed::Bool(true);
-        s.skip_unchanged_documents = take("skip_unchanged_documents").1 == Typed::Bool(true);
-        s.use_pipeline_extraction = take("use_pipeline_extraction").1 == Typed::Bool(true);
         s.session_token = non_empty_str(take("aws_session_token").1).map(Secret::new);
 
         if errors.is_empty() {
@@ -342,7 +314,7 @@ mod tests {
             ),
             (90, 90, 5, 100)
         );
-        assert!(!s.use_text_extraction_service && !s.force_path_style);
+        assert!(!s.force_path_style);
         assert_eq!(
             (s.endpoint_url, s.region, s.session_token),
             (None, None, None)
@@ -395,9 +367,9 @@ mod tests {
     #[test]
     fn bool_conversion_fixes_elastic_quirk() {
         let flag = |v: Value| {
-            with(json!({ "use_text_extraction_service": v }))
+            with(json!({ "force_path_style": v }))
                 .unwrap()
-                .use_text_extraction_service
+                .force_path_style
         };
         for f in [
             json!(false),

@@ -1,4 +1,4 @@
-//! Basic sync rules (§7.8): parsing with Elastic's raising behaviour, and evaluation per document.
+//! Basic sync rules (docs/protocol.md#sync-rules): parsing with Elastic's raising behaviour, and evaluation per document.
 //!
 //! A rule is `{id, policy, field, rule, value, order}`. Evaluation uses the active rules minus the
 //! `DEFAULT` one, sorted ascending by `order` (stable); the first rule that matches a document
@@ -24,7 +24,7 @@
 //!   - strings compare by code point (`"b" > "abc"`).
 
 use super::RuleError;
-use super::python;
+use crate::python::{self, compile_prefix_regex};
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -138,23 +138,6 @@ fn not_subscriptable(v: &Value) -> String {
         Value::String(_) => "string indices must be integers, not 'str'".into(),
         other => format!("'{}' object is not subscriptable", python::type_name(other)),
     }
-}
-
-/// Compiles a rule value as Python's `re.match` uses it: anchored at the start only.
-/// The pattern is first compiled alone so that an unbalanced `)` cannot be "fixed" by the wrapper.
-pub(crate) fn compile_prefix_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(pattern).map_err(|e| regex_reason(&e))?;
-    Regex::new(&format!("^(?:{pattern})")).map_err(|e| regex_reason(&e))
-}
-
-/// The one-line reason of a regex compile error (`unclosed group`, …).
-pub(crate) fn regex_reason(e: &regex::Error) -> String {
-    let text = e.to_string();
-    text.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("error: "))
-        .map(str::to_string)
-        .unwrap_or_else(|| text.lines().last().unwrap_or_default().trim().to_string())
 }
 
 /// One evaluable rule.

@@ -1,27 +1,26 @@
-//! Sync rules (§3.5, §7.7, §7.8): validation of a filtering object, advanced rules (which buckets
-//! and keys to list) and basic rules (which produced documents to index). Pure logic, no I/O.
+//! Sync rules (docs/protocol.md#sync-rules): validation of a filtering object and basic rules (which produced
+//! documents to index). Pure logic, no I/O. Advanced rules (what to list) belong to each source
+//! ([`crate::source::SourceKind::validate_advanced_rules`], [`crate::source::Source::partitions`]).
 //!
 //! A *filtering object* is `{rules, advanced_snippet, validation}`: the DEFAULT filtering's `draft`
 //! or `active`, or a job's `connector.filtering` snapshot.
 //!
 //! * [`validate`]: Elastic's validators with Elastic's messages; the result is what goes into
 //!   `filtering[DEFAULT].draft.validation` (and decides activation, and whether a job may start);
-//! * [`advanced_rules`]: the S3 advanced rules ([`advanced`] documents the JSON format, with our
-//!   `glob` and `regex` additions);
+//! * [`advanced_value`]: the advanced snippet a source reads its rules from;
 //! * [`BasicRules`]: per-document include/exclude ([`basic`] documents the matching semantics and
 //!   the Elastic quirks kept).
 
-pub mod advanced;
 pub mod basic;
-mod python;
 mod validation;
 
 #[cfg(test)]
 mod tests;
 
-pub use advanced::{AdvancedRule, KeyGlob};
 pub use basic::{BasicRules, DEFAULT_RULE_ID, Policy, RuleKind};
 
+use crate::python;
+use crate::source::SourceKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -111,7 +110,7 @@ impl ValidationResult {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// The job error when a job's filtering is not valid (§5.3 step 7):
+    /// The job error when a job's filtering is not valid (docs/protocol.md#a-jobs-life):
     /// `Filtering in state FilteringValidationState.INVALID, errors: [(ids: ['r3'], messages: […])].`
     /// Elastic renders the state with its enum repr, as here, and each error with its object repr
     /// (`<…FilterValidationError object at 0x…>`, which carries no information); we render each
@@ -137,38 +136,38 @@ impl ValidationResult {
     }
 }
 
-/// §3.5 + §7.7 + §7.8: validates a filtering object (`{rules, advanced_snippet, validation}` — a
-/// draft or a job's snapshot). Errors come in this order: schema errors (rule by rule), match-all
-/// regexes (rule by rule), the first semantic-duplicate pair, the advanced snippet (only when its
-/// value is non-empty), and last — ours — basic `regex` rules that do not compile.
+/// docs/protocol.md#sync-rules: validates a filtering object (`{rules, advanced_snippet, validation}` — a
+/// draft or a job's snapshot) for a connector of `source`'s kind. Errors come in this order: schema
+/// errors (rule by rule), match-all regexes (rule by rule), the first semantic-duplicate pair, the
+/// advanced snippet (only when its value is non-empty), and last — ours — basic `regex` rules that
+/// do not compile.
 ///
 /// `Err` = Elastic's raising cases (unknown policy/rule, missing key, …) with Elastic's text.
-pub fn validate(filtering: &Value) -> Result<ValidationResult, RuleError> {
-    validation::validate(filtering)
-}
-
-/// The advanced rules of a filtering object: `Ok(None)` when `advanced_snippet.value` is absent,
-/// null or empty; `Ok(Some(rules))` for a valid non-empty array; `Err(InvalidAdvancedRules)` with
-/// the validation message otherwise.
-pub fn advanced_rules(filtering: &Value) -> Result<Option<Vec<AdvancedRule>>, RuleError> {
-    match advanced_value(filtering) {
-        None => Ok(None),
-        Some(value) => advanced::parse(value)
-            .map(Some)
-            .map_err(RuleError::InvalidAdvancedRules),
-    }
+pub fn validate(filtering: &Value, source: &dyn SourceKind) -> Result<ValidationResult, RuleError> {
+    validation::validate(filtering, source)
 }
 
 /// The advanced snippet value to validate/apply, if non-empty. As Elastic's `Filter`: the value is
 /// `advanced_snippet.value`, or the `advanced_snippet` object itself when it has no `value` key
 /// (a non-object snippet is taken as the value; a null one means none).
-pub(crate) fn advanced_value(filtering: &Value) -> Option<&Value> {
+pub fn advanced_value(filtering: &Value) -> Option<&Value> {
     let snippet = filtering.get("advanced_snippet")?;
     let value = match snippet {
         Value::Object(obj) => obj.get("value").unwrap_or(snippet),
         other => other,
     };
-    (!advanced::is_empty_value(value)).then_some(value)
+    (!is_empty_value(value)).then_some(value)
+}
+
+/// Whether an `advanced_snippet.value` counts as "no advanced rules" (Python `len(x) == 0`, or null).
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// The `rules` list of a filtering object (absent or null: none).

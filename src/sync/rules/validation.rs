@@ -1,4 +1,4 @@
-//! Filtering validation (§3.5 step 2, §7.7, §7.8): Elastic's validators, in Elastic's order, with
+//! Filtering validation (docs/protocol.md#sync-rules): Elastic's validators, in Elastic's order, with
 //! Elastic's messages, then our one addition.
 //!
 //! 1. schema, rule by rule (first violation of each rule, fastjsonschema wording);
@@ -6,15 +6,17 @@
 //!    policy/rule *raises*, which aborts the whole validation);
 //! 3. semantic duplicates over the whole list, `DEFAULT` included (first pair only, later rule
 //!    first);
-//! 4. the S3 advanced-rules validator, when the snippet value is non-empty (rule id
-//!    `advanced_snippet`);
+//! 4. the source's advanced-rules validator ([`SourceKind::validate_advanced_rules`]), when the
+//!    snippet value is non-empty (rule id `advanced_snippet`);
 //! 5. ours: every non-default `regex` rule must compile. Elastic would accept the rule and crash
 //!    the sync at the first document (`re.error`); we report
 //!    `Basic rule <n> (id: '<short id>') uses an invalid regular expression '<value>': <reason>.`
 //!    It comes last so that the errors Elastic reports come first, unchanged.
 
-use super::basic::{RawRule, RuleKind, compile_prefix_regex};
-use super::{ADVANCED_RULES_ID, RuleError, ValidationResult, advanced, python};
+use super::basic::{RawRule, RuleKind};
+use super::{ADVANCED_RULES_ID, RuleError, ValidationResult};
+use crate::python::{self, compile_prefix_regex};
+use crate::source::SourceKind;
 use serde_json::Value;
 
 /// `BasicRule.SHORTEN_UUID_BY`: a 36-character UUID keeps 5 characters at each end.
@@ -24,7 +26,10 @@ const SHORTEN_ID_BY: usize = 26;
 const REQUIRED: [&str; 6] = ["id", "policy", "field", "rule", "value", "order"];
 
 /// Runs every validator over a filtering object; see [`super::validate`].
-pub(crate) fn validate(filtering: &Value) -> Result<ValidationResult, RuleError> {
+pub(crate) fn validate(
+    filtering: &Value,
+    source: &dyn SourceKind,
+) -> Result<ValidationResult, RuleError> {
     let rules = super::rule_list(filtering)?;
     let mut result = ValidationResult::valid();
 
@@ -53,9 +58,9 @@ pub(crate) fn validate(filtering: &Value) -> Result<ValidationResult, RuleError>
     // 3. Semantic duplicates (BasicRulesSetSemanticValidator).
     semantic_duplicates(rules, &mut result)?;
 
-    // 4. Advanced rules (S3AdvancedRulesValidator).
+    // 4. Advanced rules (the source's validator; S3AdvancedRulesValidator for S3).
     if let Some(value) = super::advanced_value(filtering)
-        && let Err(message) = advanced::parse(value)
+        && let Err(message) = source.validate_advanced_rules(value)
     {
         result.push(ADVANCED_RULES_ID.to_string(), message);
     }

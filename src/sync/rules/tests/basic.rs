@@ -1,10 +1,10 @@
-//! `BasicRules`: evaluation semantics of §7.8.
+//! `BasicRules`: evaluation semantics of docs/protocol.md#sync-rules.
 
 use super::{default_rule, filtering, rule};
 use crate::sync::rules::{BasicRules, RuleError};
 use serde_json::{Map, Value, json};
 
-/// A document as the sync produces it (§7.5 fields, `id`, pipeline flags).
+/// A document as the sync produces it (docs/architecture.md#the-s3-source fields, `id`, pipeline flags).
 fn doc() -> Map<String, Value> {
     json!({
         "id": "d0295955cdb6d488a4a1d3f10dbf141b",

@@ -1,6 +1,5 @@
 //! Unit tests of the sync-rules library.
 
-mod advanced;
 mod basic;
 mod validation;
 

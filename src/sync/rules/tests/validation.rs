@@ -1,9 +1,15 @@
-//! `validate`: Elastic's messages, order and raising cases (§3.5, §7.7, §7.8).
+//! `validate`: Elastic's messages, order and raising cases (docs/protocol.md#sync-rules).
 
 use super::{advanced_filtering, default_rule, filtering, rule};
+use crate::source::s3::S3Kind;
 use crate::sync::rules::validation::schema_error;
-use crate::sync::rules::{RuleError, ValidationState, validate};
+use crate::sync::rules::{RuleError, ValidationResult, ValidationState};
 use serde_json::{Value, json};
+
+/// Validation for an S3 connector (whose advanced-rules validator is S3's).
+fn validate(f: &Value) -> Result<ValidationResult, RuleError> {
+    crate::sync::rules::validate(f, &S3Kind::default())
+}
 
 /// The (ids, message) pairs of a validation result.
 fn errors(f: &Value) -> Vec<(String, String)> {

@@ -1,4 +1,5 @@
-//! Advanced sync rules for S3 (§7.7), with our `glob` and `regex` additions.
+//! Advanced sync rules for S3 (docs/protocol.md#sync-rules), with our `glob` and `regex` additions: which buckets (and
+//! prefixes) a sync lists, and which listed keys it keeps.
 //!
 //! # Format
 //!
@@ -38,9 +39,8 @@
 //! Checks run in this order per rule: object, `bucket` present, `bucket`, `prefix`, `extension`,
 //! `glob`, `regex`, unknown keys.
 
-use super::basic::compile_prefix_regex;
-use super::python;
-use crate::source::s3::file_extension;
+use crate::python::{self, compile_prefix_regex};
+use crate::source::{KeyFilter, file_extension};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
 use serde_json::Value;
@@ -100,9 +100,9 @@ pub struct AdvancedRule {
     pub regex: Option<Regex>,
 }
 
-impl AdvancedRule {
+impl KeyFilter for AdvancedRule {
     /// Whether a listed object with this key is kept: every given constraint must match.
-    pub fn keeps(&self, key: &str) -> bool {
+    fn keeps(&self, key: &str) -> bool {
         if let Some(exts) = &self.extension
             && !file_extension(key).is_some_and(|e| exts.iter().any(|x| x == e))
         {
@@ -122,19 +122,8 @@ impl AdvancedRule {
     }
 }
 
-/// Whether an `advanced_snippet.value` counts as "no advanced rules" (Python `len(x) == 0`, or null).
-pub(crate) fn is_empty_value(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::String(s) => s.is_empty(),
-        Value::Bool(_) | Value::Number(_) => false,
-    }
-}
-
 /// Parses and validates a non-empty advanced snippet value; `Err` = the validation message.
-pub(crate) fn parse(value: &Value) -> Result<Vec<AdvancedRule>, String> {
+pub fn parse(value: &Value) -> Result<Vec<AdvancedRule>, String> {
     let Value::Array(items) = value else {
         return Err("data must be array".into());
     };
@@ -223,3 +212,7 @@ fn parse_rule(i: usize, item: &Value) -> Result<AdvancedRule, String> {
         regex,
     })
 }
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;

@@ -1,7 +1,9 @@
 //! The few Python behaviours Elastic's rule code leans on, reproduced so that messages and
 //! comparisons come out byte-for-byte the same: `str()`/`repr()` of JSON values, `type(x).__name__`,
-//! `float(str)`, `str.casefold()` and `connectors.utils.shorten_str`.
+//! `float(str)`, `str.casefold()`, `connectors.utils.shorten_str` and `re.match`'s anchoring.
+//! Shared by the sync rules (`sync::rules`) and the sources' own rules (`source::s3::rules`).
 
+use regex::Regex;
 use serde_json::Value;
 
 /// `type(x).__name__` of the Python object a JSON value decodes to.
@@ -196,6 +198,23 @@ pub fn shorten_str(s: &str, shorten_by: usize) -> String {
     let head: String = chars[..front].iter().collect();
     let tail: String = chars[chars.len() - keep..].iter().collect();
     format!("{head}...{tail}")
+}
+
+/// Compiles a rule value as Python's `re.match` uses it: anchored at the start only.
+/// The pattern is first compiled alone so that an unbalanced `)` cannot be "fixed" by the wrapper.
+pub fn compile_prefix_regex(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| regex_reason(&e))?;
+    Regex::new(&format!("^(?:{pattern})")).map_err(|e| regex_reason(&e))
+}
+
+/// The one-line reason of a regex compile error (`unclosed group`, …).
+pub fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| text.lines().last().unwrap_or_default().trim().to_string())
 }
 
 #[cfg(test)]

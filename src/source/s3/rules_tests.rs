@@ -1,8 +1,23 @@
-//! Advanced rules (§7.7 + our `glob` and `regex`): parsing, messages, `keeps`.
+//! Advanced rules (docs/protocol.md#sync-rules + our `glob` and `regex`): parsing, messages, `keeps`.
 
-use super::advanced_filtering;
-use crate::sync::rules::{AdvancedRule, RuleError, advanced_rules};
+use super::{AdvancedRule, parse as parse_rules};
+use crate::source::KeyFilter;
+use crate::sync::rules::advanced_value;
 use serde_json::{Value, json};
+
+/// A filtering object with only the default rule and this advanced snippet value.
+fn advanced_filtering(value: Value) -> Value {
+    json!({
+        "rules": [{"id":"DEFAULT","order":0,"policy":"include","field":"_","rule":"regex","value":".*"}],
+        "advanced_snippet": {"value": value},
+        "validation": {"state": "edited", "errors": []}
+    })
+}
+
+/// The rules of a filtering object, as a sync reads them: `None` when the snippet is empty.
+fn advanced_rules(filtering: &Value) -> Result<Option<Vec<AdvancedRule>>, String> {
+    advanced_value(filtering).map(parse_rules).transpose()
+}
 
 fn parse(value: Value) -> Vec<AdvancedRule> {
     advanced_rules(&advanced_filtering(value))
@@ -18,7 +33,7 @@ fn one(value: Value) -> AdvancedRule {
 
 fn message(value: Value) -> String {
     match advanced_rules(&advanced_filtering(value)) {
-        Err(RuleError::InvalidAdvancedRules(m)) => m,
+        Err(m) => m,
         other => panic!("expected invalid rules, got {other:?}"),
     }
 }
@@ -254,8 +269,5 @@ fn all_given_constraints_must_match() {
 #[test]
 fn snippet_without_value_key_is_the_value() {
     let f = json!({"advanced_snippet": {"updated_at": "2024-01-01"}});
-    assert_eq!(
-        advanced_rules(&f).unwrap_err().to_string(),
-        "invalid advanced sync rules: data must be array"
-    );
+    assert_eq!(advanced_rules(&f).unwrap_err(), "data must be array");
 }

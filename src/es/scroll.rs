@@ -1,0 +1,142 @@
+//! Reading every hit of a search with a scroll: the one place that opens, follows and clears
+//! scroll contexts. `from`/`size` paging (what Elastic's helper does) stops at 10 000 hits without
+//! a word; a scroll does not.
+
+use super::client::{Body, EsClient, Hit, Retry, hits_of};
+use super::error::EsError;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// How long a scroll context of `search_all` lives between two pages.
+const SEARCH_ALL_KEEP_ALIVE: &str = "1m";
+/// Page size of [`EsClient::search_all`] (Elastic uses 100).
+pub const SEARCH_PAGE_SIZE: usize = 100;
+
+/// What a page callback of [`EsClient::scroll`] wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    More,
+    Stop,
+}
+
+impl EsClient {
+    /// Searches `index` with `body` and scroll context `keep_alive`, and hands each raw page to
+    /// `page` until it answers [`Next::Stop`] or fails, the pages run out (no scroll id), or a
+    /// request fails. The scroll context is cleared whatever happened. The first request's error
+    /// is returned as is (a caller may read 404 as "no index").
+    pub async fn scroll<E: From<EsError>>(
+        &self,
+        index: &str,
+        params: &[(&str, String)],
+        body: Value,
+        keep_alive: &str,
+        mut page: impl FnMut(&Value) -> Result<Next, E>,
+    ) -> Result<(), E> {
+        let mut query: Vec<(&str, String)> = params.to_vec();
+        query.push(("scroll", keep_alive.to_string()));
+        let first = self
+            .json(Method::POST, &[index, "_search"], &query, Some(body))
+            .await?;
+        let mut scroll_id = scroll_id_of(&first);
+        let mut current = first;
+        let result = loop {
+            match page(&current) {
+                Ok(Next::More) => {}
+                Ok(Next::Stop) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+            let Some(sid) = scroll_id.clone() else {
+                break Ok(());
+            };
+            let next = json!({"scroll_id": sid, "scroll": keep_alive});
+            current = match self
+                .json(Method::POST, &["_search", "scroll"], &[], Some(next))
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => break Err(e.into()),
+            };
+            if let Some(next_id) = scroll_id_of(&current) {
+                scroll_id = Some(next_id);
+            }
+        };
+        if let Some(sid) = scroll_id {
+            self.clear_scroll(sid).await;
+        }
+        result
+    }
+
+    async fn clear_scroll(&self, scroll_id: String) {
+        let clear = json!({"scroll_id": scroll_id});
+        if let Err(e) = self
+            .send(
+                Method::DELETE,
+                &["_search", "scroll"],
+                &[],
+                Some(Body::Json(clear)),
+                Retry::Never,
+            )
+            .await
+            && !e.is_not_found()
+        {
+            tracing::debug!(error = %e, "could not clear a scroll");
+        }
+    }
+
+    /// Every hit of `query` (connectors, jobs), read with a scroll of 100 per page. A page that
+    /// says it is partial (failed shards, timed out) is an error, never a silently shorter list;
+    /// a missing index has no hits.
+    pub async fn search_all(
+        &self,
+        index: &str,
+        query: Value,
+        sort: Option<Value>,
+    ) -> Result<Vec<Hit>, EsError> {
+        let mut body =
+            json!({"query": query, "size": SEARCH_PAGE_SIZE, "seq_no_primary_term": true});
+        if let Some(s) = sort {
+            body["sort"] = s;
+        }
+        let params = [("expand_wildcards", "hidden".to_string())];
+        let mut out = Vec::new();
+        let read = self
+            .scroll(index, &params, body, SEARCH_ALL_KEEP_ALIVE, |page| {
+                let hits = complete_hits(page, index)?;
+                let n = hits.len();
+                out.extend(hits);
+                // A short page is the last one: no request for an empty page after it.
+                Ok::<_, EsError>(if n == SEARCH_PAGE_SIZE {
+                    Next::More
+                } else {
+                    Next::Stop
+                })
+            })
+            .await;
+        match read {
+            Ok(()) => Ok(out),
+            Err(e) if e.is_not_found() && out.is_empty() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn scroll_id_of(page: &Value) -> Option<String> {
+    page.get("_scroll_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The hits of a search page, unless the page says it missed some (failed shards, timed out).
+fn complete_hits(page: &Value, index: &str) -> Result<Vec<Hit>, EsError> {
+    let failed = page
+        .pointer("/_shards/failed")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if failed > 0 || page.get("timed_out").and_then(Value::as_bool) == Some(true) {
+        return Err(EsError::Decode {
+            path: format!("/{index}/_search"),
+            cause: format!("partial results ({failed} shards failed or the search timed out)"),
+        });
+    }
+    hits_of(page, index)
+}

@@ -1,0 +1,78 @@
+//! What a sync needs from whoever runs it — the narrow context of one job: config.yml, the
+//! sources this build has, the connector as it is now, and its content index. The service
+//! implements [`JobEnv`] over its own context; the unit tests of `sync::tests` implement it over
+//! an in-memory source and index.
+
+use super::SyncError;
+use super::existing::{self, ExistingIds, ReadError};
+use crate::config::Config;
+use crate::es::bulk::BulkTransport;
+use crate::es::{EsClient, EsError};
+use crate::source::Registry;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// The connector's fields a sync checks against its job.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorNow {
+    pub index_name: Option<String>,
+    /// The connector's `service_type`, or the one config.yml gives it.
+    pub service_type: Option<String>,
+}
+
+/// Everything one sync may use.
+#[async_trait]
+pub trait JobEnv: Send + Sync {
+    fn config(&self) -> &Config;
+    fn sources(&self) -> &Registry;
+    /// The connector as it is now; `None` when it no longer exists.
+    async fn connector(&self, connector_id: &str) -> Result<Option<ConnectorNow>, EsError>;
+    /// The connector's content index (with its own credentials when it has some).
+    fn content_index(&self, connector_id: &str) -> Result<Arc<dyn ContentIndex>, SyncError>;
+}
+
+#[async_trait]
+impl<T: JobEnv + ?Sized> JobEnv for Arc<T> {
+    fn config(&self) -> &Config {
+        self.as_ref().config()
+    }
+    fn sources(&self) -> &Registry {
+        self.as_ref().sources()
+    }
+    async fn connector(&self, connector_id: &str) -> Result<Option<ConnectorNow>, EsError> {
+        self.as_ref().connector(connector_id).await
+    }
+    fn content_index(&self, connector_id: &str) -> Result<Arc<dyn ContentIndex>, SyncError> {
+        self.as_ref().content_index(connector_id)
+    }
+}
+
+/// What a sync does with its content index.
+#[async_trait]
+pub trait ContentIndex: Send + Sync {
+    /// Creates the index unless it exists.
+    async fn create_if_missing(&self, index: &str) -> Result<(), EsError>;
+    /// Every document id in the index, with its partition and version.
+    async fn existing(&self, index: &str) -> Result<ExistingIds, ReadError>;
+    /// Where the bulk sink sends its requests.
+    fn bulk(&self) -> Arc<dyn BulkTransport>;
+}
+
+#[async_trait]
+impl ContentIndex for EsClient {
+    async fn create_if_missing(&self, index: &str) -> Result<(), EsError> {
+        if !self.index_exists(index).await? {
+            tracing::info!(index = %index, "creating content index");
+            self.create_index(index, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn existing(&self, index: &str) -> Result<ExistingIds, ReadError> {
+        existing::load(self, index).await
+    }
+
+    fn bulk(&self) -> Arc<dyn BulkTransport> {
+        Arc::new(self.clone())
+    }
+}

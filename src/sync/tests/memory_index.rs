@@ -1,0 +1,102 @@
+//! An in-memory content index: the documents a sync leaves, its `_bulk` answered item by item.
+
+use crate::es::EsError;
+use crate::es::bulk::BulkTransport;
+use crate::sync::ContentIndex;
+use crate::sync::existing::{ExistingIds, ReadError, hit_entry};
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Default)]
+pub struct MemoryIndex {
+    docs: Mutex<BTreeMap<String, Map<String, Value>>>,
+    /// Bulk requests received (each with its operations).
+    pub requests: Mutex<Vec<Vec<String>>>,
+}
+
+impl MemoryIndex {
+    pub fn insert(&self, id: &str, doc: Value) {
+        let Value::Object(doc) = doc else {
+            panic!("a document is an object")
+        };
+        self.docs.lock().unwrap().insert(id.into(), doc);
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.docs.lock().unwrap().keys().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Map<String, Value>> {
+        self.docs.lock().unwrap().get(id).cloned()
+    }
+
+    /// The ids sent in index operations, over every request.
+    pub fn indexed_ids(&self) -> Vec<String> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .flatten()
+            .filter_map(|op| op.strip_prefix("index ").map(String::from))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ContentIndex for Arc<MemoryIndex> {
+    async fn create_if_missing(&self, _index: &str) -> Result<(), EsError> {
+        Ok(())
+    }
+
+    async fn existing(&self, _index: &str) -> Result<ExistingIds, ReadError> {
+        let mut ids = ExistingIds::default();
+        for (id, doc) in self.docs.lock().unwrap().iter() {
+            let hit = json!({"_id": id, "_source": doc});
+            if let Some((id, bucket, version)) = hit_entry(&hit) {
+                ids.insert(id, bucket, version);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn bulk(&self) -> Arc<dyn BulkTransport> {
+        self.clone()
+    }
+}
+
+#[async_trait]
+impl BulkTransport for MemoryIndex {
+    async fn bulk_once(&self, ndjson: Vec<u8>, _pipeline: Option<&str>) -> Result<Value, EsError> {
+        let text = String::from_utf8(ndjson).expect("utf-8 request");
+        let mut lines = text.lines();
+        let (mut items, mut ops) = (Vec::new(), Vec::new());
+        let mut docs = self.docs.lock().unwrap();
+        while let Some(action) = lines.next() {
+            let action: Value = serde_json::from_str(action).expect("action line");
+            let (kind, meta) = action.as_object().unwrap().iter().next().unwrap();
+            let id = meta["_id"].as_str().unwrap().to_string();
+            ops.push(format!("{kind} {id}"));
+            let result = match kind.as_str() {
+                "index" => {
+                    let source: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+                    let Value::Object(source) = source else {
+                        panic!("a source is an object")
+                    };
+                    match docs.insert(id.clone(), source) {
+                        Some(_) => "updated",
+                        None => "created",
+                    }
+                }
+                "delete" => match docs.remove(&id) {
+                    Some(_) => "deleted",
+                    None => "not_found",
+                },
+                other => panic!("unexpected bulk action {other}"),
+            };
+            items.push(json!({kind: {"_id": id, "status": 200, "result": result}}));
+        }
+        self.requests.lock().unwrap().push(ops);
+        Ok(json!({"errors": false, "items": items}))
+    }
+}
