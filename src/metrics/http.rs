@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How recent an answer of Elasticsearch must be for `/readyz` to trust it without asking.
-pub const READY_WINDOW: Duration = Duration::from_secs(15);
+pub const READY_WINDOW: Duration = Duration::from_secs(10);
 /// How long `/readyz` waits for its own request to Elasticsearch.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// A client must send its request headers within this time.
