@@ -186,7 +186,7 @@ COPY rust /usr/local/rust
 ENV CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LABEL org.opencontainers.image.description="content-sync: local stand-in for ${tag} (scripts/image.sh)"
 EOF
-    "${ENGINE}" build --network host -q -t "$(qualified "${tag}")" "${work}" >/dev/null
+    "${ENGINE}" build "${BUILD_FLAGS[@]}" --network host -q -t "$(qualified "${tag}")" "${work}" >/dev/null
     rm -rf "${work}"
 }
 
@@ -195,7 +195,7 @@ cmd_build() {
     present_or_pulled "$(qualified "${RUNTIME_BASE}")" || make_runtime_base "${RUNTIME_BASE}"
     present_or_pulled "$(qualified "${BUILDER_BASE}")" || make_builder "${BUILDER_BASE}"
     say "building ${IMAGE} with ${ENGINE}"
-    "${ENGINE}" build --network host -t "${IMAGE}" "${ROOT}"
+    "${ENGINE}" build "${BUILD_FLAGS[@]}" --network host -t "${IMAGE}" "${ROOT}"
     local size
     size="$("${ENGINE}" image inspect -f '{{.Size}}' "${IMAGE}")"
     say "built ${IMAGE}: $((size / 1000000)) MB, in $((SECONDS - started)) s"
@@ -208,8 +208,12 @@ cmd_test() {
 }
 
 ENGINE="$(pick_engine)"
+BUILD_FLAGS=()
 if [[ "${ENGINE}" == podman ]]; then
     setup_podman
+    # One container per stage, committed once: with vfs every committed step is a full copy of the
+    # root filesystem (the builder stage is ~1.2 GB), which filled the disk with the default --layers.
+    BUILD_FLAGS=(--layers=false)
 fi
 case "${1:-}" in
     build) cmd_build ;;
