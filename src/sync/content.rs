@@ -170,6 +170,7 @@ impl ContentStage {
             if extract::is_known_unsupported(key) {
                 if native {
                     stats.skipped_unsupported.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::extraction(key, "unsupported");
                     return Ok(false);
                 }
             } else {
@@ -186,6 +187,7 @@ impl ContentStage {
                 "file is larger than service.max_file_download_size; indexing its metadata only"
             );
             stats.skipped_too_large.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::extraction(key, "too_large");
             return Ok(false);
         }
         let limit = if service {
@@ -204,6 +206,7 @@ impl ContentStage {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
                 doc.insert("_attachment".into(), Value::String(encoded));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::extraction(key, "extracted");
                 Ok(true)
             }
             Mode::Native | Mode::Attachment => {
@@ -211,11 +214,13 @@ impl ContentStage {
                     Ok(text) => {
                         doc.insert("body".into(), Value::String(self.finish_text(text)));
                         stats.extracted.fetch_add(1, Ordering::Relaxed);
+                        crate::metrics::extraction(key, "extracted");
                     }
                     Err(ExtractError::Timeout) => return Err(Unavailable::ExtractionTimeout),
                     Err(reason) => {
                         tracing::warn!(bucket, key, reason = %reason, "text extraction failed; indexing metadata only");
                         stats.failed.fetch_add(1, Ordering::Relaxed);
+                        crate::metrics::extraction(key, "failed");
                     }
                 }
                 Ok(false)
@@ -224,6 +229,7 @@ impl ContentStage {
                 let text = super::extraction_service::extract(&self.http, cfg, key, bytes).await?;
                 doc.insert("body".into(), Value::String(self.finish_text(text)));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::extraction(key, "extracted");
                 Ok(false)
             }
         }

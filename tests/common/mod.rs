@@ -20,6 +20,7 @@ pub mod connector_api;
 pub mod es;
 pub mod jobs;
 pub mod kibana;
+pub mod prom;
 pub mod proxy;
 pub mod s3;
 pub mod service;
