@@ -9,6 +9,10 @@
 #   make ftest   Elastic's functional test (NAME=s3 DATA_SIZE=small|medium|large)
 #   make chaos   kill -9 the service at random moments of its jobs, check index == bucket (ROUNDS=N OBJECTS=M)
 #   make bench   extraction benchmarks (criterion): MB/s per format
+#   make bench-sync   sync benchmarks on the stand-ins (1 000 mixed files; 10 000 objects full vs incremental)
+#   make bench-scale  memory and speed as the bucket grows (OBJECTS=N, default 100 000; SCALE_ES=osmem for
+#                the stand-in): the service against examples/synthetic-s3 (a generated, storage-less S3:
+#                `cargo run --release --example synthetic-s3 -- --help`) and a real Elasticsearch
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #
 # Extra arguments for cargo test: make test TEST_ARGS='--test harness_smoke -- --nocapture'
@@ -17,7 +21,7 @@ CARGO ?= cargo
 STAND_INS := scripts/stand-ins.sh
 TEST_ARGS ?=
 
-.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync fuzz
+.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync bench-scale fuzz
 
 stand-ins:
 	@$(STAND_INS) install
@@ -82,3 +86,14 @@ bench:
 bench-sync: stand-ins
 	$(CARGO) build --release
 	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/bench_sync.py target/release/content-sync
+
+# Scale: a metadata-only full sync and a no-change incremental sync of a synthetic bucket of OBJECTS
+# objects, beside the servers' own ceilings in the same run (ftest/bench_scale.py). Elasticsearch: ES_URL,
+# else a real node started for the run; SCALE_ES=osmem uses the OpenSearch-API stand-in instead.
+SCALE_ES ?= real
+bench-scale: OBJECTS = 100000
+bench-scale:
+	$(CARGO) build --release --bin content-sync --example synthetic-s3
+	@$(if $(filter osmem,$(SCALE_ES)),scripts/with-stand-ins.sh,scripts/with-elasticsearch.sh) \
+		python3 ftest/bench_scale.py --objects $(OBJECTS) --binary target/release/content-sync \
+		--s3-binary target/release/examples/synthetic-s3
