@@ -9,6 +9,10 @@
 #   make ftest   Elastic's functional test (NAME=s3 DATA_SIZE=small|medium|large)
 #   make chaos   kill -9 the service at random moments of its jobs, check index == bucket (ROUNDS=N OBJECTS=M)
 #   make bench   extraction benchmarks (criterion): MB/s per format
+#   make bench-sync   sync benchmarks on the stand-ins (1 000 mixed files; 10 000 objects full vs incremental)
+#   make bench-scale  memory and speed as the bucket grows (OBJECTS=N, default 100 000; SCALE_ES=osmem for
+#                the stand-in): the service against examples/synthetic-s3 (a generated, storage-less S3:
+#                `cargo run --release --example synthetic-s3 -- --help`) and a real Elasticsearch
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #   make image   build content-sync:latest from the Dockerfile (Docker if its daemon answers, else podman)
 #   make test-image  run that image as Elastic documents against the stand-ins: sync, probes, SIGTERM
@@ -19,7 +23,11 @@ CARGO ?= cargo
 STAND_INS := scripts/stand-ins.sh
 TEST_ARGS ?=
 
+<<<<<<< HEAD
 .PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync fuzz image test-image
+=======
+.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync bench-scale fuzz
+>>>>>>> scale
 
 stand-ins:
 	@$(STAND_INS) install
@@ -85,6 +93,7 @@ bench-sync: stand-ins
 	$(CARGO) build --release
 	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/bench_sync.py target/release/content-sync
 
+<<<<<<< HEAD
 # The container image. Without a registry (this project's machines) scripts/image.sh first makes the
 # Dockerfile's two base images locally from Debian packages and the machine's Rust toolchain.
 IMAGE ?= content-sync:latest
@@ -95,3 +104,15 @@ image:
 # against the stand-ins (or ES_URL / S3_ENDPOINT) on the host network.
 test-image: stand-ins
 	IMAGE=$(IMAGE) scripts/image.sh test
+=======
+# Scale: a metadata-only full sync and a no-change incremental sync of a synthetic bucket of OBJECTS
+# objects, beside the servers' own ceilings in the same run (ftest/bench_scale.py). Elasticsearch: ES_URL,
+# else a real node started for the run; SCALE_ES=osmem uses the OpenSearch-API stand-in instead.
+SCALE_ES ?= real
+bench-scale: OBJECTS = 100000
+bench-scale:
+	$(CARGO) build --release --bin content-sync --example synthetic-s3
+	@$(if $(filter osmem,$(SCALE_ES)),scripts/with-stand-ins.sh,scripts/with-elasticsearch.sh) \
+		python3 ftest/bench_scale.py --objects $(OBJECTS) --binary target/release/content-sync \
+		--s3-binary target/release/examples/synthetic-s3
+>>>>>>> scale

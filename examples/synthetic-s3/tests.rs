@@ -1,0 +1,163 @@
+//! The server through the AWS SDK the service uses: if the SDK reads our answers as S3's, so will
+//! the service.
+
+use super::*;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+async fn start() -> Client {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let args = Arc::new(Args::parse_from([
+        "synthetic-s3",
+        "--bucket",
+        "b-2500",
+        "--bucket",
+        "a-1",
+    ]));
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let args = args.clone();
+            tokio::spawn(async move { http::serve(stream, |r| route(&args, r)).await });
+        }
+    });
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("any", "thing", None, None, "test"))
+        .endpoint_url(format!("http://{addr}"))
+        .force_path_style(true)
+        .build();
+    Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn the_sdk_pages_through_a_bucket() {
+    let s3 = start().await;
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket("b-2500")
+        .max_keys(700)
+        .fetch_owner(true)
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .into_paginator()
+        .send();
+    let (mut keys, mut sizes, mut truncated) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        truncated.push((page.key_count(), page.is_truncated()));
+        for o in page.contents() {
+            keys.push(o.key().unwrap().to_owned());
+            sizes.push(o.size().unwrap());
+            assert_eq!(o.owner().and_then(|o| o.display_name()), Some("synthetic"));
+        }
+    }
+    assert_eq!(
+        truncated,
+        [
+            (Some(700), Some(true)),
+            (Some(700), Some(true)),
+            (Some(700), Some(true)),
+            (Some(400), Some(false))
+        ]
+    );
+    let b = Bucket::parse("b-2500", None).unwrap();
+    assert_eq!(keys, (0..2500).map(|i| b.key(i)).collect::<Vec<_>>());
+    assert!(sizes.iter().all(|s| *s as u64 == b.size()));
+
+    let after = s3
+        .list_objects_v2()
+        .bucket("b-2500")
+        .prefix("0002000/")
+        .start_after("0002000/0002497.dat")
+        .send()
+        .await;
+    // The width of 2 499 is 4 digits: that prefix matches nothing.
+    assert_eq!(after.unwrap().key_count(), Some(0));
+    let tail = s3
+        .list_objects_v2()
+        .bucket("b-2500")
+        .prefix("2000/")
+        .start_after("2000/2497.dat")
+        .send()
+        .await
+        .unwrap();
+    let tail: Vec<&str> = tail.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(tail, ["2000/2498.dat", "2000/2499.dat"]);
+}
+
+#[tokio::test]
+async fn buckets_and_objects_answer_like_s3() {
+    let s3 = start().await;
+    let buckets = s3.list_buckets().send().await.unwrap();
+    let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["a-1", "b-2500"]);
+    s3.head_bucket().bucket("unlisted-5").send().await.unwrap();
+    assert!(s3.head_bucket().bucket("no-count").send().await.is_err());
+    let location = s3
+        .get_bucket_location()
+        .bucket("b-2500")
+        .send()
+        .await
+        .unwrap();
+    // An empty constraint (us-east-1), as the service reads it.
+    assert_eq!(
+        location.location_constraint().map_or("", |c| c.as_str()),
+        ""
+    );
+
+    let head = s3
+        .head_object()
+        .bucket("b-2500")
+        .key("1000/1234.dat")
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket("b-2500")
+        .key("1000/1234.dat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.e_tag(), got.e_tag());
+    assert_eq!(head.last_modified(), got.last_modified());
+    assert_eq!(head.content_length(), got.content_length());
+    let body = got.body.collect().await.unwrap().into_bytes();
+    assert_eq!(
+        body.as_ref(),
+        b"synthetic object 1000/1234.dat of bucket b-2500\n"
+    );
+    let part = s3
+        .get_object()
+        .bucket("b-2500")
+        .key("1000/1234.dat")
+        .range("bytes=10-15")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.content_range(), Some("bytes 10-15/48"));
+    assert_eq!(
+        part.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"object"
+    );
+    let missing = s3
+        .get_object()
+        .bucket("b-2500")
+        .key("1000/2500.dat")
+        .send()
+        .await;
+    assert!(missing.unwrap_err().into_service_error().is_no_such_key());
+}
+
+#[test]
+fn ranges() {
+    assert_eq!(parse_range("bytes=0-0", 10), Some((0, 0)));
+    assert_eq!(parse_range("bytes=5-", 10), Some((5, 9)));
+    assert_eq!(parse_range("bytes=-3", 10), Some((7, 9)));
+    assert_eq!(parse_range("bytes=8-100", 10), Some((8, 9)));
+    assert_eq!(parse_range("bytes=10-", 10), None);
+    assert_eq!(parse_range("bytes=3-2", 10), None);
+    assert_eq!(parse_range("items=1-2", 10), None);
+}
