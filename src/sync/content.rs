@@ -225,7 +225,12 @@ impl ContentStage {
                 // request, and the next sync tries again.
                 let length = Some(size);
                 let (text, downloaded) = super::extraction_service::extract(
-                    &self.http, cfg, key, body, length, &deadline,
+                    &self.http,
+                    cfg,
+                    key,
+                    body,
+                    Some(length),
+                    &deadline,
                 )
                 .await?;
                 stats
