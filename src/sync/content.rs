@@ -223,7 +223,7 @@ impl ContentStage {
                 // The upload declares the object's length from the listing: the service gets a
                 // plain body, not a chunked one. A body that turns out longer or shorter fails the
                 // request, and the next sync tries again.
-                let length = Some(size);
+                let length = size;
                 let (text, downloaded) = super::extraction_service::extract(
                     &self.http,
                     cfg,
