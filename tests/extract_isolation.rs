@@ -20,10 +20,10 @@ fn pool(max_memory_mib: u64) -> Pool {
         max_memory: Some(max_memory_mib << 20),
         timeout: Duration::from_secs(60),
         grace: Duration::from_secs(5),
-        command: WorkerCommand {
+        command: Some(WorkerCommand {
             program: env!("CARGO_BIN_EXE_content-sync").into(),
             args: vec!["extract-worker".into()],
-        },
+        }),
     })
 }
 

@@ -46,7 +46,9 @@ pub struct PoolConfig {
     pub timeout: Duration,
     /// How long past `timeout` a silent worker is given before it is killed.
     pub grace: Duration,
-    pub command: WorkerCommand,
+    /// `None`: extract in this process, unisolated — only for this crate's unit tests, which have
+    /// no worker binary to start.
+    pub command: Option<WorkerCommand>,
 }
 
 /// The program run as a worker.
@@ -172,6 +174,15 @@ impl Pool {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        if self.config.command.is_none() {
+            return Ok(Extraction {
+                pool: self,
+                worker: None,
+                inline: Some((key.to_owned(), Vec::new(), limits)),
+                max_answer: 0,
+                _permit: permit,
+            });
+        }
         let begin = Begin {
             key: key.to_owned(),
             max_chars: limits.max_chars as u64,
@@ -209,15 +220,17 @@ impl Pool {
         Extraction {
             pool: self,
             worker: Some(worker),
+            inline: None,
             max_answer: limits.max_chars.saturating_mul(4).saturating_add(64 * 1024),
             _permit: permit,
         }
     }
 
     fn spawn(&self) -> Result<Worker, Failure> {
-        let mut command = std::process::Command::new(&self.config.command.program);
+        let program = self.config.command.as_ref().expect("a worker command");
+        let mut command = std::process::Command::new(&program.program);
         command
-            .args(&self.config.command.args)
+            .args(&program.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -337,6 +350,8 @@ enum Ending {
 pub struct Extraction<'a> {
     pool: &'a Pool,
     worker: Option<Worker>,
+    /// The file, when the pool extracts in this process.
+    inline: Option<(String, Vec<u8>, FileLimits)>,
     max_answer: usize,
     _permit: SemaphorePermit<'a>,
 }
@@ -350,6 +365,10 @@ impl Extraction<'_> {
 
     /// Hands the next piece of the file to the worker.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        if let Some((_, file, _)) = &mut self.inline {
+            file.extend_from_slice(bytes);
+            return Ok(());
+        }
         for piece in bytes.chunks(MAX_DATA_FRAME) {
             let head = worker::header(piece.len() + 1);
             let stdin = &mut self.worker().stdin;
@@ -368,6 +387,17 @@ impl Extraction<'_> {
 
     /// The file is complete: waits for the worker's answer, at most the timeout and its grace.
     pub async fn finish(mut self) -> Result<String, Failure> {
+        if let Some((key, file, limits)) = self.inline.take() {
+            let limits = super::Limits {
+                max_chars: limits.max_chars,
+                max_decompressed_bytes: limits.max_decompressed_bytes,
+                deadline: Instant::now() + self.pool.config.timeout,
+            };
+            return tokio::task::spawn_blocking(move || super::extract(&key, &file, &limits))
+                .await
+                .map_err(|e| Failure::Died(e.to_string()))?
+                .map_err(Failure::Extract);
+        }
         if self
             .worker()
             .stdin
@@ -405,6 +435,9 @@ impl Extraction<'_> {
 
     /// The download failed: the worker forgets the file and serves the next one.
     pub async fn abort(mut self) {
+        if self.inline.is_some() {
+            return;
+        }
         let frame = worker::framed(&[worker::ABORT]);
         if self.worker().stdin.write_all(&frame).await.is_ok() {
             let worker = self.worker.take().expect("present");

@@ -141,7 +141,8 @@ impl ContentStage {
                 max_memory: Some(config.extraction.max_memory_mib.saturating_mul(1_048_576)),
                 timeout: config.extraction.timeout(),
                 grace: WORKER_GRACE,
-                command: WorkerCommand::this_binary(),
+                // Unit tests have no worker binary to start: they extract in their own process.
+                command: (!cfg!(test)).then(WorkerCommand::this_binary),
             })
         });
         Self {

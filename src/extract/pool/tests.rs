@@ -17,10 +17,10 @@ fn pool(script: &str, timeout: Duration) -> Pool {
         max_memory: Some(256 << 20),
         timeout,
         grace: Duration::from_millis(100),
-        command: WorkerCommand {
+        command: Some(WorkerCommand {
             program: "sh".into(),
             args: vec!["-c".into(), script.into()],
-        },
+        }),
     })
 }
 
@@ -146,10 +146,10 @@ async fn a_worker_that_cannot_start_is_not_the_files_fault() {
         max_memory: None,
         timeout: Duration::from_secs(1),
         grace: Duration::from_secs(1),
-        command: WorkerCommand {
+        command: Some(WorkerCommand {
             program: "/nonexistent/content-sync".into(),
             args: vec![],
-        },
+        }),
     });
     let err = pool.extract("a.txt", b"words", LIMITS).await.unwrap_err();
     assert!(matches!(err, Failure::Spawn(_)), "{err}");
