@@ -10,6 +10,8 @@
 #   make chaos   kill -9 the service at random moments of its jobs, check index == bucket (ROUNDS=N OBJECTS=M)
 #   make bench   extraction benchmarks (criterion): MB/s per format
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
+#   make image   build content-sync:latest from the Dockerfile (Docker if its daemon answers, else podman)
+#   make test-image  run that image as Elastic documents against the stand-ins: sync, probes, SIGTERM
 #
 # Extra arguments for cargo test: make test TEST_ARGS='--test harness_smoke -- --nocapture'
 
@@ -17,7 +19,7 @@ CARGO ?= cargo
 STAND_INS := scripts/stand-ins.sh
 TEST_ARGS ?=
 
-.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync fuzz
+.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync fuzz image test-image
 
 stand-ins:
 	@$(STAND_INS) install
@@ -82,3 +84,14 @@ bench:
 bench-sync: stand-ins
 	$(CARGO) build --release
 	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/bench_sync.py target/release/content-sync
+
+# The container image. Without a registry (this project's machines) scripts/image.sh first makes the
+# Dockerfile's two base images locally from Debian packages and the machine's Rust toolchain.
+IMAGE ?= content-sync:latest
+image:
+	IMAGE=$(IMAGE) scripts/image.sh build
+
+# The image run as Elastic documents (`-v config.yml:/config/config.yml … /app/bin/elastic-ingest -c …`)
+# against the stand-ins (or ES_URL / S3_ENDPOINT) on the host network.
+test-image: stand-ins
+	IMAGE=$(IMAGE) scripts/image.sh test

@@ -13,7 +13,9 @@ set -euo pipefail
 
 MOTO_VERSION="5.2.5"
 OSMEM_VERSION="0.1.6"
-PINS="moto[server]==${MOTO_VERSION} osmem-server==${OSMEM_VERSION}"
+# The Prometheus text parser the metrics tests check /metrics with (tests/common/prom_parse.py).
+PROMETHEUS_CLIENT_VERSION="0.26.0"
+PINS="moto[server]==${MOTO_VERSION} osmem-server==${OSMEM_VERSION} prometheus-client==${PROMETHEUS_CLIENT_VERSION}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Their dependencies (boto3, botocore, Flask, …) pinned too: see the file's first lines.

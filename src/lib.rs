@@ -9,6 +9,7 @@ pub mod config;
 pub mod es;
 pub mod extract;
 pub mod logging;
+pub mod metrics;
 pub mod python;
 pub mod service;
 pub mod source;

@@ -295,3 +295,32 @@ fn s3_limits_have_safe_defaults_and_unknown_keys_are_errors() {
     let c = load_str(Path::new("config.yml"), base, &env).unwrap();
     assert!(c.s3.allow_default_credentials);
 }
+
+#[test]
+fn the_http_listener_is_opt_in_and_validated() {
+    let env = Environment::from_vars(Vec::<(String, String)>::new());
+    let base = "connectors:\n  - connector_id: c\n    service_type: s3\n";
+    let c = load_str(Path::new("config.yml"), base, &env).unwrap();
+    assert_eq!(c.service.http.listen_addr(), None);
+    let set = format!("{base}service.http.listen: 127.0.0.1:9108\n");
+    let c = load_str(Path::new("config.yml"), &set, &env).unwrap();
+    assert_eq!(
+        c.service.http.listen_addr(),
+        Some("127.0.0.1:9108".parse().unwrap())
+    );
+    for bad in ["localhost", "127.0.0.1", "127.0.0.1:99999"] {
+        let text = format!("{base}service.http.listen: \"{bad}\"\n");
+        let e = load_str(Path::new("config.yml"), &text, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("service.http.listen") && e.contains(bad), "{e}");
+    }
+    let typo = format!("{base}service.http.listen_on: 127.0.0.1:9108\n");
+    let e = load_str(Path::new("config.yml"), &typo, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("listen_on"), "{e}");
+    let env = Environment::from_vars([("CONNECTORS_SERVICE__HTTP__LISTEN", "0.0.0.0:9108")]);
+    let c = load_str(Path::new("config.yml"), base, &env).unwrap();
+    assert_eq!(c.service.http.listen.as_deref(), Some("0.0.0.0:9108"));
+}

@@ -26,7 +26,7 @@ pub use load::{ENV_PREFIX, load, load_str, load_with};
 pub use model::{Config, ConnectorEntry, EntrySource, IMPLEMENTED_SERVICE_TYPES};
 pub use s3::{EndpointKey, S3Config};
 pub use secret::Secret;
-pub use service::{ExtractionServiceConfig, ServiceConfig};
+pub use service::{ExtractionServiceConfig, HttpConfig, ServiceConfig};
 pub use validate::validate;
 
 use std::time::Duration;

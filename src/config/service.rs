@@ -59,6 +59,25 @@ pub struct ServiceConfig {
     /// FIPS mode.
     #[serde(default, deserialize_with = "yaml_bool")]
     pub fips_mode: bool,
+    /// `service.http.*`: the metrics and health listener (content-sync addition).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub http: HttpConfig,
+}
+
+/// `service.http.*`: where `/metrics`, `/healthz` and `/readyz` are served. Absent → no listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `address:port` to listen on, e.g. `127.0.0.1:9108` (`0.0.0.0:9108` in a container).
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+impl HttpConfig {
+    /// The listen address, when set and valid (checked by `validate`).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(|a| a.trim().parse().ok())
+    }
 }
 
 impl Default for ServiceConfig {
@@ -194,6 +213,8 @@ mod tests {
         assert_eq!(s.max_file_download_size, 10_485_760);
         assert_eq!(s.job_cleanup_interval(), Duration::from_secs(300));
         assert_eq!(s.log_level, "INFO");
+        assert_eq!(s.http.listen, None);
+        assert_eq!(s.http.listen_addr(), None);
     }
 
     #[test]

@@ -106,6 +106,18 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
         }
     }
 
+    if let Some(listen) = &service.http.listen
+        && service.http.listen_addr().is_none()
+    {
+        let key = "service.http.listen";
+        return Err(fail(
+            key,
+            format!(
+                "invalid value for key \"{key}\": {listen:?} is not an address:port such as 127.0.0.1:9108"
+            ),
+        ));
+    }
+
     let es = &config.elasticsearch;
     if es.uses_api_key()
         && (es.username.is_some() || es.password.is_some())

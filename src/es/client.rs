@@ -216,6 +216,9 @@ impl EsClient {
                 match req.send().await {
                     Ok(resp) => {
                         let status = resp.status();
+                        if !status.is_server_error() {
+                            crate::metrics::health().es_answered();
+                        }
                         match resp.bytes().await {
                             Ok(b) => Ok((status, b.to_vec())),
                             Err(e) => Err(transport_cause(&e)),
@@ -433,7 +436,8 @@ impl EsClient {
             .map(|p| ("pipeline", p.to_string()))
             .into_iter()
             .collect();
-        let (_, bytes) = self
+        let started = std::time::Instant::now();
+        let sent = self
             .send(
                 Method::POST,
                 &["_bulk"],
@@ -441,7 +445,9 @@ impl EsClient {
                 Some(Body::Ndjson(ndjson)),
                 Retry::Never,
             )
-            .await?;
+            .await;
+        crate::metrics::bulk_request(started.elapsed(), sent.is_ok());
+        let (_, bytes) = sent?;
         decode(&bytes, &["_bulk"])
     }
 }

@@ -31,6 +31,9 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     let es = EsClient::new(&config.elasticsearch, None, "service")?;
+    if let Some(addr) = config.service.http.listen_addr() {
+        crate::metrics::Listener::start(addr, es.clone(), shutdown.clone()).await?;
+    }
     tracing::info!(host = %es.host(), "running preflight checks");
     let cluster = match preflight::run(&config, &es, &shutdown).await {
         Ok(cluster) => cluster,
@@ -40,6 +43,7 @@ pub async fn run(config: Config, actions: &[Action]) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    crate::metrics::health().set_preflight_done();
     let api = cluster.api;
     let ctx = Arc::new(Context::new(config, es, shutdown.clone(), api));
     let mut tasks = tokio::task::JoinSet::new();

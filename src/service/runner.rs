@@ -5,6 +5,7 @@ use crate::es::bulk::Tally;
 use crate::es::connector::OCC_ATTEMPTS;
 use crate::es::job::{Ended, JobEnd, JobStats, SyncJob, status};
 use crate::es::time::now_iso;
+use crate::metrics;
 use crate::sync::checkpoint::Checkpoint;
 use crate::sync::progress::{Progress, stats_of};
 use crate::sync::{self, SyncError};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How often the job document gets fresh counters (and `last_seen`).
+/// How often the job document gets fresh counters (and `last_seen`), and the log a progress line.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the job and connector are re-read to notice a cancel request or a deletion (Elastic:
 /// 5 s; shorter so that a cancel takes effect within 5 s, detection and stop included).
@@ -57,6 +58,18 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     }
 
     let progress = Arc::new(Progress::new(base, resume));
+    let tracked = Arc::new(metrics::jobs::start(
+        &job.id,
+        &connector_id,
+        job.job_type(),
+        progress.clone(),
+    ));
+    tokio::spawn(expect_objects(
+        ctx.clone(),
+        job.index_name().map(str::to_owned),
+        connector_id.clone(),
+        tracked.clone(),
+    ));
     let cancel = ctx.shutdown.child_token();
     let interruption: Arc<Mutex<Option<Interruption>>> = Arc::default();
     let watcher = tokio::spawn(watch(
@@ -72,6 +85,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         progress.clone(),
         base,
         cancel.clone(),
+        tracked.clone(),
     ));
 
     let result = sync::run(&ctx, &job, &progress, cancel.clone()).await;
@@ -107,7 +121,24 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         end
     };
     end.sync_cursor = cursor.filter(|_| final_status == status::COMPLETED);
+    tracked.end(end.status);
     finish(&ctx, &job, &connector_id, end, true).await;
+}
+
+/// The progress line's estimate of the job's objects: the documents its index holds as it starts.
+async fn expect_objects(
+    ctx: Arc<Context>,
+    index: Option<String>,
+    connector_id: String,
+    tracked: Arc<metrics::jobs::JobWatch>,
+) {
+    let Some(index) = index else { return };
+    let Ok(es) = ctx.content_client(&connector_id) else {
+        return;
+    };
+    if let Ok(n) = es.count(&index).await {
+        tracked.expect(n);
+    }
 }
 
 /// How a job ends, from what stopped it: `None` when its fate was decided elsewhere (its document is
@@ -347,12 +378,14 @@ async fn report(
     progress: Arc<Progress>,
     base: Tally,
     cancel: CancellationToken,
+    tracked: Arc<metrics::jobs::JobWatch>,
 ) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(STATS_INTERVAL) => {}
         }
+        tracked.log_progress();
         match ctx.jobs.get(&job_id).await {
             // Not ours any more (taken over, ended): the watcher stops the job; nothing to report.
             Ok(Some(job)) if !matches!(job.status(), status::IN_PROGRESS | status::CANCELING) => {}

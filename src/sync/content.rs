@@ -192,6 +192,7 @@ impl ContentStage {
             if extract::is_known_unsupported(key) {
                 if native {
                     stats.skipped_unsupported.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::extraction(key, "unsupported");
                     return Ok(false);
                 }
             } else {
@@ -208,6 +209,7 @@ impl ContentStage {
                 "file is larger than service.max_file_download_size; indexing its metadata only"
             );
             stats.skipped_too_large.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::extraction(key, "too_large");
             return Ok(false);
         }
         let deadline = Deadline::new(download_deadline(self.download_floor, size));
@@ -252,6 +254,7 @@ impl ContentStage {
                     let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
                     doc.insert("_attachment".into(), Value::String(encoded));
                     stats.extracted.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::extraction(key, "extracted");
                     return Ok(true);
                 }
                 self.pool().extract(key, &bytes, self.file_limits()).await
@@ -264,6 +267,7 @@ impl ContentStage {
             Ok(text) => {
                 doc.insert("body".into(), Value::String(self.finish_text(text)));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::extraction(key, "extracted");
                 Ok(false)
             }
             Err(Failure::Extract(ExtractError::Timeout)) => Err(Unavailable::ExtractionTimeout),
@@ -271,6 +275,7 @@ impl ContentStage {
             Err(reason) => {
                 tracing::warn!(bucket, key, reason = %reason, "text extraction failed; indexing metadata only");
                 stats.failed.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::extraction(key, "failed");
                 Ok(false)
             }
         }

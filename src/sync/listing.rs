@@ -195,6 +195,7 @@ impl Lister<'_> {
         while let Some((p, filled)) = filled.next().await {
             if let Err(reason) = &filled {
                 stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::extraction(&p.key, "unavailable");
                 if p.indexed {
                     tracing::warn!(bucket, key = %p.key, reason = %reason,
                         "content unavailable; keeping the indexed document as it is");

@@ -21,6 +21,7 @@ pub mod es;
 pub mod hostile;
 pub mod jobs;
 pub mod kibana;
+pub mod prom;
 pub mod proxy;
 pub mod s3;
 pub mod service;

@@ -101,6 +101,7 @@ impl S3Client {
             settings.force_path_style || endpoint.as_deref().is_some_and(is_local_or_ip);
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(path_style)
+            .interceptor(crate::metrics::S3Interceptor)
             .build();
         let default_region = config
             .region()
