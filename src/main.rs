@@ -66,6 +66,13 @@ enum LogLevel {
 }
 
 fn main() -> ExitCode {
+    // Hidden: the extraction worker the service starts itself (src/extract/worker.rs). It reads
+    // files on stdin and needs neither config nor logging.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(content_sync::extract::worker::SUBCOMMAND.as_ref())
+    {
+        return content_sync::extract::worker::main();
+    }
     let args = Args::parse();
     if let Some(code) = run_static_actions(&args) {
         return code;

@@ -23,6 +23,10 @@ pub struct ExtractionConfig {
     /// Cap on bytes inflated from a zip or gzip container (bomb guard), in MiB.
     #[serde(default = "default_max_decompressed_mib")]
     pub max_decompressed_mib: u64,
+    /// Address-space limit of each extraction worker process, in MiB: a file whose parser needs
+    /// more is indexed without text, and the service's own memory is not touched.
+    #[serde(default = "default_max_memory_mib")]
+    pub max_memory_mib: u64,
 }
 
 impl Default for ExtractionConfig {
@@ -53,3 +57,9 @@ const fn default_download_timeout_secs() -> f64 {
 const fn default_max_decompressed_mib() -> u64 {
     64
 }
+const fn default_max_memory_mib() -> u64 {
+    512
+}
+
+/// The least `max_memory_mib`: a worker's own code, stack and buffers need room before any file.
+pub const MIN_WORKER_MEMORY_MIB: u64 = 64;

@@ -223,6 +223,17 @@ fn check_numbers(config: &Config) -> Result<(), (&'static str, String)> {
             ));
         }
     }
+    let memory = config.extraction.max_memory_mib;
+    let least = super::extraction::MIN_WORKER_MEMORY_MIB;
+    if memory < least {
+        let key = "extraction.max_memory_mib";
+        return Err((
+            key,
+            format!(
+                "invalid value for key \"{key}\": must be at least {least} (MiB), got {memory}"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -316,6 +327,11 @@ mod tests {
         let mut c = valid();
         c.elasticsearch.bulk.max_concurrency = 0;
         assert_error(&c, "elasticsearch.bulk.max_concurrency");
+        let mut c = valid();
+        c.extraction.max_memory_mib = 16;
+        let message = assert_error(&c, "extraction.max_memory_mib");
+        assert!(message.contains("at least 64"), "{message}");
+        assert_eq!(valid().extraction.max_memory_mib, 512);
     }
 
     #[test]

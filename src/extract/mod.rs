@@ -2,8 +2,9 @@
 //!
 //! Elastic's service ships every downloadable file base64-encoded to Elasticsearch and lets the
 //! `attachment` ingest processor (Tika) extract it. This module does the extraction in-process instead.
-//! It is pure (no I/O, no async): the caller downloads the object, runs [`extract`] on a blocking
-//! thread and puts the result into the document's `body`.
+//! [`extract`] is pure (no I/O, no async). The service does not call it itself: [`pool`] runs it in
+//! supervised worker processes ([`worker`]), so that a parser that ignores its limits costs one
+//! worker, not the service (see `pool`'s docs).
 //!
 //! Which files are extracted follows Elastic's allowlist (docs/architecture.md#content, compared on the
 //! lower-cased extension) plus our additions `.htm`, `.eml` and gzip-compressed objects (`name.ext.gz`,
@@ -22,9 +23,11 @@ mod odf;
 mod ooxml;
 mod out;
 mod pdf;
+pub mod pool;
 mod rtf;
 mod spreadsheet;
 mod text;
+pub mod worker;
 mod xls_guard;
 mod xml;
 mod zipped;

@@ -7,16 +7,20 @@
 //! as in Elastic). A file that cannot be parsed is indexed without text, with a warning naming
 //! bucket, key and reason. Content that cannot be read this time ([`Unavailable`]) is the caller's
 //! to handle: it must not replace indexed text with nothing (Elastic drops documents whose
-//! download fails). Downloads read at most the size limit within a total deadline; extraction runs
-//! on a blocking thread with a time limit.
+//! download fails). Downloads read at most the size limit within a total deadline, a piece at a
+//! time: natively they stream into a supervised extraction worker ([`crate::extract::pool`]), to
+//! the extraction service they stream as the request body (or into its shared file), so the
+//! service never holds a whole object except for `_attachment`.
 
 use super::options::SyncOptions;
 use crate::config::{Config, ExtractionServiceConfig};
 use crate::es::connector::Pipeline;
-use crate::extract::{self, ExtractError, Limits};
+use crate::extract::pool::{Extraction, Failure, FileLimits, Pool, PoolConfig, WorkerCommand};
+use crate::extract::{self, ExtractError};
 use crate::source::{Source, SourceError};
 use base64::Engine;
 use serde_json::{Map, Value};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,6 +67,8 @@ pub enum Unavailable {
     ExtractionTimeout,
     #[error("the extraction service did not answer: {0}")]
     Service(String),
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// The stage's settings for one job.
@@ -71,7 +77,6 @@ pub struct ContentStage {
     max_file_bytes: u64,
     max_chars: usize,
     max_decompressed_bytes: u64,
-    timeout: Duration,
     /// The least time a download is given (see [`download_deadline`]).
     download_floor: Duration,
     reduce_whitespace: bool,
@@ -84,7 +89,13 @@ pub struct ContentStage {
     /// In attachment mode: false once the cluster turned out not to have the pipeline, and files
     /// are then extracted natively.
     pipeline_on: Arc<AtomicBool>,
+    /// The extraction workers, in the modes that may extract natively.
+    pool: Option<Pool>,
 }
+
+/// How long past `extraction.timeout_secs` a worker that has not answered is given before it is
+/// killed (it stops at the timeout itself when its parser checks the deadline).
+const WORKER_GRACE: Duration = Duration::from_secs(5);
 
 /// Room left in a document for its metadata fields when `body` is capped.
 const METADATA_ROOM: usize = 4096;
@@ -124,18 +135,28 @@ impl ContentStage {
             Mode::Native
         };
         let text_cap = (config.elasticsearch.bulk.max_text_document_size * 1_048_576.0) as usize;
+        let pool = matches!(mode, Mode::Native | Mode::Attachment).then(|| {
+            Pool::new(PoolConfig {
+                size: config.elasticsearch.bulk.concurrent_downloads,
+                max_memory: Some(config.extraction.max_memory_mib.saturating_mul(1_048_576)),
+                timeout: config.extraction.timeout(),
+                grace: WORKER_GRACE,
+                // Unit tests have no worker binary to start: they extract in their own process.
+                command: (!cfg!(test)).then(WorkerCommand::this_binary),
+            })
+        });
         Self {
             mode,
             max_file_bytes: config.service.max_file_download_size,
             max_chars: config.extraction.max_chars,
             max_decompressed_bytes: config.extraction.max_decompressed_mib * 1_048_576,
-            timeout: config.extraction.timeout(),
             download_floor: config.extraction.download_timeout(),
             reduce_whitespace: pipeline.reduce_whitespace,
             max_body_bytes: (text_cap > 0).then(|| text_cap.saturating_sub(METADATA_ROOM)),
             max_doc_bytes: (text_cap > 0).then_some(text_cap),
             http: reqwest::Client::new(),
             pipeline_on,
+            pool,
         }
     }
 
@@ -152,7 +173,8 @@ impl ContentStage {
     /// `Err` when the content could not be read this time (a failed or too slow download, an
     /// extraction that ran out of time, an unreachable extraction service): the caller must not
     /// let that replace indexed text with nothing. A file that cannot be parsed is `Ok`: it is
-    /// indexed without text, as in Elastic, and read again only when the object changes.
+    /// indexed without text, as in Elastic, and read again only when the object changes. So is a
+    /// file whose extraction worker died or had to be killed: the file did that to it.
     pub async fn fill(
         &self,
         source: &dyn Source,
@@ -190,65 +212,130 @@ impl ContentStage {
             crate::metrics::extraction(key, "too_large");
             return Ok(false);
         }
-        let limit = if service {
-            u64::MAX
-        } else {
-            self.max_file_bytes
+        let deadline = Deadline::new(download_deadline(self.download_floor, size));
+        let open = async {
+            deadline
+                .within(source.open(bucket, key))
+                .await?
+                .map_err(Unavailable::from)
         };
-        let deadline = download_deadline(self.download_floor, size);
-        let bytes = read_within(source.open(bucket, key), limit, deadline).await?;
-        stats
-            .downloaded_bytes
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        match &self.mode {
-            Mode::Off => Ok(false),
+        let extracted = match &self.mode {
+            Mode::Off => return Ok(false),
+            Mode::Service(cfg) => {
+                let body = deadline.within(source.open(bucket, key)).await??;
+                // The upload declares the object's length from the listing: the service gets a
+                // plain body, not a chunked one. A body that turns out longer or shorter fails the
+                // request, and the next sync tries again.
+                let length = size;
+                let (text, downloaded) = super::extraction_service::extract(
+                    &self.http,
+                    cfg,
+                    key,
+                    body,
+                    Some(length),
+                    &deadline,
+                )
+                .await?;
+                stats
+                    .downloaded_bytes
+                    .fetch_add(downloaded, Ordering::Relaxed);
+                Ok(text)
+            }
             Mode::Attachment if self.pipeline_on.load(Ordering::Relaxed) => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                doc.insert("_attachment".into(), Value::String(encoded));
-                stats.extracted.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::extraction(key, "extracted");
-                Ok(true)
+                let mut bytes = Vec::new();
+                let reader = open.await?;
+                feed(reader, self.max_file_bytes, &deadline, CHUNK, &mut bytes)
+                    .await
+                    .map_err(Fed::into_unavailable)?;
+                stats
+                    .downloaded_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                if self.pipeline_on.load(Ordering::Relaxed) {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                    doc.insert("_attachment".into(), Value::String(encoded));
+                    stats.extracted.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::extraction(key, "extracted");
+                    return Ok(true);
+                }
+                self.pool().extract(key, &bytes, self.file_limits()).await
             }
             Mode::Native | Mode::Attachment => {
-                match self.extract_native(key, bytes).await {
-                    Ok(text) => {
-                        doc.insert("body".into(), Value::String(self.finish_text(text)));
-                        stats.extracted.fetch_add(1, Ordering::Relaxed);
-                        crate::metrics::extraction(key, "extracted");
-                    }
-                    Err(ExtractError::Timeout) => return Err(Unavailable::ExtractionTimeout),
-                    Err(reason) => {
-                        tracing::warn!(bucket, key, reason = %reason, "text extraction failed; indexing metadata only");
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                        crate::metrics::extraction(key, "failed");
-                    }
-                }
-                Ok(false)
+                self.extract_streamed(open, key, &deadline, stats).await?
             }
-            Mode::Service(cfg) => {
-                let text = super::extraction_service::extract(&self.http, cfg, key, bytes).await?;
+        };
+        match extracted {
+            Ok(text) => {
                 doc.insert("body".into(), Value::String(self.finish_text(text)));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::extraction(key, "extracted");
                 Ok(false)
             }
+            Err(Failure::Extract(ExtractError::Timeout)) => Err(Unavailable::ExtractionTimeout),
+            Err(Failure::Spawn(e)) => Err(Unavailable::Worker(e.to_string())),
+            Err(reason) => {
+                tracing::warn!(bucket, key, reason = %reason, "text extraction failed; indexing metadata only");
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::extraction(key, "failed");
+                Ok(false)
+            }
         }
     }
 
-    async fn extract_native(&self, key: &str, bytes: Vec<u8>) -> Result<String, ExtractError> {
-        let limits = Limits {
+    /// Streams the object into an extraction worker as it downloads. The outer error is the
+    /// download's; the inner result is the extraction's.
+    async fn extract_streamed<R>(
+        &self,
+        open: impl Future<Output = Result<R, Unavailable>>,
+        key: &str,
+        deadline: &Deadline,
+        stats: &ContentStats,
+    ) -> Result<Result<String, Failure>, Unavailable>
+    where
+        R: AsyncRead + Unpin,
+    {
+        let mut extraction = match self.pool().begin(key, self.file_limits()).await {
+            Ok(extraction) => extraction,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let fed = match open.await {
+            Ok(reader) => {
+                feed(
+                    reader,
+                    self.max_file_bytes,
+                    deadline,
+                    CHUNK,
+                    &mut extraction,
+                )
+                .await
+            }
+            Err(e) => Err(Fed::Download(e)),
+        };
+        match fed {
+            Ok(downloaded) => {
+                stats
+                    .downloaded_bytes
+                    .fetch_add(downloaded, Ordering::Relaxed);
+                Ok(extraction.finish().await)
+            }
+            Err(Fed::Download(e)) => {
+                extraction.abort().await;
+                Err(e)
+            }
+            Err(Fed::Consumer(failure)) => Ok(Err(failure)),
+        }
+    }
+
+    fn pool(&self) -> &Pool {
+        self.pool
+            .as_ref()
+            .expect("the native and attachment modes have a pool")
+    }
+
+    fn file_limits(&self) -> FileLimits {
+        FileLimits {
             max_chars: self.max_chars,
             max_decompressed_bytes: self.max_decompressed_bytes,
-            deadline: std::time::Instant::now() + self.timeout,
-        };
-        let key = key.to_string();
-        let work = tokio::task::spawn_blocking(move || extract::extract(&key, &bytes, &limits));
-        // The extractors stop at the deadline themselves; this outer bound only guards against one
-        // that does not check it often enough.
-        match tokio::time::timeout(self.timeout + Duration::from_secs(5), work).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(ExtractError::Panicked(join.to_string())),
-            Err(_) => Err(ExtractError::Timeout),
+            max_input_bytes: self.max_file_bytes,
         }
     }
 
@@ -280,34 +367,134 @@ pub fn download_deadline(floor: Duration, size: u64) -> Duration {
 
 const MIB_PER_SEC: f64 = 1_048_576.0;
 
-/// Opens the object with `open` and reads it, at most `limit` bytes (an object that grew past it
-/// since the listing fails), all within `deadline`.
-async fn read_within<R, F>(open: F, limit: u64, deadline: Duration) -> Result<Vec<u8>, Unavailable>
+/// Bytes read from S3 at a time (native and attachment modes).
+const CHUNK: usize = 64 * 1024;
+
+/// A download's total deadline, from the request to the last byte.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    total: Duration,
+    until: tokio::time::Instant,
+}
+
+impl Deadline {
+    pub(super) fn new(total: Duration) -> Self {
+        Deadline {
+            total,
+            until: tokio::time::Instant::now() + total,
+        }
+    }
+
+    /// Time left.
+    pub(super) fn remaining(&self) -> Duration {
+        self.until
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// `work`, or [`Unavailable::Deadline`] once the deadline passes.
+    pub(super) async fn within<T>(&self, work: impl Future<Output = T>) -> Result<T, Unavailable> {
+        tokio::time::timeout_at(self.until, work)
+            .await
+            .map_err(|_| Unavailable::Deadline(self.total))
+    }
+}
+
+/// Where the pieces of a download go.
+pub(super) trait Consumer {
+    type Error;
+    async fn take(&mut self, piece: &[u8]) -> Result<(), Self::Error>;
+}
+
+/// Into memory (the attachment mode needs the whole file).
+impl Consumer for Vec<u8> {
+    type Error = std::convert::Infallible;
+    async fn take(&mut self, piece: &[u8]) -> Result<(), Self::Error> {
+        self.extend_from_slice(piece);
+        Ok(())
+    }
+}
+
+/// Into an extraction worker.
+impl Consumer for Extraction<'_> {
+    type Error = Failure;
+    async fn take(&mut self, piece: &[u8]) -> Result<(), Failure> {
+        self.send(piece).await
+    }
+}
+
+/// Why [`feed`] stopped early.
+#[derive(Debug)]
+pub(super) enum Fed<E> {
+    /// The download failed: try again next time.
+    Download(Unavailable),
+    /// The consumer refused a piece.
+    Consumer(E),
+}
+
+impl Fed<std::convert::Infallible> {
+    fn into_unavailable(self) -> Unavailable {
+        match self {
+            Fed::Download(e) => e,
+            Fed::Consumer(never) => match never {},
+        }
+    }
+}
+
+/// Reads `reader` in pieces of `piece` bytes into `into`, at most `limit` bytes (an object that
+/// grew past it since the listing fails), all before `deadline`. Returns the bytes read. Nothing
+/// here holds more than one piece.
+pub(super) async fn feed<R, C>(
+    mut reader: R,
+    limit: u64,
+    deadline: &Deadline,
+    piece: usize,
+    into: &mut C,
+) -> Result<u64, Fed<C::Error>>
 where
     R: AsyncRead + Unpin,
-    F: std::future::Future<Output = Result<R, SourceError>>,
+    C: Consumer,
 {
     let read = async {
-        let mut reader = open.await?.take(limit.saturating_add(1));
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(Unavailable::Body)?;
-        if bytes.len() as u64 > limit {
-            return Err(Unavailable::Grew(limit));
+        let mut buf = vec![0u8; piece.max(1)];
+        let mut total = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| Fed::Download(Unavailable::Body(e)))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+            if total > limit {
+                return Err(Fed::Download(Unavailable::Grew(limit)));
+            }
+            into.take(&buf[..n]).await.map_err(Fed::Consumer)?;
         }
-        Ok(bytes)
     };
-    tokio::time::timeout(deadline, read)
+    deadline
+        .within(read)
         .await
-        .unwrap_or(Err(Unavailable::Deadline(deadline)))
+        .unwrap_or_else(|expired| Err(Fed::Download(expired)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    /// [`feed`] into memory.
+    async fn read_within(
+        reader: impl AsyncRead + Unpin,
+        limit: u64,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, Unavailable> {
+        let mut bytes = Vec::new();
+        feed(reader, limit, &Deadline::new(deadline), 3, &mut bytes)
+            .await
+            .map_err(Fed::into_unavailable)?;
+        Ok(bytes)
+    }
 
     #[test]
     fn the_deadline_grows_with_the_size() {
@@ -324,9 +511,8 @@ mod tests {
         let (mut tx, rx) = tokio::io::duplex(64);
         tx.write_all(b"first bytes").await.unwrap();
         // `tx` stays open and silent: the body stalls.
-        let open = async { Ok::<_, SourceError>(rx) };
         let started = std::time::Instant::now();
-        let err = read_within(open, 1000, Duration::from_millis(200))
+        let err = read_within(rx, 1000, Duration::from_millis(200))
             .await
             .unwrap_err();
         assert!(matches!(err, Unavailable::Deadline(_)), "{err}");
@@ -336,22 +522,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_that_breaks_off_or_outgrows_the_limit_is_unavailable() {
-        let open = async {
-            Ok::<_, SourceError>(breaking_reader(
-                b"partial",
-                std::io::ErrorKind::ConnectionReset,
-            ))
-        };
+        let open = breaking_reader(b"partial", std::io::ErrorKind::ConnectionReset);
         let err = read_within(open, 1000, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert!(matches!(err, Unavailable::Body(_)), "{err}");
-        let open = async { Ok::<_, SourceError>(&b"0123456789"[..]) };
+        let open = &b"0123456789"[..];
         let err = read_within(open, 4, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert!(matches!(err, Unavailable::Grew(4)), "{err}");
-        let open = async { Ok::<_, SourceError>(&b"0123"[..]) };
+        let open = &b"0123"[..];
         assert_eq!(
             read_within(open, 4, Duration::from_secs(5)).await.unwrap(),
             b"0123"

@@ -18,6 +18,7 @@
 
 pub mod connector_api;
 pub mod es;
+pub mod hostile;
 pub mod jobs;
 pub mod kibana;
 pub mod prom;

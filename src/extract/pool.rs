@@ -1,0 +1,631 @@
+//! Supervised extraction workers: the service's only caller of the parsers.
+//!
+//! A parser that ignores its limits (lopdf turning a 40 MiB page into gigabytes of objects, a stack
+//! that overflows, an endless loop) must not take the service with it. So every file is extracted
+//! in a worker process ([`super::worker`]: this binary re-executed), and the worker, not the
+//! service, pays for a hostile file:
+//!
+//! - **memory**: each worker runs under an address-space limit (`RLIMIT_AS`, set between fork and
+//!   exec). An allocation past it fails, the worker aborts, and only that file is lost.
+//! - **time**: the worker stops at its own deadline (the cooperative [`super::Limits::deadline`]);
+//!   one that has not answered `grace` later is killed with `SIGKILL`, for real.
+//! - **death**: a worker that dies (out of memory, a crash, a kill) is reaped and replaced by a new
+//!   one for the next file; its file's extraction fails with [`Failure::Died`] or
+//!   [`Failure::Killed`], which the content stage treats as a property of the file.
+//! - **orphans**: workers get `SIGKILL` when the service dies (`PR_SET_PDEATHSIG`), so a worker
+//!   stuck in a parser never outlives a service killed with `kill -9`.
+//!
+//! The pool holds at most `size` workers, started on demand and kept between files; a caller waits
+//! for a free one. Files are streamed to a worker piece by piece ([`Extraction::send`]), so the
+//! service never needs a whole file in memory.
+//!
+//! The crate denies `unsafe`; this module is the exception: the limits and the reaping are system
+//! calls (`setrlimit`, `prctl`, `kill`, `wait4`) that the standard library does not offer, each in a
+//! small block with its reason.
+#![allow(unsafe_code)]
+
+use super::ExtractError;
+use super::worker::{self, Begin, MAX_DATA_FRAME, ProtocolError};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// How the pool runs its workers.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Workers at most (files extracted at once).
+    pub size: usize,
+    /// Address-space limit of each worker, in bytes; `None`: no limit.
+    pub max_memory: Option<u64>,
+    /// A file's extraction time limit, counted once the worker has the whole file.
+    pub timeout: Duration,
+    /// How long past `timeout` a silent worker is given before it is killed.
+    pub grace: Duration,
+    /// `None`: extract in this process, unisolated — only for this crate's unit tests, which have
+    /// no worker binary to start.
+    pub command: Option<WorkerCommand>,
+}
+
+/// The program run as a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl WorkerCommand {
+    /// This binary with the worker subcommand. On Linux `/proc/self/exe`, which still names the
+    /// running binary after an upgrade has replaced its file.
+    pub fn this_binary() -> Self {
+        let program = if cfg!(target_os = "linux") {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("content-sync"))
+        };
+        WorkerCommand {
+            program,
+            args: vec![worker::SUBCOMMAND.into()],
+        }
+    }
+}
+
+/// Bounds of one file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimits {
+    pub max_chars: usize,
+    pub max_decompressed_bytes: u64,
+    /// A file longer than this is refused as too large.
+    pub max_input_bytes: u64,
+}
+
+/// Why a file gave no text.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The worker's verdict on the file.
+    #[error("{0}")]
+    Extract(ExtractError),
+    /// The worker did not answer in time and was killed.
+    #[error("the extraction worker gave no answer within {0:?} and was killed")]
+    Killed(Duration),
+    /// The worker died on the file (out of memory, a crash) or broke the protocol.
+    #[error("the extraction worker died: {0}")]
+    Died(String),
+    /// No worker could be started: nothing to do with the file.
+    #[error("cannot start an extraction worker: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Counts over the pool's life, logged when it stops.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub started: u64,
+    pub killed: u64,
+    pub died: u64,
+    /// Largest peak resident set of a stopped worker, in KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// The supervised workers of one job.
+pub struct Pool {
+    config: PoolConfig,
+    slots: Semaphore,
+    idle: Mutex<Vec<Worker>>,
+    tally: Arc<Mutex<Tally>>,
+}
+
+/// One worker process and its pipes.
+struct Worker {
+    child: std::process::Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    /// The last bytes the worker wrote to stderr (the reason of an abort).
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_reader: tokio::task::JoinHandle<()>,
+}
+
+/// Bytes of a worker's stderr kept.
+const STDERR_TAIL: usize = 2048;
+
+/// How long a worker that closed its stdout is given to exit before it is killed.
+const EXIT_PATIENCE: Duration = Duration::from_secs(2);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here leaves the guarded state half-updated, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pool {
+    pub fn new(config: PoolConfig) -> Self {
+        Pool {
+            slots: Semaphore::new(config.size.max(1)),
+            config,
+            idle: Mutex::default(),
+            tally: Arc::default(),
+        }
+    }
+
+    /// The counts so far.
+    pub fn tally(&self) -> Tally {
+        *lock(&self.tally)
+    }
+
+    /// Extracts a file held in memory.
+    pub async fn extract(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        limits: FileLimits,
+    ) -> Result<String, Failure> {
+        let mut extraction = self.begin(key, limits).await?;
+        extraction.send(bytes).await?;
+        extraction.finish().await
+    }
+
+    /// Starts a file's extraction on a free worker (waiting for one); the file follows with
+    /// [`Extraction::send`].
+    pub async fn begin(&self, key: &str, limits: FileLimits) -> Result<Extraction<'_>, Failure> {
+        let permit = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        if self.config.command.is_none() {
+            return Ok(Extraction {
+                pool: self,
+                worker: None,
+                inline: Some((key.to_owned(), Vec::new(), limits)),
+                max_answer: 0,
+                _permit: permit,
+            });
+        }
+        let begin = Begin {
+            key: key.to_owned(),
+            max_chars: limits.max_chars as u64,
+            max_decompressed_bytes: limits.max_decompressed_bytes,
+            timeout_ms: u64::try_from(self.config.timeout.as_millis()).unwrap_or(u64::MAX),
+            max_input_bytes: limits.max_input_bytes,
+        }
+        .encode();
+        // An idle worker may have died since its last file (killed from outside): that is not
+        // this file's fault, so it gets a fresh worker.
+        let reused = lock(&self.idle).pop();
+        if let Some(mut worker) = reused {
+            if worker.stdin.write_all(&begin).await.is_ok() {
+                return Ok(self.extraction(worker, permit, limits));
+            }
+            self.stop(worker, Ending::Gone).await;
+        }
+        let mut worker = self.spawn()?;
+        if let Err(e) = worker.stdin.write_all(&begin).await {
+            let death = self.stop(worker, Ending::Gone).await;
+            return Err(Failure::Spawn(std::io::Error::other(format!(
+                "{e}; {}",
+                death.cause(self.config.max_memory)
+            ))));
+        }
+        Ok(self.extraction(worker, permit, limits))
+    }
+
+    fn extraction<'a>(
+        &'a self,
+        worker: Worker,
+        permit: SemaphorePermit<'a>,
+        limits: FileLimits,
+    ) -> Extraction<'a> {
+        Extraction {
+            pool: self,
+            worker: Some(worker),
+            inline: None,
+            max_answer: limits.max_chars.saturating_mul(4).saturating_add(64 * 1024),
+            _permit: permit,
+        }
+    }
+
+    fn spawn(&self) -> Result<Worker, Failure> {
+        let program = self.config.command.as_ref().expect("a worker command");
+        let mut command = std::process::Command::new(&program.program);
+        command
+            .args(&program.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let max_memory = self.config.max_memory;
+        // SAFETY: the closure runs in the child between fork and exec and only makes
+        // async-signal-safe system calls (setrlimit, prctl, getppid).
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(move || limit_child(max_memory));
+        }
+        let mut child = command.spawn().map_err(Failure::Spawn)?;
+        let pipes = (|| {
+            Ok::<_, std::io::Error>((
+                ChildStdin::from_std(child.stdin.take().expect("piped"))?,
+                ChildStdout::from_std(child.stdout.take().expect("piped"))?,
+                ChildStderr::from_std(child.stderr.take().expect("piped"))?,
+            ))
+        })();
+        let (stdin, stdout, stderr_pipe) = match pipes {
+            Ok(pipes) => pipes,
+            Err(e) => {
+                let _ = child.kill();
+                reap(child.id(), Duration::ZERO);
+                return Err(Failure::Spawn(e));
+            }
+        };
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stderr_reader = tokio::spawn(keep_tail(stderr_pipe, stderr.clone()));
+        lock(&self.tally).started += 1;
+        tracing::debug!(pid = child.id(), "extraction worker started");
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            stderr_reader,
+        })
+    }
+
+    /// Ends a worker and reaps it: how it ended, and its peak memory, go into the tally.
+    async fn stop(&self, mut worker: Worker, ending: Ending) -> Death {
+        if ending == Ending::Kill {
+            let _ = worker.child.kill();
+        }
+        let pid = worker.child.id();
+        drop(worker.stdin);
+        let reaped = tokio::task::spawn_blocking(move || reap(pid, EXIT_PATIENCE))
+            .await
+            .unwrap_or_default();
+        // The worker is gone, so its stderr ends: wait for the reader to have it all.
+        let _ = tokio::time::timeout(Duration::from_secs(1), worker.stderr_reader).await;
+        let stderr = String::from_utf8_lossy(&lock(&worker.stderr)).into_owned();
+        let mut tally = lock(&self.tally);
+        tally.peak_rss_kib = tally.peak_rss_kib.max(reaped.peak_rss_kib);
+        match ending {
+            Ending::Kill => tally.killed += 1,
+            Ending::Gone => tally.died += 1,
+        }
+        Death {
+            pid,
+            status: reaped.status,
+            peak_rss_kib: reaped.peak_rss_kib,
+            stderr,
+        }
+    }
+
+    /// Kills and reaps a worker without waiting on the runtime (from `drop`).
+    fn discard(&self, mut worker: Worker) {
+        let _ = worker.child.kill();
+        let pid = worker.child.id();
+        let tally = self.tally.clone();
+        let reap_it = move || {
+            let reaped = reap(pid, Duration::ZERO);
+            let mut tally = lock(&tally);
+            tally.killed += 1;
+            tally.peak_rss_kib = tally.peak_rss_kib.max(reaped.peak_rss_kib);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(reap_it)),
+            Err(_) => reap_it(),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *lock(&self.idle));
+        for mut worker in idle {
+            let _ = worker.child.kill();
+            let reaped = reap(worker.child.id(), Duration::ZERO);
+            let mut tally = lock(&self.tally);
+            tally.peak_rss_kib = tally.peak_rss_kib.max(reaped.peak_rss_kib);
+        }
+        let tally = self.tally();
+        if tally.started > 0 {
+            tracing::info!(
+                started = tally.started,
+                killed = tally.killed,
+                died = tally.died,
+                peak_rss_kib = tally.peak_rss_kib,
+                "extraction workers stopped"
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Kill it (it outlived its deadline, or broke the protocol).
+    Kill,
+    /// It is gone already (its pipes closed).
+    Gone,
+}
+
+/// A file on its way through one worker. Dropped before [`Extraction::finish`] (a canceled sync),
+/// it kills its worker.
+pub struct Extraction<'a> {
+    pool: &'a Pool,
+    worker: Option<Worker>,
+    /// The file, when the pool extracts in this process.
+    inline: Option<(String, Vec<u8>, FileLimits)>,
+    max_answer: usize,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Extraction<'_> {
+    fn worker(&mut self) -> &mut Worker {
+        self.worker
+            .as_mut()
+            .expect("present until the extraction ends")
+    }
+
+    /// Hands the next piece of the file to the worker.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        if let Some((_, file, _)) = &mut self.inline {
+            file.extend_from_slice(bytes);
+            return Ok(());
+        }
+        for piece in bytes.chunks(MAX_DATA_FRAME) {
+            let head = worker::header(piece.len() + 1);
+            let stdin = &mut self.worker().stdin;
+            let written = async {
+                stdin.write_all(&head).await?;
+                stdin.write_all(&[worker::DATA]).await?;
+                stdin.write_all(piece).await
+            }
+            .await;
+            if written.is_err() {
+                return Err(self.died("closed its input").await);
+            }
+        }
+        Ok(())
+    }
+
+    /// The file is complete: waits for the worker's answer, at most the timeout and its grace.
+    pub async fn finish(mut self) -> Result<String, Failure> {
+        if let Some((key, file, limits)) = self.inline.take() {
+            let limits = super::Limits {
+                max_chars: limits.max_chars,
+                max_decompressed_bytes: limits.max_decompressed_bytes,
+                deadline: Instant::now() + self.pool.config.timeout,
+            };
+            return tokio::task::spawn_blocking(move || super::extract(&key, &file, &limits))
+                .await
+                .map_err(|e| Failure::Died(e.to_string()))?
+                .map_err(Failure::Extract);
+        }
+        if self
+            .worker()
+            .stdin
+            .write_all(&worker::framed(&[worker::END]))
+            .await
+            .is_err()
+        {
+            return Err(self.died("closed its input").await);
+        }
+        let patience = self.pool.config.timeout + self.pool.config.grace;
+        let max = self.max_answer;
+        let answer = tokio::time::timeout(patience, read_frame(&mut self.worker().stdout, max));
+        match answer.await {
+            Ok(Ok(Some(body))) => match worker::decode_answer(&body) {
+                Ok(result) => {
+                    let worker = self.worker.take().expect("present");
+                    lock(&self.pool.idle).push(worker);
+                    result.map_err(Failure::Extract)
+                }
+                Err(e) => Err(self.broke(e).await),
+            },
+            Ok(Ok(None)) | Ok(Err(ProtocolError::Io(_))) => {
+                Err(self.died("closed its output").await)
+            }
+            Ok(Err(e)) => Err(self.broke(e).await),
+            Err(_) => {
+                let worker = self.worker.take().expect("present");
+                let death = self.pool.stop(worker, Ending::Kill).await;
+                tracing::warn!(pid = death.pid, after = ?patience, peak_rss_kib = death.peak_rss_kib,
+                    "extraction worker killed: no answer in time");
+                Err(Failure::Killed(patience))
+            }
+        }
+    }
+
+    /// The download failed: the worker forgets the file and serves the next one.
+    pub async fn abort(mut self) {
+        if self.inline.is_some() {
+            return;
+        }
+        let frame = worker::framed(&[worker::ABORT]);
+        if self.worker().stdin.write_all(&frame).await.is_ok() {
+            let worker = self.worker.take().expect("present");
+            lock(&self.pool.idle).push(worker);
+        }
+        // Otherwise `drop` kills what is left of it.
+    }
+
+    /// The worker's pipes closed under us: it died.
+    async fn died(&mut self, what: &str) -> Failure {
+        let worker = self.worker.take().expect("present");
+        let death = self.pool.stop(worker, Ending::Gone).await;
+        let cause = death.cause(self.pool.config.max_memory);
+        tracing::warn!(pid = death.pid, cause = %cause, peak_rss_kib = death.peak_rss_kib,
+            "extraction worker died ({what})");
+        Failure::Died(cause)
+    }
+
+    /// The worker answered something unreadable: it is killed.
+    async fn broke(&mut self, e: ProtocolError) -> Failure {
+        let worker = self.worker.take().expect("present");
+        let death = self.pool.stop(worker, Ending::Kill).await;
+        tracing::warn!(pid = death.pid, error = %e, "extraction worker broke the protocol; killed");
+        Failure::Died(format!("it broke the protocol: {e}"))
+    }
+}
+
+impl Drop for Extraction<'_> {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pool.discard(worker);
+        }
+    }
+}
+
+/// Reads one answer frame, `None` when the worker's output ended first.
+async fn read_frame(
+    output: &mut (impl AsyncRead + Unpin),
+    max: usize,
+) -> Result<Option<Vec<u8>>, ProtocolError> {
+    let mut prefix = [0u8; 4];
+    match output.read_exact(&mut prefix).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let mut body = vec![0u8; worker::announced(prefix, max)?];
+    output.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+/// Keeps the last [`STDERR_TAIL`] bytes of a worker's stderr.
+async fn keep_tail(mut stderr: ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
+    let mut buf = [0u8; 1024];
+    while let Ok(n @ 1..) = stderr.read(&mut buf).await {
+        let mut tail = lock(&tail);
+        tail.extend_from_slice(&buf[..n]);
+        let excess = tail.len().saturating_sub(STDERR_TAIL);
+        tail.drain(..excess);
+    }
+}
+
+/// Applies the worker's limits; runs in the child between fork and exec.
+fn limit_child(max_memory: Option<u64>) -> std::io::Result<()> {
+    if let Some(bytes) = max_memory {
+        let limit = libc::rlimit {
+            rlim_cur: bytes as libc::rlim_t,
+            rlim_max: bytes as libc::rlim_t,
+        };
+        // SAFETY: plain system call on a valid struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // The signal comes when the thread that forked ends; the pool forks from the runtime's
+    // threads, which live as long as the service.
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The service died between fork and prctl: nobody would read this worker.
+        if libc::getppid() == 1 {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
+}
+
+/// What `wait4` says of an ended worker.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reaped {
+    /// The raw wait status; `None` when the worker could not be reaped.
+    status: Option<i32>,
+    peak_rss_kib: u64,
+}
+
+/// Waits for `pid` to end, `patience` at most before killing it, and collects its status and peak
+/// memory (`ru_maxrss`, KiB on Linux).
+fn reap(pid: u32, patience: Duration) -> Reaped {
+    let pid = pid as libc::pid_t;
+    let started = Instant::now();
+    loop {
+        let waiting = started.elapsed() < patience;
+        if !waiting {
+            // SAFETY: plain system call; the pid is our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let mut status = 0;
+        // SAFETY: zeroed rusage is a valid out-parameter.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = if waiting { libc::WNOHANG } else { 0 };
+        // SAFETY: valid pointers to locals.
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if r == pid {
+            return Reaped {
+                status: Some(status),
+                peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+            };
+        }
+        if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Reaped::default();
+        }
+        if r == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A reaped worker.
+struct Death {
+    pid: u32,
+    status: Option<i32>,
+    peak_rss_kib: u64,
+    stderr: String,
+}
+
+impl Death {
+    /// Why the worker ended, in words.
+    fn cause(&self, max_memory: Option<u64>) -> String {
+        let last = self
+            .stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("");
+        let mut cause = match self.status {
+            None => "its end could not be observed".to_string(),
+            Some(s) if libc::WIFEXITED(s) => format!("exited with status {}", libc::WEXITSTATUS(s)),
+            Some(s) if libc::WIFSIGNALED(s) => {
+                let signal = libc::WTERMSIG(s);
+                format!("killed by signal {signal} ({})", signal_name(signal))
+            }
+            Some(s) => format!("ended with wait status {s}"),
+        };
+        if self.stderr.contains("memory allocation of") {
+            cause = match max_memory {
+                Some(bytes) => format!(
+                    "out of memory (address-space limit {} MiB; {cause})",
+                    bytes >> 20
+                ),
+                None => format!("out of memory ({cause})"),
+            };
+        } else if self.stderr.contains("overflowed its stack") {
+            cause = format!("stack overflow ({cause})");
+        } else if !last.is_empty() {
+            let last: String = last.chars().take(300).collect();
+            cause = format!("{cause}: {last}");
+        }
+        cause
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGTERM => "SIGTERM",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests;

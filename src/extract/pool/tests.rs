@@ -1,0 +1,181 @@
+//! The supervisor against stand-in workers written in `sh` (the real worker is this crate's binary,
+//! which unit tests do not have; `tests/extract_isolation.rs` runs it).
+
+use super::*;
+use std::path::Path;
+
+const LIMITS: FileLimits = FileLimits {
+    max_chars: 100,
+    max_decompressed_bytes: 1 << 20,
+    max_input_bytes: 1 << 20,
+};
+
+/// A pool of one worker running `script` under `sh`, with a 256 MiB address-space limit.
+fn pool(script: &str, timeout: Duration) -> Pool {
+    Pool::new(PoolConfig {
+        size: 1,
+        max_memory: Some(256 << 20),
+        timeout,
+        grace: Duration::from_millis(100),
+        command: Some(WorkerCommand {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+        }),
+    })
+}
+
+/// The pids the stand-in workers wrote to `file`.
+fn pids(file: &Path) -> Vec<u32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test]
+async fn a_worker_that_outlives_its_deadline_is_killed_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pids");
+    // Takes the file and never answers.
+    let pool = pool(
+        &format!("echo $$ >> {}; exec sleep 30", file.display()),
+        Duration::from_millis(100),
+    );
+    for key in ["a.txt", "b.txt"] {
+        let err = pool.extract(key, b"words", LIMITS).await.unwrap_err();
+        assert!(matches!(err, Failure::Killed(_)), "{err}");
+    }
+    let pids = pids(&file);
+    assert_eq!(pids.len(), 2, "a new worker for the second file: {pids:?}");
+    assert_ne!(pids[0], pids[1]);
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} is still there");
+    }
+    let tally = pool.tally();
+    assert_eq!((tally.started, tally.killed, tally.died), (2, 2, 0));
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_is_replaced_and_its_death_explained() {
+    // Reads a little of the file, complains the way Rust's allocator does, and aborts.
+    let pool = pool(
+        "head -c 1 > /dev/null; echo 'memory allocation of 1073741824 bytes failed' >&2; kill -s ABRT $$",
+        Duration::from_secs(30),
+    );
+    for key in ["a.pdf", "b.pdf"] {
+        let err = pool.extract(key, b"%PDF-1.4", LIMITS).await.unwrap_err();
+        let Failure::Died(cause) = &err else {
+            panic!("{err}")
+        };
+        assert!(
+            cause.contains("out of memory (address-space limit 256 MiB")
+                && cause.contains("SIGABRT"),
+            "{cause}"
+        );
+    }
+    let tally = pool.tally();
+    assert_eq!((tally.started, tally.died), (2, 2));
+}
+
+#[tokio::test]
+async fn an_answer_is_read_and_the_worker_kept_for_the_next_file() {
+    // Answers "hi" to the first file, then never again.
+    let pool = pool(
+        r"printf '\003\000\000\000Thi'; exec sleep 30",
+        Duration::from_millis(100),
+    );
+    assert_eq!(pool.extract("a.txt", b"words", LIMITS).await.unwrap(), "hi");
+    let err = pool.extract("b.txt", b"words", LIMITS).await.unwrap_err();
+    assert!(matches!(err, Failure::Killed(_)), "{err}");
+    assert_eq!(
+        pool.tally().started,
+        1,
+        "the second file went to the same worker"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_answers_nonsense_is_killed() {
+    let pool = pool(
+        r"printf '\002\000\000\000Z!'; exec sleep 30",
+        Duration::from_secs(30),
+    );
+    let err = pool.extract("a.txt", b"words", LIMITS).await.unwrap_err();
+    let Failure::Died(cause) = &err else {
+        panic!("{err}")
+    };
+    assert!(cause.contains("protocol"), "{cause}");
+    assert_eq!(pool.tally().killed, 1);
+}
+
+#[tokio::test]
+async fn a_file_given_up_half_way_kills_its_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pids");
+    let pool = pool(
+        &format!("echo $$ >> {}; exec sleep 30", file.display()),
+        Duration::from_secs(30),
+    );
+    let mut extraction = pool.begin("a.txt", LIMITS).await.unwrap();
+    extraction.send(b"first half").await.unwrap();
+    let pid = loop {
+        if let Some(pid) = pids(&file).first() {
+            break *pid;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    drop(extraction);
+    for _ in 0..500 {
+        if !exists(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("worker {pid} survived its dropped extraction");
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_start_is_not_the_files_fault() {
+    let pool = Pool::new(PoolConfig {
+        size: 1,
+        max_memory: None,
+        timeout: Duration::from_secs(1),
+        grace: Duration::from_secs(1),
+        command: Some(WorkerCommand {
+            program: "/nonexistent/content-sync".into(),
+            args: vec![],
+        }),
+    });
+    let err = pool.extract("a.txt", b"words", LIMITS).await.unwrap_err();
+    assert!(matches!(err, Failure::Spawn(_)), "{err}");
+}
+
+#[test]
+fn a_death_is_told_in_words() {
+    let death = |status, stderr: &str| Death {
+        pid: 1,
+        status,
+        peak_rss_kib: 0,
+        stderr: stderr.into(),
+    };
+    let overflow = death(
+        Some(libc::SIGSEGV),
+        "\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n",
+    );
+    assert_eq!(
+        overflow.cause(None),
+        "stack overflow (killed by signal 11 (SIGSEGV))"
+    );
+    let exited = death(Some(3 << 8), "extract-worker: an unexpected frame '?'\n");
+    assert_eq!(
+        exited.cause(Some(512 << 20)),
+        "exited with status 3: extract-worker: an unexpected frame '?'"
+    );
+    let killed = death(Some(libc::SIGKILL), "");
+    assert_eq!(killed.cause(None), "killed by signal 9 (SIGKILL)");
+}
