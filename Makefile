@@ -23,11 +23,7 @@ CARGO ?= cargo
 STAND_INS := scripts/stand-ins.sh
 TEST_ARGS ?=
 
-<<<<<<< HEAD
-.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync fuzz image test-image
-=======
-.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync bench-scale fuzz
->>>>>>> scale
+.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync bench-scale fuzz image test-image
 
 stand-ins:
 	@$(STAND_INS) install
@@ -93,18 +89,6 @@ bench-sync: stand-ins
 	$(CARGO) build --release
 	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/bench_sync.py target/release/content-sync
 
-<<<<<<< HEAD
-# The container image. Without a registry (this project's machines) scripts/image.sh first makes the
-# Dockerfile's two base images locally from Debian packages and the machine's Rust toolchain.
-IMAGE ?= content-sync:latest
-image:
-	IMAGE=$(IMAGE) scripts/image.sh build
-
-# The image run as Elastic documents (`-v config.yml:/config/config.yml … /app/bin/elastic-ingest -c …`)
-# against the stand-ins (or ES_URL / S3_ENDPOINT) on the host network.
-test-image: stand-ins
-	IMAGE=$(IMAGE) scripts/image.sh test
-=======
 # Scale: a metadata-only full sync and a no-change incremental sync of a synthetic bucket of OBJECTS
 # objects, beside the servers' own ceilings in the same run (ftest/bench_scale.py). Elasticsearch: ES_URL,
 # else a real node started for the run; SCALE_ES=osmem uses the OpenSearch-API stand-in instead.
@@ -115,4 +99,14 @@ bench-scale:
 	@$(if $(filter osmem,$(SCALE_ES)),scripts/with-stand-ins.sh,scripts/with-elasticsearch.sh) \
 		python3 ftest/bench_scale.py --objects $(OBJECTS) --binary target/release/content-sync \
 		--s3-binary target/release/examples/synthetic-s3
->>>>>>> scale
+
+# The container image. Without a registry (this project's machines) scripts/image.sh first makes the
+# Dockerfile's two base images locally from Debian packages and the machine's Rust toolchain.
+IMAGE ?= content-sync:latest
+image:
+	IMAGE=$(IMAGE) scripts/image.sh build
+
+# The image run as Elastic documents (`-v config.yml:/config/config.yml … /app/bin/elastic-ingest -c …`)
+# against the stand-ins (or ES_URL / S3_ENDPOINT) on the host network.
+test-image: stand-ins
+	IMAGE=$(IMAGE) scripts/image.sh test

@@ -100,10 +100,12 @@ async fn idle_and_orphaned_jobs_are_failed_and_the_connector_syncs_again() {
     }
     let connector = world
         .wait_for("connector records the failed job", secs(10), async || {
-            world
-                .connector(&id)
-                .await
-                .filter(|c| c["last_sync_status"] == "error")
+            let c = world.connector(&id).await.unwrap_or_default();
+            if c["last_sync_status"] == "error" {
+                Ok(c)
+            } else {
+                Err(common::Raw(format!("{c}\n{}", service.logs())))
+            }
         })
         .await;
     assert_eq!(connector["last_sync_error"], IDLE_ERROR);

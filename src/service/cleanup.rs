@@ -54,6 +54,13 @@ async fn clean_orphaned(ctx: &Context) -> anyhow::Result<()> {
     let jobs = ctx.jobs.search(query).await?;
     let mut marked = 0;
     for job in &jobs {
+        // The list of ids was read before the jobs: a connector created in between has running
+        // jobs too. Only a fresh read that finds no connector makes a job an orphan.
+        if let Some(connector_id) = job.connector_id()
+            && ctx.connectors.get(connector_id).await?.is_some()
+        {
+            continue;
+        }
         match ctx.jobs.end(&job.id, &idle_end(), running).await {
             Ok(Ended::Written) => marked += 1,
             Ok(_) => {}

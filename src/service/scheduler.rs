@@ -213,6 +213,7 @@ async fn try_schedule(
 ) -> anyhow::Result<()> {
     let field = scheduled_at_field(job_type);
     let mut cron_error = None;
+    let mut fired_at = String::new();
     let result = ctx
         .connectors
         .read_modify_write(id, |c| {
@@ -234,7 +235,8 @@ async fn try_schedule(
                 }
             };
             let due = schedule.due_between(last_wake_up, this_wake_up)?;
-            Some(json!({ field: iso(due) }))
+            fired_at = iso(due);
+            Some(json!({ field: fired_at }))
         })
         .await?;
     if let Some(e) = cron_error {
@@ -243,7 +245,7 @@ async fn try_schedule(
     }
     if let Some((connector, true)) = result {
         let job_id = ctx.jobs.create(&connector, job_type, "scheduled").await?;
-        tracing::info!(connector_id = id, job_id = %job_id, job_type, at = %now_iso(), "scheduled sync job created");
+        tracing::info!(connector_id = id, job_id = %job_id, job_type, fired_at = %fired_at, at = %now_iso(), "scheduled sync job created");
     }
     Ok(())
 }
