@@ -350,7 +350,9 @@ async fn checkpoints_never_move_past_a_failed_bucket() {
 
 /// The existing ids are read before deciding what vanished. A page of that scroll that failed on
 /// some shards, timed out, or errored means the set is incomplete: the job ends `error` saying
-/// so, and deletes nothing (here: the document of an object removed from S3 stays).
+/// so, and deletes nothing (here: the document of an object removed from S3 stays). The same
+/// holds for the lookup of a listing page's indexed versions: a partial answer would take
+/// indexed objects for new ones.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
     let world = TestWorld::start().await;
@@ -358,7 +360,7 @@ async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
     world.create_bucket(&bucket, None).await;
     let keys = world.put_many(&bucket, "s/", 6).await;
     let mode = Arc::new(AtomicU8::new(0));
-    let (m1, m2, m3) = (mode.clone(), mode.clone(), mode.clone());
+    let (m1, m2, m3, m4) = (mode.clone(), mode.clone(), mode.clone(), mode.clone());
     // The content index's read only (connector and job searches scroll too).
     let first_page = |m: &str, t: &str| {
         m == "POST" && t.starts_with("/search-") && t.contains("/_search?") && t.contains("scroll=")
@@ -400,6 +402,21 @@ async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
                     "No search context found for id [7]",
                 ),
             ),
+            Rule::when(
+                "a page's version lookup failed on a shard",
+                move |m, t| {
+                    m4.load(Ordering::SeqCst) == 4
+                        && m == "POST"
+                        && t.starts_with("/search-")
+                        && t.ends_with("/_search")
+                },
+                Fault::rewrite(|_, body| {
+                    let mut page: Value = serde_json::from_str(body).expect("search JSON");
+                    page["_shards"]["failed"] = json!(1);
+                    page["hits"]["hits"] = json!([]);
+                    page.to_string()
+                }),
+            ),
         ],
     )
     .await;
@@ -420,6 +437,7 @@ async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
         (1, "shard"),
         (2, "timed out"),
         (3, "search_context_missing_exception"),
+        (4, "shard"),
     ] {
         mode.store(m, Ordering::SeqCst);
         let job = world.create_pending_job(&id).await;

@@ -59,6 +59,10 @@ pub struct ServiceConfig {
     /// FIPS mode.
     #[serde(default, deserialize_with = "yaml_bool")]
     pub fips_mode: bool,
+    /// Directory for a sync's temporary files: the id sets of reconciliation once they outgrow
+    /// memory (content-sync addition; default `content-sync` in the OS temp directory).
+    #[serde(default)]
+    pub temp_dir: Option<std::path::PathBuf>,
     /// `service.http.*`: the metrics and health listener (content-sync addition).
     #[serde(default, deserialize_with = "null_as_default")]
     pub http: HttpConfig,
@@ -110,6 +114,13 @@ impl ServiceConfig {
     /// `job_cleanup_interval` as a duration.
     pub fn job_cleanup_interval(&self) -> Duration {
         secs(self.job_cleanup_interval)
+    }
+
+    /// Where syncs put their temporary files.
+    pub fn temp_dir(&self) -> std::path::PathBuf {
+        self.temp_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("content-sync"))
     }
 }
 

@@ -4,12 +4,13 @@
 //! an in-memory source and index.
 
 use super::SyncError;
-use super::existing::{self, ExistingIds, ReadError};
+use super::existing::{self, ReadError, Visit};
 use crate::config::Config;
 use crate::es::bulk::BulkTransport;
 use crate::es::{EsClient, EsError};
 use crate::source::Registry;
 use async_trait::async_trait;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The connector's fields a sync checks against its job.
@@ -52,8 +53,12 @@ impl<T: JobEnv + ?Sized> JobEnv for Arc<T> {
 pub trait ContentIndex: Send + Sync {
     /// Creates the index unless it exists.
     async fn create_if_missing(&self, index: &str) -> Result<(), EsError>;
-    /// Every document id in the index, with its partition and version.
-    async fn existing(&self, index: &str) -> Result<ExistingIds, ReadError>;
+    /// How many documents the index holds (0 when it does not exist).
+    async fn count(&self, index: &str) -> Result<u64, EsError>;
+    /// The versions of the documents among `ids` that the index holds, by id.
+    async fn versions(&self, index: &str, ids: &[&str]) -> Result<HashMap<String, u64>, ReadError>;
+    /// Calls `visit` with the id and bucket of every document the index holds.
+    async fn scan(&self, index: &str, visit: &mut Visit<'_>) -> Result<(), ReadError>;
     /// Where the bulk sink sends its requests.
     fn bulk(&self) -> Arc<dyn BulkTransport>;
 }
@@ -68,8 +73,16 @@ impl ContentIndex for EsClient {
         Ok(())
     }
 
-    async fn existing(&self, index: &str) -> Result<ExistingIds, ReadError> {
-        existing::load(self, index).await
+    async fn count(&self, index: &str) -> Result<u64, EsError> {
+        EsClient::count(self, index).await
+    }
+
+    async fn versions(&self, index: &str, ids: &[&str]) -> Result<HashMap<String, u64>, ReadError> {
+        existing::versions(self, index, ids).await
+    }
+
+    async fn scan(&self, index: &str, visit: &mut Visit<'_>) -> Result<(), ReadError> {
+        existing::scan(self, index, visit).await
     }
 
     fn bulk(&self) -> Arc<dyn BulkTransport> {

@@ -1,30 +1,22 @@
-//! What the content index holds before a sync: every document id, with the bucket it came from and
-//! a fingerprint of its version (`_timestamp` + `etag`), so that after a complete listing we know what
-//! vanished, and an incremental sync knows what did not change.
+//! What the content index holds: the version of the documents of one listing page (an `ids`
+//! search per page), its document count, and every id it holds (a scroll, for the stale pass of
+//! `sync::reconcile`). Nothing here holds more than one page.
 //!
-//! Memory: ids of our documents are md5 hex strings, kept as 16 raw bytes plus a 4-byte bucket
-//! number and an 8-byte fingerprint (~40 bytes per document with the hash table; 1 million documents
-//! ≈ 40 MiB). Ids of other shapes are kept as strings.
+//! A version is a fingerprint of `_timestamp` + `etag`: equal fingerprints mean the object has not
+//! changed since it was indexed.
 
 use crate::es::scroll::Next;
 use crate::es::{EsClient, EsError};
+use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-const SCROLL_PAGE: usize = 1000;
-const SCROLL_KEEP_ALIVE: &str = "5m";
-/// Bucket number of documents that have no `bucket` field.
-const NO_BUCKET: u32 = u32::MAX;
+/// What a scan calls with each document's id and bucket.
+pub type Visit<'v> = dyn for<'a> FnMut(&'a str, Option<&'a str>) + Send + 'v;
 
-/// The ids seen in the index; a sync removes every id it produces, and what is left is stale.
-#[derive(Debug, Default)]
-pub struct ExistingIds {
-    md5: HashMap<[u8; 16], (u32, u64)>,
-    other: HashMap<String, (u32, u64)>,
-    /// Bucket name → its number (documents store the number).
-    buckets: HashMap<String, u32>,
-}
+const SCAN_PAGE: usize = 1000;
+const SCROLL_KEEP_ALIVE: &str = "5m";
 
 /// A document version: equal fingerprints mean the object has not changed since it was indexed.
 pub fn fingerprint(timestamp: Option<&str>, etag: Option<&str>) -> u64 {
@@ -44,98 +36,24 @@ pub fn unfinished(version: u64) -> u64 {
     !version
 }
 
-/// The id, bucket and version of one scroll hit.
-pub(super) fn hit_entry(hit: &Value) -> Option<(&str, Option<&str>, u64)> {
+/// The version of the document a hit carries.
+pub(super) fn version_of(hit: &Value) -> u64 {
+    let field = |name: &str| hit.get("_source").and_then(|s| s.get(name));
+    let text = |name: &str| field(name).and_then(Value::as_str);
+    let version = fingerprint(text("_timestamp"), text("etag"));
+    match field(TEXT_MISSING) == Some(&Value::Bool(true)) {
+        true => unfinished(version),
+        false => version,
+    }
+}
+
+/// The id a hit names (`_source.id`, which our documents carry, else `_id`) and its bucket.
+fn id_of(hit: &Value) -> Option<(&str, Option<&str>)> {
     let id = hit
         .pointer("/_source/id")
         .and_then(Value::as_str)
         .or_else(|| hit.get("_id").and_then(Value::as_str))?;
-    let field = |name: &str| hit.get("_source").and_then(|s| s.get(name));
-    let text = |name: &str| field(name).and_then(Value::as_str);
-    let mut version = fingerprint(text("_timestamp"), text("etag"));
-    if field(TEXT_MISSING) == Some(&Value::Bool(true)) {
-        version = unfinished(version);
-    }
-    Some((id, text("bucket"), version))
-}
-
-impl ExistingIds {
-    pub fn len(&self) -> usize {
-        self.md5.len() + self.other.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn bucket_number(&mut self, bucket: Option<&str>) -> u32 {
-        let Some(bucket) = bucket else {
-            return NO_BUCKET;
-        };
-        if let Some(n) = self.buckets.get(bucket) {
-            return *n;
-        }
-        let n = self.buckets.len() as u32;
-        self.buckets.insert(bucket.to_string(), n);
-        n
-    }
-
-    pub fn insert(&mut self, id: &str, bucket: Option<&str>, version: u64) {
-        let b = self.bucket_number(bucket);
-        match parse_md5(id) {
-            Some(raw) => self.md5.insert(raw, (b, version)),
-            None => self.other.insert(id.to_string(), (b, version)),
-        };
-    }
-
-    /// Marks `id` as produced by this sync; returns its indexed version if it was in the index.
-    pub fn take(&mut self, id: &str) -> Option<u64> {
-        let entry = match parse_md5(id) {
-            Some(raw) => self.md5.remove(&raw),
-            None => self.other.remove(id),
-        };
-        entry.map(|(_, version)| version)
-    }
-
-    /// The ids left over, except those of `keep_buckets` (buckets whose listing failed: their
-    /// documents must not be deleted).
-    pub fn stale(self, keep_buckets: &[String]) -> impl Iterator<Item = String> {
-        let keep: Vec<u32> = keep_buckets
-            .iter()
-            .filter_map(|k| self.buckets.get(k).copied())
-            .collect();
-        let keep2 = keep.clone();
-        self.md5
-            .into_iter()
-            .filter(move |(_, (b, _))| !keep.contains(b))
-            .map(|(raw, _)| hex(&raw))
-            .chain(
-                self.other
-                    .into_iter()
-                    .filter(move |(_, (b, _))| !keep2.contains(b))
-                    .map(|(id, _)| id),
-            )
-    }
-}
-
-fn parse_md5(id: &str) -> Option<[u8; 16]> {
-    let bytes = id.as_bytes();
-    if bytes.len() != 32
-        || !bytes
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
-
-fn hex(raw: &[u8; 16]) -> String {
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    Some((id, hit.pointer("/_source/bucket").and_then(Value::as_str)))
 }
 
 /// Why the index's ids could not all be read. Reconciling against a partial set would decide
@@ -206,23 +124,50 @@ fn exact_total(page: &Value) -> Option<u64> {
     }
 }
 
-/// Scrolls the whole index, reading only `id`, `bucket`, `_timestamp`, `etag` and
-/// [`TEXT_MISSING`]. Any page
-/// that is partial, or a scroll that ends short of the total, fails the read (see [`ReadError`]).
-pub async fn load(es: &EsClient, index: &str) -> Result<ExistingIds, ReadError> {
-    scroll(es, index).await.map_err(|cause| ReadError {
+fn read_error(index: &str) -> impl Fn(ReadCause) -> ReadError + '_ {
+    move |cause| ReadError {
         index: index.to_string(),
         cause,
-    })
+    }
 }
 
-async fn scroll(es: &EsClient, index: &str) -> Result<ExistingIds, ReadCause> {
-    let mut ids = ExistingIds::default();
+/// The versions of the documents among `ids` that the index holds, keyed by `_id`, in one `ids`
+/// search. A partial answer fails the read: an object whose indexed copy went unseen would be
+/// taken for new, and a new object whose content cannot be read is indexed without its text.
+pub async fn versions(
+    es: &EsClient,
+    index: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, u64>, ReadError> {
+    let body = json!({"size": ids.len(), "query": {"ids": {"values": ids}},
+        "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING],
+        "track_total_hits": false});
+    let page = es
+        .json(Method::POST, &[index, "_search"], &[], Some(body))
+        .await
+        .map_err(|e| read_error(index)(e.into()))?;
+    let hits = page_hits(&page).map_err(read_error(index))?;
+    Ok(hits
+        .iter()
+        .filter_map(|hit| {
+            let id = hit.get("_id").and_then(Value::as_str)?;
+            Some((id.to_string(), version_of(hit)))
+        })
+        .collect())
+}
+
+/// Calls `visit` with the id and bucket of every document in the index (a scroll reading only
+/// `id` and `bucket`). Any page that is partial, or a scroll that ends short of the total, fails
+/// the read (see [`ReadError`]).
+pub async fn scan(es: &EsClient, index: &str, visit: &mut Visit<'_>) -> Result<(), ReadError> {
+    scroll(es, index, visit).await.map_err(read_error(index))
+}
+
+async fn scroll(es: &EsClient, index: &str, visit: &mut Visit<'_>) -> Result<(), ReadCause> {
     if !es.index_exists(index).await? {
-        return Ok(ids);
+        return Ok(());
     }
-    let body = json!({"size": SCROLL_PAGE, "sort": ["_doc"],
-        "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING]});
+    let body = json!({"size": SCAN_PAGE, "sort": ["_doc"], "_source": ["id", "bucket"]});
     let (mut total, mut seen) = (None, 0u64);
     es.scroll(index, &[], body, SCROLL_KEEP_ALIVE, |page| {
         if seen == 0 {
@@ -233,8 +178,8 @@ async fn scroll(es: &EsClient, index: &str) -> Result<ExistingIds, ReadCause> {
             return Ok(Next::Stop);
         }
         seen += hits.len() as u64;
-        for (id, bucket, version) in hits.iter().filter_map(hit_entry) {
-            ids.insert(id, bucket, version);
+        for (id, bucket) in hits.iter().filter_map(id_of) {
+            visit(id, bucket);
         }
         Ok::<_, ReadCause>(Next::More)
     })
@@ -242,7 +187,7 @@ async fn scroll(es: &EsClient, index: &str) -> Result<ExistingIds, ReadCause> {
     if let Some(total) = total.filter(|t| *t != seen) {
         return Err(ReadCause::Short { seen, total });
     }
-    Ok(ids)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -250,44 +195,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn md5_ids_round_trip_and_stale_skips_kept_buckets() {
-        let mut ids = ExistingIds::default();
-        let v = fingerprint(Some("2024-01-02T03:04:05+00:00"), Some("\"abc\""));
-        ids.insert("d0295955cdb6d488a4a1d3f10dbf141b", Some("a"), v);
-        ids.insert("f1e7a00575c76e9cc96a6989bc4b9c25", Some("b"), v);
-        ids.insert("custom-id", None, 7);
-        assert_eq!(ids.len(), 3);
-        assert_eq!(ids.take("f1e7a00575c76e9cc96a6989bc4b9c25"), Some(v));
-        assert_eq!(ids.take("f1e7a00575c76e9cc96a6989bc4b9c25"), None);
-        assert_ne!(
-            v,
-            fingerprint(Some("2024-01-02T03:04:05+00:00"), Some("\"abd\""))
-        );
-        let mut stale: Vec<String> = ids.stale(&["a".to_string()]).collect();
-        stale.sort();
-        assert_eq!(stale, vec!["custom-id".to_string()]);
-    }
-
-    #[test]
     fn a_document_missing_its_text_never_matches_its_object() {
         let (ts, etag) = ("2024-01-02T03:04:05+00:00", "\"abc\"");
         let listed = fingerprint(Some(ts), Some(etag));
+        assert_ne!(listed, fingerprint(Some(ts), Some("\"abd\"")));
         let hit = json!({"_id": "i", "_source": {"id": "i", "bucket": "b", "_timestamp": ts, "etag": etag}});
-        assert_eq!(hit_entry(&hit), Some(("i", Some("b"), listed)));
+        assert_eq!(version_of(&hit), listed);
+        assert_eq!(id_of(&hit), Some(("i", Some("b"))));
         let mut marked = hit.clone();
         marked["_source"][TEXT_MISSING] = json!(true);
-        let (_, _, version) = hit_entry(&marked).unwrap();
-        assert_ne!(version, listed);
-        assert_eq!(version, unfinished(listed));
-    }
-
-    #[test]
-    fn uppercase_hex_is_not_mistaken_for_our_ids() {
-        assert!(parse_md5("D0295955CDB6D488A4A1D3F10DBF141B").is_none());
-        assert_eq!(
-            hex(&parse_md5("d0295955cdb6d488a4a1d3f10dbf141b").unwrap()),
-            "d0295955cdb6d488a4a1d3f10dbf141b"
-        );
+        assert_ne!(version_of(&marked), listed);
+        assert_eq!(version_of(&marked), unfinished(listed));
+        assert_eq!(id_of(&json!({"_id": "x"})), Some(("x", None)));
     }
 
     #[test]

@@ -1,20 +1,24 @@
 //! The listing stage: every partition's pages → documents → rules → version check → bulk sink.
 //!
 //! Each page ends with a checkpoint mark in the sink, so a suspended job resumes after the last page
-//! whose documents are all settled. A page is at most `page_size` objects; nothing here grows with
-//! the bucket.
+//! whose documents are all settled. A page is at most `page_size` objects; the versions its objects
+//! have in the index come from one lookup per page, and the ids it produced go to the
+//! reconciliation's [`Seen`]; nothing here grows with the bucket.
 
+use super::ContentIndex;
 use super::SyncError;
 use super::checkpoint::{Checkpoint, Recorder};
 use super::content::{ContentStage, ContentStats, Unavailable};
-use super::existing::{ExistingIds, TEXT_MISSING, fingerprint};
+use super::existing::{TEXT_MISSING, fingerprint};
 use super::fit::serialize_within;
 use super::plan::Plan;
 use super::progress::ListingStats;
+use super::reconcile::Seen;
 use crate::es::bulk::{BulkSink, Op};
 use crate::source::{Listed, Partition, Source};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +35,14 @@ pub enum ListingFailure {
 pub struct Lister<'a> {
     pub source: &'a dyn Source,
     pub sink: &'a BulkSink,
-    pub existing: &'a mut ExistingIds,
+    /// The content index, asked for the versions of each page's documents.
+    pub index: &'a dyn ContentIndex,
+    pub index_name: &'a str,
+    /// Whether the index held documents when the sync began; when it did not, no page needs a
+    /// lookup (every object is new).
+    pub lookup: bool,
+    /// The ids this sync produced, for the stale pass.
+    pub seen: &'a mut Seen,
     /// Pipeline flags added to every document while requests name a pipeline (`pipeline_on`).
     pub flags: Map<String, Value>,
     pub pipeline_on: Arc<AtomicBool>,
@@ -44,6 +55,15 @@ pub struct Lister<'a> {
     /// Downloads (and extractions) in flight at once within a page.
     pub concurrency: usize,
     pub cancel: &'a CancellationToken,
+}
+
+/// An object that passed the partition's keys and the basic rules.
+struct Candidate {
+    id: String,
+    key: String,
+    size: u64,
+    etag: Option<String>,
+    doc: Map<String, Value>,
 }
 
 /// A document ready for the content stage.
@@ -101,9 +121,20 @@ impl Lister<'_> {
                 Err(e) => return Ok(Err(e.to_string())),
             };
             let last_key = page.last().map(|o| o.key.clone());
-            let mut prepared = Vec::with_capacity(page.len());
+            let mut candidates = Vec::with_capacity(page.len());
             for object in page {
-                if let Some(p) = self.prepare(index, partition, plan, object)? {
+                if let Some(c) = self.candidate(partition, plan, object)? {
+                    candidates.push(c);
+                }
+            }
+            let versions = self.versions(&candidates).await?;
+            let mut prepared = Vec::with_capacity(candidates.len());
+            for c in candidates {
+                self.seen
+                    .listed(&c.id)
+                    .map_err(|e| ListingFailure::Fatal(SyncError::Spill(e)))?;
+                let previous = versions.get(&c.id).copied();
+                if let Some(p) = self.prepare(index, partition, c, previous) {
                     prepared.push(p);
                 }
             }
@@ -114,14 +145,15 @@ impl Lister<'_> {
         }
     }
 
-    /// Builds the object's document, or `None` when rules, resumption or an unchanged version skip it.
-    fn prepare(
-        &mut self,
-        index: usize,
+    /// The object as a candidate document, or `None` when the partition or the rules leave it out
+    /// (then it is not produced, and an indexed copy is deleted:
+    /// docs/architecture.md#the-data-path).
+    fn candidate(
+        &self,
         partition: &Partition,
         plan: &Plan,
         object: Listed,
-    ) -> Result<Option<Prepared>, ListingFailure> {
+    ) -> Result<Option<Candidate>, ListingFailure> {
         self.stats.listed.fetch_add(1, Ordering::Relaxed);
         if !partition.keeps(&object.key) {
             return Ok(None);
@@ -142,12 +174,51 @@ impl Lister<'_> {
             .map_err(|e| ListingFailure::Fatal(SyncError::Rules(e.to_string())))?;
         if !included {
             self.stats.excluded_by_rules.fetch_add(1, Ordering::Relaxed);
-            return Ok(None); // stays in `existing`: an indexed copy gets deleted (docs/architecture.md#the-data-path)
+            return Ok(None);
         }
-        let previous = self.existing.take(&id);
+        Ok(Some(Candidate {
+            id,
+            key: object.key,
+            size: object.size,
+            etag: object.etag,
+            doc,
+        }))
+    }
+
+    /// The indexed versions of the candidates' documents, in one lookup.
+    async fn versions(
+        &self,
+        candidates: &[Candidate],
+    ) -> Result<HashMap<String, u64>, ListingFailure> {
+        if !self.lookup || candidates.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+        self.index
+            .versions(self.index_name, &ids)
+            .await
+            .map_err(|e| ListingFailure::Fatal(SyncError::Existing(Box::new(e))))
+    }
+
+    /// The candidate ready for the content stage, or `None` when resumption or an unchanged
+    /// version (`previous`, what the index holds) skips it.
+    fn prepare(
+        &self,
+        index: usize,
+        partition: &Partition,
+        candidate: Candidate,
+        previous: Option<u64>,
+    ) -> Option<Prepared> {
+        let Candidate {
+            id,
+            key,
+            size,
+            etag,
+            mut doc,
+        } = candidate;
         let version = fingerprint(
             doc.get("_timestamp").and_then(Value::as_str),
-            object.etag.as_deref(),
+            etag.as_deref(),
         );
         // Covered by the checkpoint: settled before the suspension — as the version the index holds.
         // An object added or overwritten while the job was not running (its instance killed, or
@@ -156,25 +227,25 @@ impl Lister<'_> {
             && self
                 .resume
                 .as_ref()
-                .is_some_and(|cp| cp.covers(index, &partition.name, &object.key))
+                .is_some_and(|cp| cp.covers(index, &partition.name, &key))
         {
             self.stats.resumed_skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
+            return None;
         }
         if self.skip_unchanged && previous == Some(version) {
             self.stats.unchanged_skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
+            return None;
         }
         if self.pipeline_on.load(Ordering::Relaxed) {
             doc.extend(self.flags.clone());
         }
-        Ok(Some(Prepared {
+        Some(Prepared {
             id,
-            size: object.size,
-            key: object.key,
+            size,
+            key,
             doc,
             indexed: previous.is_some(),
-        }))
+        })
     }
 
     /// Fetches the page's content (a bounded number at once, in order) and queues the documents.

@@ -1,7 +1,9 @@
 //! One sync job: plan → list → filter → (fetch) → bulk → reconcile.
 //!
-//! The listing streams pages of at most `page_size` objects into the bulk sink's bounded queue, so
-//! memory does not grow with the bucket (only the id set of `existing` does, ~40 bytes a document).
+//! The listing streams pages of at most `page_size` objects into the bulk sink's bounded queue, each
+//! page's indexed versions read with one lookup, so memory does not grow with the bucket; the ids a
+//! sync produced and the ids the index holds meet in `reconcile`, which spills them to disk when
+//! they outgrow memory (docs/architecture.md#reconciliation).
 //! Deletion of vanished documents happens only for partitions (buckets) whose listing completed: a
 //! listing that fails (after the source's retries) ends the job `error` and deletes nothing of that
 //! partition. The source is whatever [`crate::source::Registry`] has for the connector's
@@ -22,6 +24,7 @@ mod options;
 mod pipeline_tests;
 mod plan;
 pub mod progress;
+mod reconcile;
 pub mod rules;
 mod settings;
 
@@ -32,10 +35,11 @@ use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
 use checkpoint::Recorder;
 pub use env::{ConnectorNow, ContentIndex, JobEnv};
-pub use existing::{ExistingIds, ReadError};
+pub use existing::ReadError;
 use listing::{Lister, ListingFailure};
 use options::SyncOptions;
 use progress::Progress;
+use reconcile::{Seen, SpillError};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +62,8 @@ pub enum SyncError {
     /// Boxed: the read error carries an `EsError`, and `SyncError` travels in every `Result` here.
     #[error("{0}")]
     Existing(Box<existing::ReadError>),
+    #[error(transparent)]
+    Spill(#[from] SpillError),
     #[error("couldn't find data source class for {0:?}")]
     UnknownSource(String),
     #[error("the job has no index_name")]
@@ -70,7 +76,7 @@ pub enum SyncError {
     #[error(
         "buckets \"*\" matched no bucket, yet index \"{index}\" holds {documents} documents; nothing was deleted"
     )]
-    NoBuckets { index: String, documents: usize },
+    NoBuckets { index: String, documents: u64 },
     #[error("canceled")]
     Canceled,
 }
@@ -147,13 +153,11 @@ async fn sync(
     .into_iter()
     .map(|(k, v)| (k.to_string(), Value::Bool(v)))
     .collect();
-    let mut existing = es
-        .existing(&index)
-        .await
-        .map_err(|e| SyncError::Existing(Box::new(e)))?;
-    tracing::info!(index = %index, existing = existing.len(), partitions = plan.partitions.len(),
-        incremental, "existing documents loaded");
-    plan::check_partitions(&plan.partitions, &index, existing.len())?;
+    let documents = es.count(&index).await?;
+    tracing::info!(index = %index, documents, partitions = plan.partitions.len(), incremental,
+        "content index counted");
+    plan::check_partitions(&plan.partitions, &index, documents)?;
+    let mut seen = Seen::new(&ctx.config().service.temp_dir());
 
     let sink = BulkSink::start(
         es.bulk(),
@@ -166,7 +170,10 @@ async fn sync(
     let listing = Lister {
         source: source.as_ref(),
         sink: &sink,
-        existing: &mut existing,
+        index: es.as_ref(),
+        index_name: &index,
+        lookup: documents > 0,
+        seen: &mut seen,
         flags,
         pipeline_on: sink.pipeline_on(),
         skip_unchanged: incremental || options.skip_unchanged_documents,
@@ -190,9 +197,53 @@ async fn sync(
     if !failed_partitions.is_empty() {
         marks.failed();
     }
+    if let Err(e) = delete_stale(
+        es.as_ref(),
+        &index,
+        seen,
+        &failed_partitions,
+        &sink,
+        cancel,
+        &marks,
+    )
+    .await
+    {
+        return finish(sink, Err(ListingFailure::Fatal(e)), &plan).await;
+    }
+    finish(sink, listing, &plan).await
+}
+
+/// Deletes what the index holds and the listing did not produce, except the documents of
+/// partitions whose listing failed (`keep`): the index is scanned once into `seen`, then the stale
+/// ids stream into the sink.
+async fn delete_stale(
+    es: &dyn ContentIndex,
+    index: &str,
+    mut seen: Seen,
+    keep: &[String],
+    sink: &BulkSink,
+    cancel: &CancellationToken,
+    marks: &Recorder,
+) -> Result<(), SyncError> {
+    let mut spill_failed = None;
+    es.scan(index, &mut |id, bucket| {
+        let kept = bucket.is_some_and(|b| keep.iter().any(|k| k == b));
+        if kept || id.is_empty() || spill_failed.is_some() {
+            return;
+        }
+        if let Err(e) = seen.indexed(id) {
+            spill_failed = Some(e);
+        }
+    })
+    .await
+    .map_err(|e| SyncError::Existing(Box::new(e)))?;
+    if let Some(e) = spill_failed {
+        return Err(e.into());
+    }
+    let spilled = seen.spilled_bytes();
     let mut deletes = 0;
-    for id in existing.stale(&failed_partitions) {
-        if cancel.is_cancelled() || sink.send(Op::Delete { id }).await.is_err() {
+    for id in seen.stale() {
+        if cancel.is_cancelled() || sink.send(Op::Delete { id: id? }).await.is_err() {
             break;
         }
         deletes += 1;
@@ -202,7 +253,8 @@ async fn sync(
             sink.mark(listed.to_value());
         }
     }
-    finish(sink, listing, &plan).await
+    tracing::info!(index = %index, stale = deletes, spilled_bytes = spilled, "stale documents queued for deletion");
+    Ok(())
 }
 
 /// The job may only touch the index its connector names now.

@@ -44,7 +44,7 @@ pub async fn build(
 pub fn check_partitions(
     partitions: &[Partition],
     index: &str,
-    existing: usize,
+    existing: u64,
 ) -> Result<(), SyncError> {
     if partitions.is_empty() && existing > 0 {
         return Err(SyncError::NoBuckets {

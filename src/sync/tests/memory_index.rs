@@ -3,10 +3,10 @@
 use crate::es::EsError;
 use crate::es::bulk::BulkTransport;
 use crate::sync::ContentIndex;
-use crate::sync::existing::{ExistingIds, ReadError, hit_entry};
+use crate::sync::existing::{ReadError, Visit, version_of};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
@@ -49,15 +49,33 @@ impl ContentIndex for Arc<MemoryIndex> {
         Ok(())
     }
 
-    async fn existing(&self, _index: &str) -> Result<ExistingIds, ReadError> {
-        let mut ids = ExistingIds::default();
-        for (id, doc) in self.docs.lock().unwrap().iter() {
-            let hit = json!({"_id": id, "_source": doc});
-            if let Some((id, bucket, version)) = hit_entry(&hit) {
-                ids.insert(id, bucket, version);
-            }
+    async fn count(&self, _index: &str) -> Result<u64, EsError> {
+        Ok(self.docs.lock().unwrap().len() as u64)
+    }
+
+    async fn versions(
+        &self,
+        _index: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, u64>, ReadError> {
+        let docs = self.docs.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let doc = docs.get(*id)?;
+                let hit = json!({"_id": id, "_source": doc});
+                Some((id.to_string(), version_of(&hit)))
+            })
+            .collect())
+    }
+
+    async fn scan(&self, _index: &str, visit: &mut Visit<'_>) -> Result<(), ReadError> {
+        let docs = self.docs.lock().unwrap().clone();
+        for (id, doc) in &docs {
+            let id = doc.get("id").and_then(Value::as_str).unwrap_or(id);
+            visit(id, doc.get("bucket").and_then(Value::as_str));
         }
-        Ok(ids)
+        Ok(())
     }
 
     fn bulk(&self) -> Arc<dyn BulkTransport> {
