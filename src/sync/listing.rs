@@ -15,7 +15,7 @@ use super::plan::Plan;
 use super::progress::ListingStats;
 use super::reconcile::Seen;
 use crate::es::bulk::{BulkSink, Op};
-use crate::source::{Listed, Partition, Source};
+use crate::source::{Listed, PageLister, Partition, Source};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -66,6 +66,13 @@ struct Candidate {
     doc: Map<String, Value>,
 }
 
+/// A listed page, with the versions the index holds of its candidates.
+struct Page {
+    last_key: Option<String>,
+    candidates: Vec<Candidate>,
+    versions: HashMap<String, u64>,
+}
+
 /// A document ready for the content stage.
 struct Prepared {
     id: String,
@@ -111,38 +118,69 @@ impl Lister<'_> {
             Ok(l) => l,
             Err(e) => return Ok(Err(e.to_string())),
         };
+        let mut next = self.next_page(lister.as_mut(), partition, plan).await?;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(ListingFailure::Fatal(SyncError::Canceled));
             }
-            let page = match lister.next_page().await {
+            let page = match next {
                 Ok(Some(page)) => page,
                 Ok(None) => return Ok(Ok(())),
-                Err(e) => return Ok(Err(e.to_string())),
+                Err(message) => return Ok(Err(message)),
             };
-            let last_key = page.last().map(|o| o.key.clone());
-            let mut candidates = Vec::with_capacity(page.len());
-            for object in page {
-                if let Some(c) = self.candidate(partition, plan, object)? {
-                    candidates.push(c);
-                }
-            }
-            let versions = self.versions(&candidates).await?;
-            let mut prepared = Vec::with_capacity(candidates.len());
-            for c in candidates {
+            let mut prepared = Vec::with_capacity(page.candidates.len());
+            for c in page.candidates {
                 self.seen
                     .listed(&c.id)
                     .map_err(|e| ListingFailure::Fatal(SyncError::Spill(e)))?;
-                let previous = versions.get(&c.id).copied();
+                let previous = page.versions.get(&c.id).copied();
                 if let Some(p) = self.prepare(index, partition, c, previous) {
                     prepared.push(p);
                 }
             }
-            self.index_page(&partition.name, prepared).await?;
-            if let Some(checkpoint) = last_key.and_then(|k| marks.page(index, &partition.name, k)) {
+            // The next page is listed and looked up while this one is fetched and indexed.
+            let this = &*self;
+            let (indexed, following) = tokio::join!(
+                this.index_page(&partition.name, prepared),
+                this.next_page(lister.as_mut(), partition, plan)
+            );
+            indexed?;
+            if let Some(checkpoint) = page
+                .last_key
+                .and_then(|k| marks.page(index, &partition.name, k))
+            {
                 self.sink.mark(checkpoint.to_value());
             }
+            next = following?;
         }
+    }
+
+    /// The next page of the partition with its candidates and their indexed versions; the inner
+    /// error is the partition's listing failure, `None` its end.
+    async fn next_page(
+        &self,
+        lister: &mut (dyn PageLister + '_),
+        partition: &Partition,
+        plan: &Plan,
+    ) -> Result<Result<Option<Page>, String>, ListingFailure> {
+        let objects = match lister.next_page().await {
+            Ok(Some(objects)) => objects,
+            Ok(None) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let last_key = objects.last().map(|o| o.key.clone());
+        let mut candidates = Vec::with_capacity(objects.len());
+        for object in objects {
+            if let Some(c) = self.candidate(partition, plan, object)? {
+                candidates.push(c);
+            }
+        }
+        let versions = self.versions(&candidates).await?;
+        Ok(Ok(Some(Page {
+            last_key,
+            candidates,
+            versions,
+        })))
     }
 
     /// The object as a candidate document, or `None` when the partition or the rules leave it out
