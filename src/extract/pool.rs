@@ -27,6 +27,7 @@
 use super::ExtractError;
 use super::worker::{self, Begin, MAX_DATA_FRAME, ProtocolError};
 use std::ffi::OsString;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,7 +40,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// Workers at most (files extracted at once).
-    pub size: usize,
+    pub size: NonZeroUsize,
     /// Address-space limit of each worker, in bytes; `None`: no limit.
     pub max_memory: Option<u64>,
     /// A file's extraction time limit, counted once the worker has the whole file.
@@ -142,7 +143,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Pool {
     pub fn new(config: PoolConfig) -> Self {
         Pool {
-            slots: Semaphore::new(config.size.max(1)),
+            slots: Semaphore::new(config.size.get()),
             config,
             idle: Mutex::default(),
             tally: Arc::default(),
