@@ -16,7 +16,7 @@ const LIMITS: FileLimits = FileLimits {
 
 fn pool(max_memory_mib: u64) -> Pool {
     Pool::new(PoolConfig {
-        size: 1,
+        size: std::num::NonZeroUsize::MIN,
         max_memory: Some(max_memory_mib << 20),
         timeout: Duration::from_secs(60),
         grace: Duration::from_secs(5),

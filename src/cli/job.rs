@@ -4,6 +4,7 @@ use super::redact_configuration;
 use crate::es::EsClient;
 use crate::es::connector::ConnectorStore;
 use crate::es::job::{JOBS_INDEX, JobStore};
+use crate::es::kinds::{JobType, TriggerMethod};
 use crate::es::protocol::ConnectorApi;
 use serde_json::{Value, json};
 
@@ -41,8 +42,9 @@ pub async fn run(es: &EsClient, api: ConnectorApi, command: JobCommand) -> anyho
             let Some(c) = ConnectorStore::new(es.clone(), api).get(&connector).await? else {
                 anyhow::bail!("connector {connector} not found");
             };
+            let job_type = JobType::parse(&job_type).unwrap_or(JobType::Full);
             let id = JobStore::new(es.clone(), api)
-                .create(&c, &job_type, "on_demand")
+                .create(&c, job_type, TriggerMethod::OnDemand)
                 .await?;
             say!("{id}");
         }

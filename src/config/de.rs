@@ -3,8 +3,13 @@
 use serde::de::{DeserializeOwned, Error, Unexpected, value::MapDeserializer};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use super::Secret;
+
+/// Bytes in a MiB, the unit of Elastic's size keys.
+pub(crate) const MIB: u64 = 1024 * 1024;
 
 /// A struct built only from its field defaults, as if its section were absent from the file.
 pub(crate) fn from_defaults<T: DeserializeOwned>() -> T {
@@ -54,6 +59,79 @@ pub(crate) fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
         Value::Number(n) => Ok(Some(n.to_string())),
         other => Err(D::Error::invalid_type(unexpected(&other), &"a string")),
     }
+}
+
+/// Seconds written as a number (integer or fraction) as a [`Duration`]; a negative or non-finite
+/// number is an error naming the value (figment adds the key).
+pub(crate) fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let value = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        D::Error::custom(format_args!(
+            "must be a non-negative number of seconds, got {value}"
+        ))
+    })
+}
+
+/// [`seconds`], raised to at least `FLOOR_MS` milliseconds: the one place where a pause too short
+/// to be useful (a poll loop that would spin, a request that could not complete) is lifted.
+pub(crate) fn seconds_at_least<'de, D: Deserializer<'de>, const FLOOR_MS: u64>(
+    d: D,
+) -> Result<Duration, D::Error> {
+    Ok(seconds(d)?.max(Duration::from_millis(FLOOR_MS)))
+}
+
+/// A size written in MiB (integer or fraction) as bytes; negative or non-finite is an error.
+pub(crate) fn mebibytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = f64::deserialize(d)?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(D::Error::custom(format_args!(
+            "must be a non-negative number of MiB, got {value}"
+        )));
+    }
+    // Saturating: a size beyond u64 bytes is no limit at all.
+    Ok((value * MIB as f64) as u64)
+}
+
+/// [`mebibytes`], raised to at least `FLOOR` bytes.
+pub(crate) fn mebibytes_at_least<'de, D: Deserializer<'de>, const FLOOR: u64>(
+    d: D,
+) -> Result<u64, D::Error> {
+    Ok(mebibytes(d)?.max(FLOOR))
+}
+
+/// [`mebibytes`] where 0 means "no limit" (`None`).
+pub(crate) fn mebibytes_or_unlimited<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u64>, D::Error> {
+    Ok(Some(mebibytes(d)?).filter(|&bytes| bytes > 0))
+}
+
+/// A count that sizes a pool or a batch: 0 is an error.
+pub(crate) fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
+    let value = usize::deserialize(d)?;
+    NonZeroUsize::new(value)
+        .ok_or_else(|| D::Error::custom(format_args!("must be at least 1, got {value}")))
+}
+
+/// A count where 0 is accepted and acts as 1 (the error report keeps at least the last error).
+pub(crate) fn zero_as_one<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
+    Ok(NonZeroUsize::new(usize::deserialize(d)?).unwrap_or(NonZeroUsize::MIN))
+}
+
+/// A rate or ratio: negative or non-finite is an error.
+pub(crate) fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let value = f64::deserialize(d)?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(D::Error::custom(format_args!(
+            "must be a non-negative number, got {value}"
+        )));
+    }
+    Ok(value)
+}
+
+/// A growth factor: negative or non-finite is an error; below 1 is taken as 1 (no shrinking).
+pub(crate) fn multiplier<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(non_negative(d)?.max(1.0))
 }
 
 /// The kind of a JSON value, for type errors (never its content when it is a collection).

@@ -3,11 +3,16 @@
 use serde::de::{Error as _, Unexpected};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::de::{from_defaults, non_empty_secret, null_as_default, yaml_bool};
-use super::{Secret, mib, secs};
+use super::Secret;
+use super::de::{
+    MIB, at_least_one, from_defaults, mebibytes, mebibytes_at_least, mebibytes_or_unlimited,
+    multiplier, non_empty_secret, non_negative, null_as_default, seconds, seconds_at_least,
+    yaml_bool, zero_as_one,
+};
 
 /// `elasticsearch.*`: how to reach the cluster. Key names are Elastic's.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,17 +45,26 @@ pub struct EsConfig {
     /// Transport-level retry on timeout.
     #[serde(default = "yes", deserialize_with = "yaml_bool")]
     pub retry_on_timeout: bool,
-    /// Seconds per request.
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout: f64,
-    /// Seconds the startup "wait for Elasticsearch" loop may run.
-    #[serde(default = "default_max_wait_duration")]
-    pub max_wait_duration: f64,
-    /// First sleep of the wait loop (seconds).
-    #[serde(default = "default_initial_backoff_duration")]
-    pub initial_backoff_duration: f64,
-    /// Wait-loop sleep multiplier.
-    #[serde(default = "default_backoff_multiplier")]
+    /// Time limit of one request (written in seconds; at least 1 s).
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "seconds_at_least::<_, 1000>"
+    )]
+    pub request_timeout: Duration,
+    /// How long the startup "wait for Elasticsearch" loop may run (written in seconds).
+    #[serde(default = "default_max_wait_duration", deserialize_with = "seconds")]
+    pub max_wait_duration: Duration,
+    /// First sleep of the wait loop (written in seconds; at least 10 ms).
+    #[serde(
+        default = "default_initial_backoff_duration",
+        deserialize_with = "seconds_at_least::<_, 10>"
+    )]
+    pub initial_backoff_duration: Duration,
+    /// Wait-loop sleep multiplier (below 1 is taken as 1).
+    #[serde(
+        default = "default_backoff_multiplier",
+        deserialize_with = "multiplier"
+    )]
     pub backoff_multiplier: f64,
     /// Level of the Elasticsearch transport logger.
     #[serde(default = "default_es_log_level")]
@@ -58,9 +72,12 @@ pub struct EsConfig {
     /// Attempts of the service-level retrier for every Elasticsearch call, `_bulk` included.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    /// Base (seconds) of that retrier's linear back-off.
-    #[serde(default = "default_retry_interval")]
-    pub retry_interval: f64,
+    /// First pause of that retrier's back-off (written in seconds; at least 10 ms).
+    #[serde(
+        default = "default_retry_interval",
+        deserialize_with = "seconds_at_least::<_, 10>"
+    )]
+    pub retry_interval: Duration,
     /// `_connector` API mode vs direct index writes.
     #[serde(default)]
     pub feature_use_connectors_api: ApiMode,
@@ -88,26 +105,6 @@ impl EsConfig {
     pub fn has_default_basic_auth(&self) -> bool {
         self.username.as_deref() == default_username().as_deref()
             && self.password.as_ref().map(Secret::expose) == Some(DEFAULT_PASSWORD)
-    }
-
-    /// `request_timeout` as a duration.
-    pub fn request_timeout(&self) -> Duration {
-        secs(self.request_timeout)
-    }
-
-    /// `max_wait_duration` as a duration.
-    pub fn max_wait_duration(&self) -> Duration {
-        secs(self.max_wait_duration)
-    }
-
-    /// `initial_backoff_duration` as a duration.
-    pub fn initial_backoff_duration(&self) -> Duration {
-        secs(self.initial_backoff_duration)
-    }
-
-    /// `retry_interval` as a duration.
-    pub fn retry_interval(&self) -> Duration {
-        secs(self.retry_interval)
     }
 }
 
@@ -144,46 +141,72 @@ impl<'de> Deserialize<'de> for ApiMode {
     }
 }
 
-/// `elasticsearch.bulk.*`: the extractor → sink queue and `_bulk` requests of a sync.
+/// `elasticsearch.bulk.*`: the extractor → sink queue and `_bulk` requests of a sync. Sizes are
+/// written in MiB (`*_size` keys) and held in bytes (`*_bytes` fields).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkConfig {
     /// Max items in the extractor → sink queue.
-    #[serde(default = "default_queue_max_size")]
-    pub queue_max_size: usize,
-    /// MiB cap of that queue.
-    #[serde(default = "default_queue_max_mem_size")]
-    pub queue_max_mem_size: u64,
-    /// Seconds between "queue still full?" checks.
-    #[serde(default = "default_queue_refresh_interval")]
-    pub queue_refresh_interval: f64,
-    /// Seconds a put may stay blocked before the sync fails ("Elasticsearch overloaded").
-    #[serde(default = "default_queue_refresh_timeout")]
-    pub queue_refresh_timeout: f64,
+    #[serde(default = "default_queue_max_size", deserialize_with = "at_least_one")]
+    pub queue_max_size: NonZeroUsize,
+    /// Byte cap of that queue (`queue_max_mem_size`, MiB).
+    #[serde(
+        rename = "queue_max_mem_size",
+        default = "default_queue_max_mem_bytes",
+        deserialize_with = "mebibytes"
+    )]
+    pub queue_max_mem_bytes: u64,
+    /// Between "queue still full?" checks (written in seconds).
+    #[serde(
+        default = "default_queue_refresh_interval",
+        deserialize_with = "seconds"
+    )]
+    pub queue_refresh_interval: Duration,
+    /// How long a put may stay blocked before the sync fails ("Elasticsearch overloaded").
+    #[serde(
+        default = "default_queue_refresh_timeout",
+        deserialize_with = "seconds"
+    )]
+    pub queue_refresh_timeout: Duration,
     /// Progress log every N documents.
     #[serde(default = "default_display_every")]
     pub display_every: u64,
     /// Max NDJSON lines per `_bulk` request.
-    #[serde(default = "default_chunk_size")]
-    pub chunk_size: usize,
-    /// MiB cap (estimated) per `_bulk` request.
-    #[serde(default = "default_chunk_max_mem_size")]
-    pub chunk_max_mem_size: f64,
-    /// MiB cap for one document without `_attachment`; 0 disables; negative is a config error.
-    #[serde(default = "default_max_text_document_size")]
-    pub max_text_document_size: f64,
+    #[serde(default = "default_chunk_size", deserialize_with = "at_least_one")]
+    pub chunk_size: NonZeroUsize,
+    /// Estimated byte cap per `_bulk` request (`chunk_max_mem_size`, MiB; at least 1 KiB).
+    #[serde(
+        rename = "chunk_max_mem_size",
+        default = "default_chunk_max_mem_bytes",
+        deserialize_with = "mebibytes_at_least::<_, 1024>"
+    )]
+    pub chunk_max_mem_bytes: u64,
+    /// Byte cap for one document without `_attachment` (`max_text_document_size`, MiB); `None`
+    /// when written as 0 (no cap).
+    #[serde(
+        rename = "max_text_document_size",
+        default = "default_max_text_document_bytes",
+        deserialize_with = "mebibytes_or_unlimited"
+    )]
+    pub max_text_document_bytes: Option<u64>,
     /// Concurrent `_bulk` requests.
-    #[serde(default = "default_max_concurrency")]
-    pub max_concurrency: usize,
+    #[serde(default = "default_max_concurrency", deserialize_with = "at_least_one")]
+    pub max_concurrency: NonZeroUsize,
     /// Concurrent content downloads.
-    #[serde(default = "default_concurrent_downloads")]
-    pub concurrent_downloads: usize,
+    #[serde(
+        default = "default_concurrent_downloads",
+        deserialize_with = "at_least_one"
+    )]
+    pub concurrent_downloads: NonZeroUsize,
     /// Documented by Elastic as bulk retries; not effective there.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    /// Same, not effective in Elastic's service.
-    #[serde(default = "default_retry_interval")]
-    pub retry_interval: f64,
+    /// Same, not effective in Elastic's service (written in seconds; at least 10 ms).
+    #[serde(
+        default = "default_retry_interval",
+        deserialize_with = "seconds_at_least::<_, 10>"
+    )]
+    pub retry_interval: Duration,
     /// Log one debug line per bulk item result.
     #[serde(default, deserialize_with = "yaml_bool")]
     pub enable_operations_logging: bool,
@@ -195,33 +218,6 @@ pub struct BulkConfig {
 impl Default for BulkConfig {
     fn default() -> Self {
         from_defaults()
-    }
-}
-
-impl BulkConfig {
-    /// `queue_max_mem_size` in bytes.
-    pub fn queue_max_mem_bytes(&self) -> u64 {
-        self.queue_max_mem_size.saturating_mul(1024 * 1024)
-    }
-
-    /// `chunk_max_mem_size` in bytes.
-    pub fn chunk_max_mem_bytes(&self) -> u64 {
-        mib(self.chunk_max_mem_size)
-    }
-
-    /// `max_text_document_size` in bytes; `None` when 0 (limit disabled).
-    pub fn max_text_document_bytes(&self) -> Option<u64> {
-        Some(mib(self.max_text_document_size)).filter(|&b| b > 0)
-    }
-
-    /// `queue_refresh_interval` as a duration.
-    pub fn queue_refresh_interval(&self) -> Duration {
-        secs(self.queue_refresh_interval)
-    }
-
-    /// `queue_refresh_timeout` as a duration.
-    pub fn queue_refresh_timeout(&self) -> Duration {
-        secs(self.queue_refresh_timeout)
     }
 }
 
@@ -239,14 +235,14 @@ pub struct ErrorMonitorConfig {
     #[serde(default = "default_max_consecutive_errors")]
     pub max_consecutive_errors: u64,
     /// Max error ratio over the window.
-    #[serde(default = "default_max_error_rate")]
+    #[serde(default = "default_max_error_rate", deserialize_with = "non_negative")]
     pub max_error_rate: f64,
     /// Operations in the sliding window.
     #[serde(default = "default_error_window_size")]
     pub error_window_size: usize,
-    /// Errors kept for the final report.
-    #[serde(default = "default_error_queue_size")]
-    pub error_queue_size: usize,
+    /// Errors kept for the final report (0 keeps one).
+    #[serde(default = "default_error_queue_size", deserialize_with = "zero_as_one")]
+    pub error_queue_size: NonZeroUsize,
 }
 
 impl Default for ErrorMonitorConfig {
@@ -269,14 +265,14 @@ fn default_username() -> Option<String> {
 fn default_password() -> Option<Secret> {
     Some(Secret::new(DEFAULT_PASSWORD))
 }
-const fn default_request_timeout() -> f64 {
-    240.0
+const fn default_request_timeout() -> Duration {
+    Duration::from_secs(240)
 }
-const fn default_max_wait_duration() -> f64 {
-    240.0
+const fn default_max_wait_duration() -> Duration {
+    Duration::from_secs(240)
 }
-const fn default_initial_backoff_duration() -> f64 {
-    1.0
+const fn default_initial_backoff_duration() -> Duration {
+    Duration::from_secs(1)
 }
 const fn default_backoff_multiplier() -> f64 {
     2.0
@@ -287,38 +283,38 @@ fn default_es_log_level() -> String {
 const fn default_max_retries() -> u32 {
     5
 }
-const fn default_retry_interval() -> f64 {
-    10.0
+const fn default_retry_interval() -> Duration {
+    Duration::from_secs(10)
 }
-const fn default_queue_max_size() -> usize {
-    1024
+const fn default_queue_max_size() -> NonZeroUsize {
+    NonZeroUsize::new(1024).unwrap()
 }
-const fn default_queue_max_mem_size() -> u64 {
-    25
+const fn default_queue_max_mem_bytes() -> u64 {
+    25 * MIB
 }
-const fn default_queue_refresh_interval() -> f64 {
-    1.0
+const fn default_queue_refresh_interval() -> Duration {
+    Duration::from_secs(1)
 }
-const fn default_queue_refresh_timeout() -> f64 {
-    1300.0
+const fn default_queue_refresh_timeout() -> Duration {
+    Duration::from_secs(1300)
 }
 const fn default_display_every() -> u64 {
     100
 }
-const fn default_chunk_size() -> usize {
-    500
+const fn default_chunk_size() -> NonZeroUsize {
+    NonZeroUsize::new(500).unwrap()
 }
-const fn default_chunk_max_mem_size() -> f64 {
-    3.0
+const fn default_chunk_max_mem_bytes() -> u64 {
+    3 * MIB
 }
-const fn default_max_text_document_size() -> f64 {
-    3.0
+const fn default_max_text_document_bytes() -> Option<u64> {
+    Some(3 * MIB)
 }
-const fn default_max_concurrency() -> usize {
-    5
+const fn default_max_concurrency() -> NonZeroUsize {
+    NonZeroUsize::new(5).unwrap()
 }
-const fn default_concurrent_downloads() -> usize {
-    10
+const fn default_concurrent_downloads() -> NonZeroUsize {
+    NonZeroUsize::new(10).unwrap()
 }
 const fn default_max_total_errors() -> u64 {
     1000
@@ -332,8 +328,8 @@ const fn default_max_error_rate() -> f64 {
 const fn default_error_window_size() -> usize {
     100
 }
-const fn default_error_queue_size() -> usize {
-    10
+const fn default_error_queue_size() -> NonZeroUsize {
+    NonZeroUsize::new(10).unwrap()
 }
 
 #[cfg(test)]
@@ -349,13 +345,13 @@ mod tests {
         assert!(es.api_key.is_none() && !es.uses_api_key() && es.has_default_basic_auth());
         assert!(es.ssl && es.verify_certs && es.retry_on_timeout);
         assert_eq!(es.ca_certs, None);
-        assert_eq!(es.request_timeout(), Duration::from_secs(240));
-        assert_eq!(es.max_wait_duration(), Duration::from_secs(240));
-        assert_eq!(es.initial_backoff_duration(), Duration::from_secs(1));
+        assert_eq!(es.request_timeout, Duration::from_secs(240));
+        assert_eq!(es.max_wait_duration, Duration::from_secs(240));
+        assert_eq!(es.initial_backoff_duration, Duration::from_secs(1));
         assert_eq!(es.backoff_multiplier, 2.0);
         assert_eq!(es.log_level, "info");
         assert_eq!(es.max_retries, 5);
-        assert_eq!(es.retry_interval(), Duration::from_secs(10));
+        assert_eq!(es.retry_interval, Duration::from_secs(10));
         assert_eq!(es.feature_use_connectors_api, ApiMode::Auto);
         assert!(es.headers.is_empty());
     }
@@ -363,25 +359,24 @@ mod tests {
     #[test]
     fn bulk_and_error_monitor_defaults() {
         let b = BulkConfig::default();
-        assert_eq!(b.queue_max_size, 1024);
-        assert_eq!(b.queue_max_mem_size, 25);
-        assert_eq!(b.queue_max_mem_bytes(), 25 * 1024 * 1024);
-        assert_eq!(b.queue_refresh_interval(), Duration::from_secs(1));
-        assert_eq!(b.queue_refresh_timeout(), Duration::from_secs(1300));
+        assert_eq!(b.queue_max_size.get(), 1024);
+        assert_eq!(b.queue_max_mem_bytes, 25 * 1024 * 1024);
+        assert_eq!(b.queue_refresh_interval, Duration::from_secs(1));
+        assert_eq!(b.queue_refresh_timeout, Duration::from_secs(1300));
         assert_eq!(b.display_every, 100);
-        assert_eq!(b.chunk_size, 500);
-        assert_eq!(b.chunk_max_mem_bytes(), 3 * 1024 * 1024);
-        assert_eq!(b.max_text_document_bytes(), Some(3 * 1024 * 1024));
-        assert_eq!(b.max_concurrency, 5);
-        assert_eq!(b.concurrent_downloads, 10);
+        assert_eq!(b.chunk_size.get(), 500);
+        assert_eq!(b.chunk_max_mem_bytes, 3 * 1024 * 1024);
+        assert_eq!(b.max_text_document_bytes, Some(3 * 1024 * 1024));
+        assert_eq!(b.max_concurrency.get(), 5);
+        assert_eq!(b.concurrent_downloads.get(), 10);
         assert_eq!(b.max_retries, 5);
-        assert_eq!(b.retry_interval, 10.0);
+        assert_eq!(b.retry_interval, Duration::from_secs(10));
         assert!(!b.enable_operations_logging);
         let m = b.error_monitor;
         assert!(m.enabled);
         assert_eq!((m.max_total_errors, m.max_consecutive_errors), (1000, 10));
         assert_eq!(m.max_error_rate, 0.15);
-        assert_eq!((m.error_window_size, m.error_queue_size), (100, 10));
+        assert_eq!((m.error_window_size, m.error_queue_size.get()), (100, 10));
     }
 
     #[test]
@@ -395,12 +390,63 @@ mod tests {
         assert!(parse(serde_json::json!(1)).is_err());
     }
 
+    /// `elasticsearch.bulk` as written in the file.
+    fn bulk(v: serde_json::Value) -> Result<BulkConfig, String> {
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn zero_text_document_size_disables_the_limit() {
-        let b = BulkConfig {
-            max_text_document_size: 0.0,
-            ..BulkConfig::default()
-        };
-        assert_eq!(b.max_text_document_bytes(), None);
+    fn sizes_in_mib_become_bytes_and_zero_text_size_disables_the_limit() {
+        let b = bulk(serde_json::json!({
+            "queue_max_mem_size": 2, "chunk_max_mem_size": 0.5, "max_text_document_size": 0,
+        }))
+        .unwrap();
+        assert_eq!(b.queue_max_mem_bytes, 2 * 1024 * 1024);
+        assert_eq!(b.chunk_max_mem_bytes, 512 * 1024);
+        assert_eq!(b.max_text_document_bytes, None);
+        // A request is never cut below 1 KiB.
+        let tiny = bulk(serde_json::json!({"chunk_max_mem_size": 0})).unwrap();
+        assert_eq!(tiny.chunk_max_mem_bytes, 1024);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_with_the_value() {
+        let e = bulk(serde_json::json!({"max_concurrency": 0})).unwrap_err();
+        assert!(e.starts_with("must be at least 1, got 0"), "{e}");
+        let e = bulk(serde_json::json!({"max_text_document_size": -1})).unwrap_err();
+        assert!(
+            e.starts_with("must be a non-negative number of MiB, got -1"),
+            "{e}"
+        );
+        let e = bulk(serde_json::json!({"queue_refresh_timeout": -0.5})).unwrap_err();
+        assert!(
+            e.starts_with("must be a non-negative number of seconds, got -0.5"),
+            "{e}"
+        );
+        let e = bulk(serde_json::json!({"error_monitor": {"max_error_rate": -1}})).unwrap_err();
+        assert!(
+            e.starts_with("must be a non-negative number, got -1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pauses_too_short_to_be_useful_are_lifted_once_here() {
+        let es: EsConfig = serde_json::from_value(serde_json::json!({
+            "request_timeout": 0, "initial_backoff_duration": 0, "retry_interval": 0.001,
+            "backoff_multiplier": 0.5, "max_wait_duration": 0,
+        }))
+        .unwrap();
+        assert_eq!(es.request_timeout, Duration::from_secs(1));
+        assert_eq!(es.initial_backoff_duration, Duration::from_millis(10));
+        assert_eq!(es.retry_interval, Duration::from_millis(10));
+        assert_eq!(es.backoff_multiplier, 1.0);
+        assert_eq!(es.max_wait_duration, Duration::ZERO);
+        let b = bulk(
+            serde_json::json!({"retry_interval": 0, "error_monitor": {"error_queue_size": 0}}),
+        )
+        .unwrap();
+        assert_eq!(b.retry_interval, Duration::from_millis(10));
+        assert_eq!(b.error_monitor.error_queue_size.get(), 1);
     }
 }

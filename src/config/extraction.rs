@@ -1,9 +1,10 @@
 //! `extraction.*` (content-sync addition): limits of the native text extraction.
 
 use serde::Deserialize;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use super::de::from_defaults;
+use super::de::{MIB, at_least_one, from_defaults, mebibytes, seconds};
 
 /// Bounds of native extraction, per file. Which files are extracted follows Elastic's rules
 /// (extension allowlist, `service.max_file_download_size`).
@@ -11,22 +12,38 @@ use super::de::from_defaults;
 #[serde(deny_unknown_fields)]
 pub struct ExtractionConfig {
     /// Characters of text kept per file (Elasticsearch's attachment processor default).
-    #[serde(default = "default_max_chars")]
-    pub max_chars: usize,
-    /// Time limit of one file's extraction, in seconds.
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: f64,
-    /// The least time one download is given in all, in seconds; a second per MiB of the object is
-    /// added. Applies to every extraction mode.
-    #[serde(default = "default_download_timeout_secs")]
-    pub download_timeout_secs: f64,
-    /// Cap on bytes inflated from a zip or gzip container (bomb guard), in MiB.
-    #[serde(default = "default_max_decompressed_mib")]
-    pub max_decompressed_mib: u64,
-    /// Address-space limit of each extraction worker process, in MiB: a file whose parser needs
-    /// more is indexed without text, and the service's own memory is not touched.
-    #[serde(default = "default_max_memory_mib")]
-    pub max_memory_mib: u64,
+    #[serde(default = "default_max_chars", deserialize_with = "at_least_one")]
+    pub max_chars: NonZeroUsize,
+    /// Time limit of one file's extraction (`timeout_secs`).
+    #[serde(
+        rename = "timeout_secs",
+        default = "default_timeout",
+        deserialize_with = "seconds"
+    )]
+    pub timeout: Duration,
+    /// The least time one download is given in all (`download_timeout_secs`); a second per MiB of
+    /// the object is added. Applies to every extraction mode.
+    #[serde(
+        rename = "download_timeout_secs",
+        default = "default_download_timeout",
+        deserialize_with = "seconds"
+    )]
+    pub download_timeout: Duration,
+    /// Cap on bytes inflated from a zip or gzip container (bomb guard; `max_decompressed_mib`).
+    #[serde(
+        rename = "max_decompressed_mib",
+        default = "default_max_decompressed_bytes",
+        deserialize_with = "mebibytes"
+    )]
+    pub max_decompressed_bytes: u64,
+    /// Address-space limit of each extraction worker process (`max_memory_mib`): a file whose
+    /// parser needs more is indexed without text, and the service's own memory is not touched.
+    #[serde(
+        rename = "max_memory_mib",
+        default = "default_max_memory_bytes",
+        deserialize_with = "mebibytes"
+    )]
+    pub max_memory_bytes: u64,
 }
 
 impl Default for ExtractionConfig {
@@ -35,30 +52,20 @@ impl Default for ExtractionConfig {
     }
 }
 
-impl ExtractionConfig {
-    pub fn timeout(&self) -> Duration {
-        super::secs(self.timeout_secs)
-    }
-
-    pub fn download_timeout(&self) -> Duration {
-        super::secs(self.download_timeout_secs)
-    }
+const fn default_max_chars() -> NonZeroUsize {
+    NonZeroUsize::new(100_000).unwrap()
 }
-
-const fn default_max_chars() -> usize {
-    100_000
+const fn default_timeout() -> Duration {
+    Duration::from_secs(30)
 }
-const fn default_timeout_secs() -> f64 {
-    30.0
+const fn default_download_timeout() -> Duration {
+    Duration::from_secs(30)
 }
-const fn default_download_timeout_secs() -> f64 {
-    30.0
+const fn default_max_decompressed_bytes() -> u64 {
+    64 * MIB
 }
-const fn default_max_decompressed_mib() -> u64 {
-    64
-}
-const fn default_max_memory_mib() -> u64 {
-    512
+const fn default_max_memory_bytes() -> u64 {
+    512 * MIB
 }
 
 /// The least `max_memory_mib`: a worker's own code, stack and buffers need room before any file.

@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::{ApiMode, EntrySource};
 use std::io::Write as _;
+use std::time::Duration;
 
 const CONNECTOR: &str = "connectors:\n  - connector_id: c1\n    service_type: s3\n";
 
@@ -24,9 +25,9 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.path, Path::new("config.yml"));
     assert_eq!(c.connectors.len(), 1);
     assert_eq!(c.elasticsearch.host, "http://localhost:9200");
-    assert_eq!(c.elasticsearch.bulk.chunk_size, 500);
+    assert_eq!(c.elasticsearch.bulk.chunk_size.get(), 500);
     assert_eq!(c.elasticsearch.bulk.error_monitor.max_error_rate, 0.15);
-    assert_eq!(c.service.idling, 30.0);
+    assert_eq!(c.service.idling, Duration::from_secs(30));
     assert_eq!(c.sources["s3"], "connectors.sources.s3:S3DataSource");
     assert!(c.extraction_service.is_none() && c.warnings.is_empty());
 }
@@ -42,10 +43,10 @@ fn dotted_and_nested_keys_mix_later_wins() {
     );
     let c = load_text(&text).unwrap();
     assert_eq!(c.elasticsearch.host, "http://second:9200");
-    assert_eq!(c.elasticsearch.bulk.chunk_size, 10);
-    assert_eq!(c.elasticsearch.bulk.queue_max_size, 7);
+    assert_eq!(c.elasticsearch.bulk.chunk_size.get(), 10);
+    assert_eq!(c.elasticsearch.bulk.queue_max_size.get(), 7);
     assert!(!c.elasticsearch.bulk.error_monitor.enabled);
-    assert_eq!(c.service.idling, 5.0);
+    assert_eq!(c.service.idling, Duration::from_secs(5));
 }
 
 #[test]
@@ -73,7 +74,7 @@ fn variables_are_substituted_from_env_then_dotenv() {
         Some(Path::new("/tmp/a$b"))
     );
     assert_eq!(c.elasticsearch.log_level, "debug");
-    assert_eq!(c.service.idling, 12.0);
+    assert_eq!(c.service.idling, Duration::from_secs(12));
 }
 
 #[test]
@@ -114,8 +115,8 @@ fn connectors_env_overrides_win() {
     let c = load_str(Path::new("config.yml"), &text, &env).unwrap();
     assert_eq!(c.elasticsearch.host, "http://env:9200");
     assert_eq!(c.elasticsearch.password.unwrap().expose(), "0123");
-    assert_eq!(c.elasticsearch.bulk.chunk_size, 42);
-    assert_eq!(c.service.idling, 3.0);
+    assert_eq!(c.elasticsearch.bulk.chunk_size.get(), 42);
+    assert_eq!(c.service.idling, Duration::from_secs(3));
 
     let env = Environment::from_vars([("CONNECTORS_SERVICE__IDLING", "soon")]);
     let err = load_str(Path::new("config.yml"), CONNECTOR, &env)
@@ -206,6 +207,44 @@ fn yaml_syntax_errors_name_file_and_line() {
 }
 
 #[test]
+fn out_of_range_numbers_name_key_value_and_file() {
+    for (line, key, message) in [
+        (
+            "elasticsearch.bulk.max_concurrency: 0",
+            "elasticsearch.bulk.max_concurrency",
+            "must be at least 1, got 0",
+        ),
+        (
+            "service.idling: -2",
+            "service.idling",
+            "must be a non-negative number of seconds, got -2",
+        ),
+        (
+            "extraction.max_decompressed_mib: -1",
+            "extraction.max_decompressed_mib",
+            "must be a non-negative number of MiB, got -1",
+        ),
+    ] {
+        let err = load_text(&format!("{line}\n{CONNECTOR}")).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("config.yml: invalid value for key \"{key}\": {message}")
+        );
+    }
+    // The same check applies to an environment override, which the message names.
+    let env = Environment::from_vars([("CONNECTORS_ELASTICSEARCH__BULK__CHUNK_SIZE", "0")]);
+    let err = load_str(Path::new("config.yml"), CONNECTOR, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("must be at least 1, got 0")
+            && err.contains("CONNECTORS_ELASTICSEARCH__BULK__CHUNK_SIZE"),
+        "{err}"
+    );
+}
+
+#[test]
 fn validation_runs_at_load() {
     let err = load_text(&format!(
         "elasticsearch.bulk.max_text_document_size: -1\n{CONNECTOR}"
@@ -227,10 +266,10 @@ fn null_sections_and_null_api_key_mean_defaults() {
     .unwrap();
     assert!(!c.elasticsearch.uses_api_key());
     assert_eq!(c.elasticsearch.feature_use_connectors_api, ApiMode::False);
-    assert_eq!(c.service.heartbeat, 300.0);
+    assert_eq!(c.service.heartbeat, Duration::from_secs(300));
     let extraction = c.extraction_service.unwrap();
     assert_eq!(extraction.host.as_deref(), Some("http://localhost:8090"));
-    assert_eq!(extraction.stream_chunk_size, 65_536);
+    assert_eq!(extraction.stream_chunk_size.get(), 65_536);
 }
 
 #[test]
@@ -262,9 +301,9 @@ fn extraction_limits_have_defaults_and_are_validated() {
     let env = Environment::from_vars(Vec::<(String, String)>::new());
     let ok = "connectors:\n  - connector_id: c\n    service_type: s3\nextraction.max_chars: 500\n";
     let c = load_str(Path::new("config.yml"), ok, &env).unwrap();
-    assert_eq!(c.extraction.max_chars, 500);
-    assert_eq!(c.extraction.timeout_secs, 30.0);
-    assert_eq!(c.extraction.max_decompressed_mib, 64);
+    assert_eq!(c.extraction.max_chars.get(), 500);
+    assert_eq!(c.extraction.timeout, Duration::from_secs(30));
+    assert_eq!(c.extraction.max_decompressed_bytes, 64 << 20);
     let bad =
         "connectors:\n  - connector_id: c\n    service_type: s3\nextraction.timeout_secs: -1\n";
     let e = load_str(Path::new("config.yml"), bad, &env)

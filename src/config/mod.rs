@@ -28,15 +28,3 @@ pub use s3::{EndpointKey, S3Config};
 pub use secret::Secret;
 pub use service::{ExtractionServiceConfig, HttpConfig, ServiceConfig};
 pub use validate::validate;
-
-use std::time::Duration;
-
-/// Seconds from the config as a duration; negative or non-finite values (rejected by [`validate`]) give 0.
-fn secs(seconds: f64) -> Duration {
-    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
-}
-
-/// MiB from the config in bytes (saturating; negative gives 0).
-fn mib(mebibytes: f64) -> u64 {
-    (mebibytes * 1024.0 * 1024.0) as u64
-}

@@ -1,10 +1,12 @@
 //! The `service` and `extraction_service` sections.
 
 use serde::Deserialize;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use super::de::{from_defaults, null_as_default, yaml_bool};
-use super::secs;
+use super::de::{
+    at_least_one, from_defaults, null_as_default, seconds, seconds_at_least, yaml_bool,
+};
 
 /// `service.*`: the poll loops, their limits and the service log level.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,43 +18,56 @@ pub struct ServiceConfig {
     /// Service types to handle; used in the connector query whenever non-empty (Elastic quirk).
     #[serde(default, deserialize_with = "null_as_default")]
     pub service_types: Vec<String>,
-    /// Poll interval (seconds) of the scheduler and the job executors.
-    #[serde(default = "default_idling")]
-    pub idling: f64,
-    /// Minimum seconds between connector check-ins.
-    #[serde(default = "default_heartbeat")]
-    pub heartbeat: f64,
+    /// Poll interval of the scheduler and the job executors (written in seconds; at least 50 ms).
+    #[serde(
+        default = "default_idling",
+        deserialize_with = "seconds_at_least::<_, 50>"
+    )]
+    pub idling: Duration,
+    /// Least time between connector check-ins (written in seconds).
+    #[serde(default = "default_heartbeat", deserialize_with = "seconds")]
+    pub heartbeat: Duration,
     /// Attempts of the startup system-index check.
     #[serde(default = "default_preflight_max_attempts")]
     pub preflight_max_attempts: u32,
-    /// Seconds between those attempts.
-    #[serde(default = "default_preflight_idle")]
-    pub preflight_idle: f64,
+    /// The longest pause between those attempts (written in seconds).
+    #[serde(default = "default_preflight_idle", deserialize_with = "seconds")]
+    pub preflight_idle: Duration,
     /// Unexpected errors tolerated per service loop before the process stops.
     #[serde(default = "default_max_errors")]
     pub max_errors: u32,
-    /// Window (seconds) after which that error counter resets.
-    #[serde(default = "default_max_errors_span")]
-    pub max_errors_span: f64,
+    /// Window after which that error counter resets (written in seconds).
+    #[serde(default = "default_max_errors_span", deserialize_with = "seconds")]
+    pub max_errors_span: Duration,
     /// Content (full/incremental) syncs running at once.
-    #[serde(default = "one")]
-    pub max_concurrent_content_syncs: usize,
+    #[serde(default = "one", deserialize_with = "at_least_one")]
+    pub max_concurrent_content_syncs: NonZeroUsize,
     /// Access-control syncs running at once.
-    #[serde(default = "one")]
-    pub max_concurrent_access_control_syncs: usize,
+    #[serde(default = "one", deserialize_with = "at_least_one")]
+    pub max_concurrent_access_control_syncs: NonZeroUsize,
     /// Connectors processed concurrently by the scheduler.
-    #[serde(default = "default_max_concurrent_scheduling_tasks")]
-    pub max_concurrent_scheduling_tasks: usize,
+    #[serde(
+        default = "default_max_concurrent_scheduling_tasks",
+        deserialize_with = "at_least_one"
+    )]
+    pub max_concurrent_scheduling_tasks: NonZeroUsize,
     /// Largest file (bytes) whose content is downloaded and extracted.
     #[serde(default = "default_max_file_download_size")]
     pub max_file_download_size: u64,
-    /// Seconds between job-cleanup passes.
-    #[serde(default = "default_job_cleanup_interval")]
-    pub job_cleanup_interval: f64,
-    /// Seconds without an update after which a running job counts as dead (content-sync addition;
-    /// Elastic hard-codes 300).
-    #[serde(default = "default_idle_job_threshold_secs")]
-    pub idle_job_threshold_secs: u64,
+    /// Between job-cleanup passes (written in seconds; at least 1 s).
+    #[serde(
+        default = "default_job_cleanup_interval",
+        deserialize_with = "seconds_at_least::<_, 1000>"
+    )]
+    pub job_cleanup_interval: Duration,
+    /// Time without an update after which a running job counts as dead (written in seconds;
+    /// content-sync addition; Elastic hard-codes 300).
+    #[serde(
+        rename = "idle_job_threshold_secs",
+        default = "default_idle_job_threshold",
+        deserialize_with = "seconds"
+    )]
+    pub idle_job_threshold: Duration,
     /// Service log level (the CLI's `--log-level`/`--debug` win).
     #[serde(default = "default_service_log_level")]
     pub log_level: String,
@@ -91,31 +106,6 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// `idling` as a duration.
-    pub fn idling(&self) -> Duration {
-        secs(self.idling)
-    }
-
-    /// `heartbeat` as a duration.
-    pub fn heartbeat(&self) -> Duration {
-        secs(self.heartbeat)
-    }
-
-    /// `preflight_idle` as a duration.
-    pub fn preflight_idle(&self) -> Duration {
-        secs(self.preflight_idle)
-    }
-
-    /// `max_errors_span` as a duration.
-    pub fn max_errors_span(&self) -> Duration {
-        secs(self.max_errors_span)
-    }
-
-    /// `job_cleanup_interval` as a duration.
-    pub fn job_cleanup_interval(&self) -> Duration {
-        secs(self.job_cleanup_interval)
-    }
-
     /// Where syncs put their temporary files.
     pub fn temp_dir(&self) -> std::path::PathBuf {
         self.temp_dir
@@ -131,15 +121,18 @@ pub struct ExtractionServiceConfig {
     /// Base URL, e.g. `http://localhost:8090`.
     #[serde(default)]
     pub host: Option<String>,
-    /// Total request timeout (seconds).
-    #[serde(default = "default_extraction_timeout")]
-    pub timeout: f64,
+    /// Total request timeout (written in seconds).
+    #[serde(default = "default_extraction_timeout", deserialize_with = "seconds")]
+    pub timeout: Duration,
     /// Send a local file path instead of streaming the bytes.
     #[serde(default, deserialize_with = "yaml_bool")]
     pub use_file_pointers: bool,
     /// Upload chunk size (bytes) when streaming.
-    #[serde(default = "default_stream_chunk_size")]
-    pub stream_chunk_size: usize,
+    #[serde(
+        default = "default_stream_chunk_size",
+        deserialize_with = "at_least_one"
+    )]
+    pub stream_chunk_size: NonZeroUsize,
     /// Directory for temp files when using file pointers.
     #[serde(default = "default_shared_volume_dir")]
     pub shared_volume_dir: String,
@@ -151,54 +144,47 @@ impl Default for ExtractionServiceConfig {
     }
 }
 
-impl ExtractionServiceConfig {
-    /// `timeout` as a duration.
-    pub fn timeout(&self) -> Duration {
-        secs(self.timeout)
-    }
+const fn one() -> NonZeroUsize {
+    NonZeroUsize::MIN
 }
-
-const fn one() -> usize {
-    1
+const fn default_idling() -> Duration {
+    Duration::from_secs(30)
 }
-const fn default_idling() -> f64 {
-    30.0
-}
-const fn default_heartbeat() -> f64 {
-    300.0
+const fn default_heartbeat() -> Duration {
+    Duration::from_secs(300)
 }
 const fn default_preflight_max_attempts() -> u32 {
     10
 }
-const fn default_preflight_idle() -> f64 {
-    30.0
+const fn default_preflight_idle() -> Duration {
+    Duration::from_secs(30)
 }
 const fn default_max_errors() -> u32 {
     20
 }
-const fn default_max_errors_span() -> f64 {
-    600.0
+const fn default_max_errors_span() -> Duration {
+    Duration::from_secs(600)
 }
-const fn default_max_concurrent_scheduling_tasks() -> usize {
-    4
+const fn default_max_concurrent_scheduling_tasks() -> NonZeroUsize {
+    NonZeroUsize::new(4).unwrap()
 }
 const fn default_max_file_download_size() -> u64 {
     10_485_760
 }
-const fn default_job_cleanup_interval() -> f64 {
-    300.0
+const fn default_job_cleanup_interval() -> Duration {
+    Duration::from_secs(300)
 }
-const fn default_idle_job_threshold_secs() -> u64 {
-    300
+const fn default_idle_job_threshold() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_service_log_level() -> String {
     "INFO".to_owned()
 }
-const fn default_extraction_timeout() -> f64 {
-    30.0
+const fn default_extraction_timeout() -> Duration {
+    Duration::from_secs(30)
 }
-const fn default_stream_chunk_size() -> usize {
-    65_536
+const fn default_stream_chunk_size() -> NonZeroUsize {
+    NonZeroUsize::new(65_536).unwrap()
 }
 fn default_shared_volume_dir() -> String {
     "/app/files".to_owned()
@@ -212,17 +198,18 @@ mod tests {
     fn service_defaults() {
         let s = ServiceConfig::default();
         assert!(!s.worker_mode && s.service_types.is_empty() && !s.fips_mode);
-        assert_eq!(s.idling(), Duration::from_secs(30));
-        assert_eq!(s.heartbeat(), Duration::from_secs(300));
+        assert_eq!(s.idling, Duration::from_secs(30));
+        assert_eq!(s.heartbeat, Duration::from_secs(300));
         assert_eq!(s.preflight_max_attempts, 10);
-        assert_eq!(s.preflight_idle(), Duration::from_secs(30));
+        assert_eq!(s.preflight_idle, Duration::from_secs(30));
         assert_eq!(s.max_errors, 20);
-        assert_eq!(s.max_errors_span(), Duration::from_secs(600));
-        assert_eq!(s.max_concurrent_content_syncs, 1);
-        assert_eq!(s.max_concurrent_access_control_syncs, 1);
-        assert_eq!(s.max_concurrent_scheduling_tasks, 4);
+        assert_eq!(s.max_errors_span, Duration::from_secs(600));
+        assert_eq!(s.max_concurrent_content_syncs.get(), 1);
+        assert_eq!(s.max_concurrent_access_control_syncs.get(), 1);
+        assert_eq!(s.max_concurrent_scheduling_tasks.get(), 4);
         assert_eq!(s.max_file_download_size, 10_485_760);
-        assert_eq!(s.job_cleanup_interval(), Duration::from_secs(300));
+        assert_eq!(s.job_cleanup_interval, Duration::from_secs(300));
+        assert_eq!(s.idle_job_threshold, Duration::from_secs(300));
         assert_eq!(s.log_level, "INFO");
         assert_eq!(s.http.listen, None);
         assert_eq!(s.http.listen_addr(), None);
@@ -232,9 +219,34 @@ mod tests {
     fn extraction_service_defaults() {
         let e = ExtractionServiceConfig::default();
         assert_eq!(e.host, None);
-        assert_eq!(e.timeout(), Duration::from_secs(30));
+        assert_eq!(e.timeout, Duration::from_secs(30));
         assert!(!e.use_file_pointers);
-        assert_eq!(e.stream_chunk_size, 65_536);
+        assert_eq!(e.stream_chunk_size.get(), 65_536);
         assert_eq!(e.shared_volume_dir, "/app/files");
+    }
+
+    #[test]
+    fn seconds_become_durations_and_poll_loops_never_spin() {
+        let s: ServiceConfig = serde_json::from_value(serde_json::json!({
+            "idling": 0, "heartbeat": 2.5, "job_cleanup_interval": 0.1, "idle_job_threshold_secs": 12,
+        }))
+        .unwrap();
+        assert_eq!(s.idling, Duration::from_millis(50));
+        assert_eq!(s.heartbeat, Duration::from_millis(2500));
+        assert_eq!(s.job_cleanup_interval, Duration::from_secs(1));
+        assert_eq!(s.idle_job_threshold, Duration::from_secs(12));
+        let e = serde_json::from_value::<ServiceConfig>(serde_json::json!({"idling": -1}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("must be a non-negative number of seconds, got -1"),
+            "{e}"
+        );
+        let e = serde_json::from_value::<ServiceConfig>(
+            serde_json::json!({"max_concurrent_content_syncs": 0}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("must be at least 1, got 0"), "{e}");
     }
 }

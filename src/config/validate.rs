@@ -1,13 +1,14 @@
 //! Startup validation (Elastic's preflight config checks, as hard errors) plus sanity checks of numbers.
 
+use super::de::MIB;
 use super::{Config, ConfigError, EndpointKey};
 
 /// Checks that `config` can run. Returns the warnings to log, or the first problem found as a
 /// [`ConfigError::Validation`] naming the key and the file.
 ///
 /// Errors: worker mode without `service.service_types`; no connector outside worker mode; `changeme`
-/// ids/types; a connector without or with an unsupported `service_type`; negative, non-finite or (for
-/// sizes and concurrency) zero numbers. Warning: `service.service_types` set outside worker mode.
+/// ids/types; a connector without or with an unsupported `service_type`; too little worker memory.
+/// Warning: `service.service_types` set outside worker mode.
 pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
     let fail = |key: &str, message: String| ConfigError::Validation {
         path: config.path.clone(),
@@ -128,109 +129,18 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
     Ok(warnings)
 }
 
-/// Seconds, sizes, rates and counts that cannot be negative (or zero, for counts that size a pool).
+/// What typing cannot say: the least memory of an extraction worker. (Seconds, sizes, rates and
+/// counts are checked as they are read: see `de.rs`.)
 fn check_numbers(config: &Config) -> Result<(), (&'static str, String)> {
-    let es = &config.elasticsearch;
-    let bulk = &es.bulk;
-    let service = &config.service;
-    let mut non_negative = vec![
-        ("elasticsearch.request_timeout", es.request_timeout),
-        ("elasticsearch.max_wait_duration", es.max_wait_duration),
-        (
-            "elasticsearch.initial_backoff_duration",
-            es.initial_backoff_duration,
-        ),
-        ("elasticsearch.backoff_multiplier", es.backoff_multiplier),
-        ("elasticsearch.retry_interval", es.retry_interval),
-        (
-            "elasticsearch.bulk.queue_refresh_interval",
-            bulk.queue_refresh_interval,
-        ),
-        (
-            "elasticsearch.bulk.queue_refresh_timeout",
-            bulk.queue_refresh_timeout,
-        ),
-        (
-            "elasticsearch.bulk.chunk_max_mem_size",
-            bulk.chunk_max_mem_size,
-        ),
-        (
-            "elasticsearch.bulk.max_text_document_size",
-            bulk.max_text_document_size,
-        ),
-        ("elasticsearch.bulk.retry_interval", bulk.retry_interval),
-        (
-            "elasticsearch.bulk.error_monitor.max_error_rate",
-            bulk.error_monitor.max_error_rate,
-        ),
-        ("service.idling", service.idling),
-        ("service.heartbeat", service.heartbeat),
-        ("service.preflight_idle", service.preflight_idle),
-        ("service.max_errors_span", service.max_errors_span),
-        ("service.job_cleanup_interval", service.job_cleanup_interval),
-        ("extraction.timeout_secs", config.extraction.timeout_secs),
-        (
-            "extraction.download_timeout_secs",
-            config.extraction.download_timeout_secs,
-        ),
-    ];
-    if let Some(extraction) = &config.extraction_service {
-        non_negative.push(("extraction_service.timeout", extraction.timeout));
-    }
-    for (key, value) in non_negative {
-        if !value.is_finite() || value < 0.0 {
-            return Err((
-                key,
-                format!(
-                    "invalid value for key \"{key}\": must be a non-negative number, got {value}"
-                ),
-            ));
-        }
-    }
-    let mut positive = vec![
-        ("elasticsearch.bulk.queue_max_size", bulk.queue_max_size),
-        ("elasticsearch.bulk.chunk_size", bulk.chunk_size),
-        ("elasticsearch.bulk.max_concurrency", bulk.max_concurrency),
-        (
-            "elasticsearch.bulk.concurrent_downloads",
-            bulk.concurrent_downloads,
-        ),
-        (
-            "service.max_concurrent_content_syncs",
-            service.max_concurrent_content_syncs,
-        ),
-        (
-            "service.max_concurrent_access_control_syncs",
-            service.max_concurrent_access_control_syncs,
-        ),
-        (
-            "service.max_concurrent_scheduling_tasks",
-            service.max_concurrent_scheduling_tasks,
-        ),
-        ("extraction.max_chars", config.extraction.max_chars),
-    ];
-    if let Some(extraction) = &config.extraction_service {
-        positive.push((
-            "extraction_service.stream_chunk_size",
-            extraction.stream_chunk_size,
-        ));
-    }
-    for (key, value) in positive {
-        if value == 0 {
-            return Err((
-                key,
-                format!("invalid value for key \"{key}\": must be at least 1"),
-            ));
-        }
-    }
-    let memory = config.extraction.max_memory_mib;
+    let memory = config.extraction.max_memory_bytes;
     let least = super::extraction::MIN_WORKER_MEMORY_MIB;
-    if memory < least {
+    if memory < least * MIB {
         let key = "extraction.max_memory_mib";
         return Err((
             key,
             format!(
-                "invalid value for key \"{key}\": must be at least {least} (MiB), got {memory}"
+                "invalid value for key \"{key}\": must be at least {least} (MiB), got {}",
+                memory / MIB
             ),
         ));
     }
@@ -317,21 +227,12 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_checked() {
+    fn worker_memory_is_checked() {
         let mut c = valid();
-        c.elasticsearch.bulk.max_text_document_size = -1.0;
-        assert_error(&c, "elasticsearch.bulk.max_text_document_size");
-        let mut c = valid();
-        c.service.idling = f64::NAN;
-        assert_error(&c, "service.idling");
-        let mut c = valid();
-        c.elasticsearch.bulk.max_concurrency = 0;
-        assert_error(&c, "elasticsearch.bulk.max_concurrency");
-        let mut c = valid();
-        c.extraction.max_memory_mib = 16;
+        c.extraction.max_memory_bytes = 16 * MIB;
         let message = assert_error(&c, "extraction.max_memory_mib");
-        assert!(message.contains("at least 64"), "{message}");
-        assert_eq!(valid().extraction.max_memory_mib, 512);
+        assert!(message.contains("at least 64 (MiB), got 16"), "{message}");
+        assert_eq!(valid().extraction.max_memory_bytes, 512 * MIB);
     }
 
     #[test]

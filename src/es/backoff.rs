@@ -3,22 +3,41 @@
 use std::time::Duration;
 
 /// Exponential backoff with "equal jitter": attempt `n` (1-based) sleeps a random time in
-/// `[d/2, d]` where `d = min(base × 2^(n-1), max)`. Callers bound the number of attempts.
+/// `[d/2, d]` where `d = min(base × factor^(n-1), max)`, the factor being 2 unless set. Callers
+/// bound the number of attempts.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     pub base: Duration,
     pub max: Duration,
+    factor: f64,
 }
 
 impl Backoff {
     pub const fn new(base: Duration, max: Duration) -> Self {
-        Self { base, max }
+        Self {
+            base,
+            max,
+            factor: 2.0,
+        }
+    }
+
+    /// The same backoff growing by `factor` per attempt instead of 2 (at least 1: it never shrinks).
+    pub const fn with_factor(self, factor: f64) -> Self {
+        Self {
+            factor: factor.max(1.0),
+            ..self
+        }
     }
 
     /// The ceiling of the delay before retry number `attempt` (1-based), without jitter.
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-        self.base.saturating_mul(factor).min(self.max)
+        let steps = attempt.saturating_sub(1).min(64);
+        if self.factor == 2.0 {
+            let factor = 2u32.saturating_pow(steps.min(20));
+            return self.base.saturating_mul(factor).min(self.max);
+        }
+        let grown = self.base.as_secs_f64() * self.factor.powi(steps as i32);
+        Duration::try_from_secs_f64(grown).map_or(self.max, |d| d.min(self.max))
     }
 
     /// The jittered delay before retry number `attempt` (1-based).
@@ -44,5 +63,15 @@ mod tests {
             let d = b.delay(attempt);
             assert!(d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt));
         }
+    }
+
+    #[test]
+    fn another_factor_grows_by_it_and_never_shrinks() {
+        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(100)).with_factor(3.0);
+        assert_eq!(b.ceiling(1), Duration::from_secs(1));
+        assert_eq!(b.ceiling(3), Duration::from_secs(9));
+        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(100));
+        let flat = Backoff::new(Duration::from_secs(1), Duration::from_secs(100)).with_factor(0.5);
+        assert_eq!(flat.ceiling(5), Duration::from_secs(1));
     }
 }

@@ -120,7 +120,7 @@ impl EsClient {
             ))
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(Duration::from_secs_f64(cfg.request_timeout.max(1.0)))
+            .timeout(cfg.request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .gzip(true);
         if cfg.ssl {
@@ -151,10 +151,7 @@ impl EsClient {
                 base,
                 retry: RetryPolicy::new(
                     cfg.max_retries,
-                    Backoff::new(
-                        Duration::from_secs_f64(cfg.retry_interval.max(0.01)),
-                        MAX_BACKOFF,
-                    ),
+                    Backoff::new(cfg.retry_interval, MAX_BACKOFF),
                 ),
             }),
         })

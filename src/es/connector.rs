@@ -2,6 +2,7 @@
 
 use super::client::{EsClient, Hit, Occ};
 use super::error::EsError;
+use super::kinds::{ConnectorStatus, JobStatus, JobType};
 use super::protocol::ConnectorApi;
 use super::time::now_iso;
 use reqwest::Method;
@@ -74,11 +75,18 @@ impl Connector {
     pub fn service_type(&self) -> Option<&str> {
         self.str_field("service_type")
     }
-    pub fn status(&self) -> &str {
+    /// The status as written (`unset` when missing), for messages.
+    pub fn status_text(&self) -> &str {
         self.str_field("status").unwrap_or("unset")
     }
-    pub fn last_sync_status(&self) -> Option<&str> {
+    /// The status; `None` when missing or not one this service knows.
+    pub fn status(&self) -> Option<ConnectorStatus> {
+        self.str_field("status").and_then(ConnectorStatus::parse)
+    }
+    /// The status of the connector's last job; `None` when missing or unknown.
+    pub fn last_sync_status(&self) -> Option<JobStatus> {
         self.str_field("last_sync_status")
+            .and_then(JobStatus::parse)
     }
     pub fn last_seen(&self) -> Option<&str> {
         self.str_field("last_seen")
@@ -105,8 +113,8 @@ impl Connector {
         self.doc.get("features")
     }
     /// `scheduling.<job_type>` → (enabled, interval).
-    pub fn schedule(&self, job_type: &str) -> Option<(bool, String)> {
-        let s = self.doc.get("scheduling")?.get(job_type)?;
+    pub fn schedule(&self, job_type: JobType) -> Option<(bool, String)> {
+        let s = self.doc.get("scheduling")?.get(job_type.as_str())?;
         let enabled = s.get("enabled").and_then(Value::as_bool).unwrap_or(false);
         let interval = s
             .get("interval")
@@ -116,7 +124,7 @@ impl Connector {
         Some((enabled, interval))
     }
     /// `last_sync_scheduled_at` or its incremental / access-control siblings.
-    pub fn last_scheduled_at(&self, job_type: &str) -> Option<&str> {
+    pub fn last_scheduled_at(&self, job_type: JobType) -> Option<&str> {
         self.str_field(scheduled_at_field(job_type))
     }
     /// The DEFAULT domain's `active` filtering (what a new job snapshots).
@@ -139,11 +147,11 @@ impl Connector {
 }
 
 /// The connector field that records when a job of this type was last scheduled.
-pub fn scheduled_at_field(job_type: &str) -> &'static str {
+pub fn scheduled_at_field(job_type: JobType) -> &'static str {
     match job_type {
-        "incremental" => "last_incremental_sync_scheduled_at",
-        "access_control" => "last_access_control_sync_scheduled_at",
-        _ => "last_sync_scheduled_at",
+        JobType::Incremental => "last_incremental_sync_scheduled_at",
+        JobType::AccessControl => "last_access_control_sync_scheduled_at",
+        JobType::Full => "last_sync_scheduled_at",
     }
 }
 
@@ -282,13 +290,19 @@ impl ConnectorStore {
     }
 
     pub async fn set_connected(&self, id: &str) -> Result<(), EsError> {
-        self.update(id, json!({"status": "connected", "error": null}))
-            .await
+        self.update(
+            id,
+            json!({"status": ConnectorStatus::Connected, "error": null}),
+        )
+        .await
     }
 
     pub async fn set_error(&self, id: &str, error: &str) -> Result<(), EsError> {
-        self.update(id, json!({"status": "error", "error": error}))
-            .await
+        self.update(
+            id,
+            json!({"status": ConnectorStatus::Error, "error": error}),
+        )
+        .await
     }
 
     /// Runs `f` on a fresh read of the connector and writes what it returns with `if_seq_no`, re-reading

@@ -3,6 +3,7 @@
 use super::client::{EsClient, Hit, Occ};
 use super::connector::{Connector, OCC_ATTEMPTS};
 use super::error::EsError;
+use super::kinds::{JobStatus, JobType, TriggerMethod};
 use super::protocol::{ConnectorApi, is_missing_endpoint};
 use super::time::now_iso;
 use reqwest::Method;
@@ -13,21 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const JOBS_INDEX: &str = ".elastic-connectors-sync-jobs";
 pub const JOBS_CONCRETE_INDEX: &str = ".elastic-connectors-sync-jobs-v1";
 
-/// Job statuses (docs/protocol.md#a-jobs-life).
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const IN_PROGRESS: &str = "in_progress";
-    pub const CANCELING: &str = "canceling";
-    pub const CANCELED: &str = "canceled";
-    pub const SUSPENDED: &str = "suspended";
-    pub const COMPLETED: &str = "completed";
-    pub const ERROR: &str = "error";
-}
-
 /// A job's final state, as its last write records it (`JobEnd::doc`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JobEnd {
-    pub status: &'static str,
+    pub status: JobStatus,
     pub error: Option<String>,
     pub stats: Option<JobStats>,
     pub total_document_count: Option<u64>,
@@ -45,10 +35,13 @@ pub enum Ended {
 }
 
 impl JobEnd {
-    pub fn new(status: &'static str) -> Self {
+    pub fn new(status: JobStatus) -> Self {
         Self {
             status,
-            ..Self::default()
+            error: None,
+            stats: None,
+            total_document_count: None,
+            metadata: None,
         }
     }
 
@@ -59,13 +52,10 @@ impl JobEnd {
         doc.insert("last_seen".into(), json!(now));
         doc.insert("status".into(), json!(self.status));
         doc.insert("error".into(), json!(self.error));
-        if matches!(
-            self.status,
-            status::COMPLETED | status::ERROR | status::CANCELED
-        ) {
+        if self.status.is_terminal() {
             doc.insert("completed_at".into(), json!(now));
         }
-        if self.status == status::CANCELED {
+        if self.status == JobStatus::Canceled {
             doc.insert("canceled_at".into(), json!(now));
         }
         if let Some(s) = self.stats {
@@ -109,11 +99,19 @@ impl SyncJob {
     fn str_field(&self, key: &str) -> Option<&str> {
         self.doc.get(key).and_then(Value::as_str)
     }
-    pub fn status(&self) -> &str {
+    /// The status as written (empty when missing), for messages.
+    pub fn status_text(&self) -> &str {
         self.str_field("status").unwrap_or("")
     }
-    pub fn job_type(&self) -> &str {
-        self.str_field("job_type").unwrap_or("full")
+    /// The status; `None` when missing or not one this service knows.
+    pub fn status(&self) -> Option<JobStatus> {
+        JobStatus::parse(self.status_text())
+    }
+    /// The job type; a missing or unknown one is read as `full` (as Elastic does).
+    pub fn job_type(&self) -> JobType {
+        self.str_field("job_type")
+            .and_then(JobType::parse)
+            .unwrap_or(JobType::Full)
     }
     pub fn connector_snapshot(&self) -> &Value {
         self.doc.get("connector").unwrap_or(&Value::Null)
@@ -191,8 +189,8 @@ impl JobStore {
     pub async fn create(
         &self,
         connector: &Connector,
-        job_type: &str,
-        trigger: &str,
+        job_type: JobType,
+        trigger: TriggerMethod,
     ) -> Result<String, EsError> {
         if self.api {
             let body = json!({"id": connector.id, "job_type": job_type, "trigger_method": trigger});
@@ -211,7 +209,7 @@ impl JobStore {
         }
         let now = now_iso();
         let mut index_name = connector.index_name().unwrap_or_default().to_string();
-        if job_type == "access_control" {
+        if job_type == JobType::AccessControl {
             index_name = format!(".search-acl-filter-{index_name}");
         }
         let doc = json!({
@@ -226,7 +224,7 @@ impl JobStore {
             },
             "trigger_method": trigger,
             "job_type": job_type,
-            "status": status::PENDING,
+            "status": JobStatus::Pending,
             "indexed_document_count": 0,
             "indexed_document_volume": 0,
             "deleted_document_count": 0,
@@ -240,13 +238,13 @@ impl JobStore {
     pub async fn pending(
         &self,
         connector_ids: &[String],
-        job_types: &[&str],
+        job_types: &[JobType],
     ) -> Result<Vec<SyncJob>, EsError> {
         if connector_ids.is_empty() {
             return Ok(vec![]);
         }
         let query = json!({"bool": {"must": [
-            {"terms": {"status": [status::PENDING, status::SUSPENDED]}},
+            {"terms": {"status": [JobStatus::Pending, JobStatus::Suspended]}},
             {"terms": {"connector.id": connector_ids}},
             {"terms": {"job_type": job_types}},
         ]}});
@@ -290,7 +288,7 @@ impl JobStore {
             }
         }
         let now = now_iso();
-        let doc = json!({"status": status::IN_PROGRESS, "started_at": now, "last_seen": now,
+        let doc = json!({"status": JobStatus::InProgress, "started_at": now, "last_seen": now,
             "worker_hostname": hostname, "connector.sync_cursor": sync_cursor});
         self.es.update_doc(JOBS_INDEX, job_id, doc, occ).await
     }
@@ -354,7 +352,7 @@ impl JobStore {
                 return Ok(Ended::Gone);
             };
             if !ours(&job) {
-                return Ok(Ended::DecidedElsewhere(job.status().to_string()));
+                return Ok(Ended::DecidedElsewhere(job.status_text().to_string()));
             }
             match self.update_guarded(job_id, end.doc(), job.occ).await {
                 Ok(()) => return Ok(Ended::Written),
@@ -378,7 +376,7 @@ impl JobStore {
 
     /// Marks a job `canceling` (what Kibana and the CLI do).
     pub async fn request_cancel(&self, job_id: &str) -> Result<(), EsError> {
-        let doc = json!({"last_seen": now_iso(), "status": status::CANCELING, "error": null,
+        let doc = json!({"last_seen": now_iso(), "status": JobStatus::Canceling, "error": null,
             "cancelation_requested_at": now_iso()});
         self.es.update_doc(JOBS_INDEX, job_id, doc, None).await
     }

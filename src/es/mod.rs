@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod connector;
 pub mod error;
 pub mod job;
+pub mod kinds;
 pub mod protocol;
 pub mod retry;
 pub mod scroll;

@@ -29,11 +29,14 @@ pub enum Verdict {
 #[error("interrupted")]
 pub struct Interrupted;
 
-/// At most `max_attempts` attempts, with jittered exponential pauses between them.
+/// At most `max_attempts` attempts, or as many as fit in a total time, with jittered exponential
+/// pauses between them.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     max_attempts: u32,
     backoff: Backoff,
+    /// Attempts stop once this much time has passed since the first one began.
+    within: Option<Duration>,
 }
 
 impl RetryPolicy {
@@ -42,6 +45,17 @@ impl RetryPolicy {
         Self {
             max_attempts: max_attempts.max(1),
             backoff,
+            within: None,
+        }
+    }
+
+    /// As many attempts as fit in `total`, counted from the first attempt's start: no pause runs
+    /// past it, so the last attempt happens right at it, and a failure after it is final.
+    pub fn within(total: Duration, backoff: Backoff) -> Self {
+        Self {
+            max_attempts: u32::MAX,
+            backoff,
+            within: Some(total),
         }
     }
 
@@ -74,13 +88,22 @@ impl RetryPolicy {
     where
         Fut: Future<Output = T>,
     {
+        let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let outcome = call(attempt).await;
             let pause = match classify(&outcome) {
                 Verdict::Final => None,
-                Verdict::Retry => self.pause_after(attempt),
+                Verdict::Retry => self
+                    .pause_after(attempt)
+                    .and_then(|pause| match self.within {
+                        None => Some(pause),
+                        Some(total) => {
+                            let left = total.saturating_sub(started.elapsed());
+                            (!left.is_zero()).then(|| pause.min(left))
+                        }
+                    }),
             };
             let Some(pause) = pause else {
                 return Ok(outcome);
@@ -170,6 +193,46 @@ mod tests {
             )
             .await;
         assert_eq!(interrupted, Err(Interrupted));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_total_time_bounds_the_attempts_and_the_last_comes_right_at_it() {
+        let policy = RetryPolicy::within(
+            Duration::from_secs(10),
+            Backoff::new(Duration::from_secs(4), Duration::from_secs(10)),
+        );
+        let started = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        let last = policy
+            .run(
+                None,
+                |attempt| {
+                    at.push(started.elapsed());
+                    async move { attempt }
+                },
+                |_| Verdict::Retry,
+                |_, _, _| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(at.last(), Some(&Duration::from_secs(10)), "{at:?}");
+        assert_eq!(last as usize, at.len());
+        assert!(at.len() >= 3, "{at:?}");
+        let none =
+            RetryPolicy::within(Duration::ZERO, Backoff::new(Duration::ZERO, Duration::ZERO));
+        let mut calls = 0;
+        let _ = none
+            .run(
+                None,
+                |_| {
+                    calls += 1;
+                    async {}
+                },
+                |_| Verdict::Retry,
+                |_, _, _| {},
+            )
+            .await;
+        assert_eq!(calls, 1);
     }
 
     #[test]

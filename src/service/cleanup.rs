@@ -9,7 +9,8 @@
 use super::context::Context;
 use super::error_budget::TooManyErrors;
 use super::lease::Leases;
-use crate::es::job::{Ended, JobEnd, SyncJob, status};
+use crate::es::job::{Ended, JobEnd, SyncJob};
+use crate::es::kinds::{ConnectorStatus, JobStatus};
 use crate::es::time::now_iso;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 pub const IDLE_JOB_ERROR: &str = "The job has not seen any update for some time.";
 
 pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
-    let interval = Duration::from_secs_f64(ctx.config.service.job_cleanup_interval.max(1.0));
-    let idle_after = Duration::from_secs(ctx.config.service.idle_job_threshold_secs);
+    let interval = ctx.config.service.job_cleanup_interval;
+    let idle_after = ctx.config.service.idle_job_threshold;
     let mut errors = ctx.error_budget("job cleanup");
     let mut idle = Leases::default();
     while !ctx.shutdown.is_cancelled() {
@@ -41,7 +42,10 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
 }
 
 fn running(job: &SyncJob) -> bool {
-    matches!(job.status(), status::IN_PROGRESS | status::CANCELING)
+    matches!(
+        job.status(),
+        Some(JobStatus::InProgress | JobStatus::Canceling)
+    )
 }
 
 /// Running jobs whose connector no longer exists at all.
@@ -49,7 +53,7 @@ async fn clean_orphaned(ctx: &Context) -> anyhow::Result<()> {
     let ids = ctx.connectors.all_ids().await?;
     let query = json!({"bool": {
         "must_not": {"terms": {"connector.id": ids}},
-        "filter": [{"terms": {"status": [status::IN_PROGRESS, status::CANCELING]}}],
+        "filter": [{"terms": {"status": [JobStatus::InProgress, JobStatus::Canceling]}}],
     }});
     let jobs = ctx.jobs.search(query).await?;
     let mut marked = 0;
@@ -85,7 +89,7 @@ async fn clean_idle(ctx: &Context, idle: &mut Leases, idle_after: Duration) -> a
     }
     let query = json!({"bool": {"filter": [
         {"terms": {"connector.id": ids}},
-        {"terms": {"status": [status::IN_PROGRESS, status::CANCELING]}},
+        {"terms": {"status": [JobStatus::InProgress, JobStatus::Canceling]}},
     ]}});
     let jobs: HashMap<String, SyncJob> = ctx
         .jobs
@@ -115,14 +119,14 @@ async fn clean_idle(ctx: &Context, idle: &mut Leases, idle_after: Duration) -> a
         }
         marked += 1;
         if let Some(connector_id) = job.connector_id() {
-            let doc = json!({"last_synced": now_iso(), "status": "error", "error": IDLE_JOB_ERROR,
-                "last_sync_status": status::ERROR, "last_sync_error": IDLE_JOB_ERROR,
+            let doc = json!({"last_synced": now_iso(), "status": ConnectorStatus::Error, "error": IDLE_JOB_ERROR,
+                "last_sync_status": JobStatus::Error, "last_sync_error": IDLE_JOB_ERROR,
                 "last_indexed_document_count": job.counter("indexed_document_count"),
                 "last_deleted_document_count": job.counter("deleted_document_count")});
             let recorded = ctx
                 .connectors
                 .read_modify_write(connector_id, |c| {
-                    (c.last_sync_status() == Some(status::IN_PROGRESS)).then(|| doc.clone())
+                    (c.last_sync_status() == Some(JobStatus::InProgress)).then(|| doc.clone())
                 })
                 .await;
             if let Err(e) = recorded {
@@ -144,6 +148,6 @@ fn last_seen(job: &SyncJob) -> Value {
 fn idle_end() -> JobEnd {
     JobEnd {
         error: Some(IDLE_JOB_ERROR.to_string()),
-        ..JobEnd::new(status::ERROR)
+        ..JobEnd::new(JobStatus::Error)
     }
 }

@@ -78,7 +78,7 @@ impl Context {
     /// A fresh `service.max_errors` counter for one service loop.
     pub fn error_budget(&self, service: &'static str) -> ErrorBudget {
         let s = &self.config.service;
-        ErrorBudget::new(service, s.max_errors, s.max_errors_span())
+        ErrorBudget::new(service, s.max_errors, s.max_errors_span)
     }
 
     /// The client for a connector's content index: its own `api_key` when configured.

@@ -5,9 +5,10 @@ use super::context::Context;
 use super::error_budget::TooManyErrors;
 use super::runner;
 use crate::es::connector::Connector;
-use crate::es::job::{JobEnd, status};
+use crate::es::job::JobEnd;
+use crate::es::kinds::{JobStatus, JobType};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -15,9 +16,9 @@ use tracing::Instrument;
 pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
     let mut errors = ctx.error_budget("content sync executor");
     let mut outcome = Ok(());
-    let idle = Duration::from_secs_f64(ctx.config.service.idling.max(0.05));
+    let idle = ctx.config.service.idling;
     let slots = Arc::new(Semaphore::new(
-        ctx.config.service.max_concurrent_content_syncs.max(1),
+        ctx.config.service.max_concurrent_content_syncs.get(),
     ));
     let mut tasks = JoinSet::new();
     while !ctx.shutdown.is_cancelled() {
@@ -55,7 +56,11 @@ async fn poll(
         .await?;
     let ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
     cancel_unclaimed(ctx, &connectors).await?;
-    for job in ctx.jobs.pending(&ids, &["full", "incremental"]).await? {
+    for job in ctx
+        .jobs
+        .pending(&ids, &[JobType::Full, JobType::Incremental])
+        .await?
+    {
         if ctx.is_running_here(&job.id) {
             continue;
         }
@@ -66,7 +71,7 @@ async fn poll(
             tracing::warn!(job_id = %job.id, connector_id, "couldn't find connector");
             continue;
         };
-        if connector.last_sync_status() == Some("in_progress") {
+        if connector.last_sync_status() == Some(JobStatus::InProgress) {
             tracing::debug!(job_id = %job.id, connector_id, "connector is already syncing, job waits");
             continue;
         }
@@ -101,7 +106,7 @@ async fn cancel_unclaimed(ctx: &Context, connectors: &[Connector]) -> anyhow::Re
     let ids: Vec<&str> = connectors.iter().map(|c| c.id.as_str()).collect();
     let query = serde_json::json!({"bool": {"filter": [
         {"terms": {"connector.id": ids}},
-        {"term": {"status": status::CANCELING}},
+        {"term": {"status": JobStatus::Canceling}},
     ]}});
     for job in ctx.jobs.search(query).await? {
         if ctx.is_running_here(&job.id) {
@@ -111,12 +116,14 @@ async fn cancel_unclaimed(ctx: &Context, connectors: &[Connector]) -> anyhow::Re
         let connector_idle = connectors
             .iter()
             .find(|c| Some(c.id.as_str()) == job.connector_id())
-            .is_some_and(|c| c.last_sync_status() != Some(status::IN_PROGRESS));
+            .is_some_and(|c| c.last_sync_status() != Some(JobStatus::InProgress));
         if never_started || connector_idle {
             tracing::info!(job_id = %job.id, "canceling a job no worker runs");
-            let canceled = JobEnd::new(status::CANCELED);
+            let canceled = JobEnd::new(JobStatus::Canceled);
             ctx.jobs
-                .end(&job.id, &canceled, |j| j.status() == status::CANCELING)
+                .end(&job.id, &canceled, |j| {
+                    j.status() == Some(JobStatus::Canceling)
+                })
                 .await?;
         }
     }

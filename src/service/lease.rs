@@ -13,7 +13,8 @@
 //! that comes back sees its job no longer `in_progress` and stops without writing.
 
 use super::context::Context;
-use crate::es::job::{SyncJob, status};
+use crate::es::job::SyncJob;
+use crate::es::kinds::{ConnectorStatus, JobStatus};
 use crate::es::time::now_iso;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -92,7 +93,7 @@ async fn check(ctx: &Context, leases: &mut Leases, marks: &mut Leases) -> anyhow
     }
     let query = json!({"bool": {"filter": [
         {"terms": {"connector.id": ids}},
-        {"terms": {"status": [status::IN_PROGRESS, status::CANCELING]}},
+        {"terms": {"status": [JobStatus::InProgress, JobStatus::Canceling]}},
     ]}});
     let jobs = ctx.jobs.search(query).await?;
     let busy: HashSet<&str> = jobs.iter().filter_map(|j| j.connector_id()).collect();
@@ -102,9 +103,9 @@ async fn check(ctx: &Context, leases: &mut Leases, marks: &mut Leases) -> anyhow
     // claims its job within moments, which ends the watch.
     let stale_marks: Vec<(String, Value)> = connectors
         .iter()
-        .filter(|c| c.last_sync_status() == Some(status::IN_PROGRESS))
+        .filter(|c| c.last_sync_status() == Some(JobStatus::InProgress))
         .filter(|c| !busy.contains(c.id.as_str()))
-        .map(|c| (c.id.clone(), Value::from(status::IN_PROGRESS)))
+        .map(|c| (c.id.clone(), Value::from(JobStatus::InProgress)))
         .collect();
     let running: Vec<(String, Value)> = jobs
         .iter()
@@ -143,14 +144,14 @@ async fn release(ctx: &Context, connector_id: &str) -> anyhow::Result<bool> {
     let Some(connector) = ctx.connectors.get(connector_id).await? else {
         return Ok(false);
     };
-    if connector.last_sync_status() != Some(status::IN_PROGRESS) {
+    if connector.last_sync_status() != Some(JobStatus::InProgress) {
         return Ok(false);
     }
     let Some(occ) = connector.occ else {
         return Ok(false);
     };
-    let doc = json!({"status": "error", "error": ABANDONED_SYNC_ERROR,
-        "last_sync_status": status::ERROR, "last_sync_error": ABANDONED_SYNC_ERROR});
+    let doc = json!({"status": ConnectorStatus::Error, "error": ABANDONED_SYNC_ERROR,
+        "last_sync_status": JobStatus::Error, "last_sync_error": ABANDONED_SYNC_ERROR});
     match ctx
         .connectors
         .update_guarded(connector_id, doc, Some(occ))
@@ -176,17 +177,17 @@ async fn take_over(ctx: &Context, job_id: &str) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let canceling = match job.status() {
-        status::IN_PROGRESS => false,
-        status::CANCELING => true,
+        Some(JobStatus::InProgress) => false,
+        Some(JobStatus::Canceling) => true,
         _ => return Ok(false),
     };
     let Some(occ) = job.occ else {
         return Ok(false);
     };
     let new_status = if canceling {
-        status::CANCELED
+        JobStatus::Canceled
     } else {
-        status::SUSPENDED
+        JobStatus::Suspended
     };
     let mut doc = json!({"status": new_status, "last_seen": now_iso()});
     if canceling {
@@ -202,7 +203,7 @@ async fn take_over(ctx: &Context, job_id: &str) -> anyhow::Result<bool> {
     tracing::warn!(
         job_id,
         connector_id = job.connector_id().unwrap_or(""),
-        status = new_status,
+        status = %new_status,
         lease_secs = LEASE.as_secs(),
         "took over a job whose instance stopped sending heartbeats"
     );
@@ -212,13 +213,13 @@ async fn take_over(ctx: &Context, job_id: &str) -> anyhow::Result<bool> {
 
 /// The connector of a taken-over job says what became of its sync, so that the executor does not
 /// wait for a sync that no one runs.
-async fn free_connector(ctx: &Context, job: &SyncJob, new_status: &str) -> anyhow::Result<()> {
+async fn free_connector(ctx: &Context, job: &SyncJob, new_status: JobStatus) -> anyhow::Result<()> {
     let Some(connector_id) = job.connector_id() else {
         return Ok(());
     };
     ctx.connectors
         .read_modify_write(connector_id, |c| {
-            (c.last_sync_status() == Some(status::IN_PROGRESS))
+            (c.last_sync_status() == Some(JobStatus::InProgress))
                 .then(|| json!({"last_sync_status": new_status}))
         })
         .await?;

@@ -67,6 +67,8 @@ pub async fn run(
     Ok(Cluster { info, api })
 }
 
+/// Asks for the cluster's root until it answers or `elasticsearch.max_wait_duration` has passed,
+/// pausing `initial_backoff_duration` × `backoff_multiplier`ⁿ (jittered) between attempts.
 async fn wait_for_es(
     config: &Config,
     es: &EsClient,
@@ -74,30 +76,29 @@ async fn wait_for_es(
 ) -> Result<ClusterInfo, PreflightError> {
     let cfg = &config.elasticsearch;
     let started = Instant::now();
-    let max_wait = Duration::from_secs_f64(cfg.max_wait_duration.max(0.0));
-    let mut delay = Duration::from_secs_f64(cfg.initial_backoff_duration.max(0.01));
-    loop {
-        match es.cluster_info_once().await {
-            Ok(info) => return Ok(info),
-            Err(e) => {
-                if started.elapsed() >= max_wait {
-                    return Err(PreflightError::Unreachable {
-                        host: es.host().trim_end_matches('/').to_string(),
-                        waited_secs: started.elapsed().as_secs(),
-                        cause: e.to_string(),
-                    });
+    let backoff = Backoff::new(cfg.initial_backoff_duration, cfg.max_wait_duration)
+        .with_factor(cfg.backoff_multiplier);
+    let outcome = RetryPolicy::within(cfg.max_wait_duration, backoff)
+        .run(
+            Some(shutdown),
+            |_| es.cluster_info_once(),
+            |outcome| match outcome {
+                Ok(_) => Verdict::Final,
+                Err(_) => Verdict::Retry,
+            },
+            |_, pause, outcome| {
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "elasticsearch is not ready");
                 }
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "elasticsearch is not ready");
-            }
-        }
-        // Never sleep past the deadline: the last attempt happens right at it.
-        let sleep = delay.min(max_wait.saturating_sub(started.elapsed()));
-        tokio::select! {
-            _ = shutdown.cancelled() => return Err(PreflightError::Interrupted),
-            _ = tokio::time::sleep(sleep) => {}
-        }
-        delay = delay.mul_f64(cfg.backoff_multiplier.max(1.0));
-    }
+            },
+        )
+        .await
+        .map_err(|_| PreflightError::Interrupted)?;
+    outcome.map_err(|e| PreflightError::Unreachable {
+        host: es.host().trim_end_matches('/').to_string(),
+        waited_secs: started.elapsed().as_secs(),
+        cause: e.to_string(),
+    })
 }
 
 fn allow_mismatch() -> bool {
@@ -136,14 +137,14 @@ async fn create_system_indices(
     probe: &Probe,
     shutdown: &CancellationToken,
 ) -> Result<(), PreflightError> {
-    let attempts = config.service.preflight_max_attempts.max(1);
-    let idle = Duration::from_secs_f64(config.service.preflight_idle.max(0.0));
+    let idle = config.service.preflight_idle;
     let backoff = Backoff::new(
         idle.min(Duration::from_secs(1))
             .max(Duration::from_millis(100)),
         idle,
     );
-    let policy = RetryPolicy::new(attempts, backoff);
+    let policy = RetryPolicy::new(config.service.preflight_max_attempts, backoff);
+    let attempts = policy.max_attempts();
     let outcome = policy
         .run(
             Some(shutdown),

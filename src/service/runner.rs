@@ -3,7 +3,8 @@
 use super::context::Context;
 use crate::es::bulk::Tally;
 use crate::es::connector::OCC_ATTEMPTS;
-use crate::es::job::{Ended, JobEnd, JobStats, SyncJob, status};
+use crate::es::job::{Ended, JobEnd, JobStats, SyncJob};
+use crate::es::kinds::{ConnectorStatus, JobStatus, JobType};
 use crate::es::time::now_iso;
 use crate::metrics;
 use crate::sync::checkpoint::Checkpoint;
@@ -38,12 +39,12 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         return;
     };
     let (resume, base) = resume_point(&job);
-    tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = job.job_type(),
+    tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = %job.job_type(),
         resumed = resume.is_some(), "sync job starting");
     // docs/protocol.md#a-jobs-life: incremental jobs are claimed with the connector's `sync_cursor`.
     let claim_cursor = match job.job_type() {
-        "incremental" => connector_cursor,
-        _ => Value::Null,
+        JobType::Incremental => connector_cursor,
+        JobType::Full | JobType::AccessControl => Value::Null,
     };
     match claim(&ctx, &job, claim_cursor).await {
         Claim::Ours => {}
@@ -61,7 +62,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     let tracked = Arc::new(metrics::jobs::start(
         &job.id,
         &connector_id,
-        job.job_type(),
+        job.job_type().as_str(),
         progress.clone(),
     ));
     tokio::spawn(expect_objects(
@@ -105,7 +106,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         return;
     };
     let cursor = result.ok().map(|done| done.sync_cursor);
-    let mut end = if final_status == status::SUSPENDED {
+    let mut end = if final_status == JobStatus::Suspended {
         // Record only settled work, with the counters as of it: the resumed job continues from there.
         let (checkpoint, tally) = progress.suspension_point(base);
         let mut end = Termination::new(final_status, error, stats_of(tally));
@@ -120,8 +121,8 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         end.metadata = Some(progress.metadata(None, bytes));
         end
     };
-    end.sync_cursor = cursor.filter(|_| final_status == status::COMPLETED);
-    tracked.end(end.status);
+    end.sync_cursor = cursor.filter(|_| final_status == JobStatus::Completed);
+    tracked.end(end.status.as_str());
     finish(&ctx, &job, &connector_id, end, true).await;
 }
 
@@ -147,17 +148,17 @@ fn final_status(
     interrupted: Option<&Interruption>,
     outcome: Result<(), &SyncError>,
     shutting_down: bool,
-) -> Option<(&'static str, Option<String>)> {
+) -> Option<(JobStatus, Option<String>)> {
     Some(match (interrupted, outcome) {
         (Some(Interruption::Lost(_)), _) => return None,
         // A sync that finished is completed, even if a signal arrived in the meantime.
-        (None, Ok(())) => (status::COMPLETED, None),
-        _ if shutting_down => (status::SUSPENDED, None),
+        (None, Ok(())) => (JobStatus::Completed, None),
+        _ if shutting_down => (JobStatus::Suspended, None),
         (Some(Interruption::Canceled), _) | (None, Err(SyncError::Canceled)) => {
-            (status::CANCELED, None)
+            (JobStatus::Canceled, None)
         }
-        (Some(Interruption::Failed(msg)), _) => (status::ERROR, Some(msg.clone())),
-        (None, Err(e)) => (status::ERROR, Some(e.to_string())),
+        (Some(Interruption::Failed(msg)), _) => (JobStatus::Error, Some(msg.clone())),
+        (None, Err(e)) => (JobStatus::Error, Some(e.to_string())),
     })
 }
 
@@ -170,7 +171,7 @@ enum Claim {
 }
 
 impl Claim {
-    fn ends(status: &'static str, error: Option<String>) -> Self {
+    fn ends(status: JobStatus, error: Option<String>) -> Self {
         Claim::Ends(Box::new(Termination::new(
             status,
             error,
@@ -194,15 +195,15 @@ async fn claim(ctx: &Context, job: &SyncJob, cursor: Value) -> Claim {
             Err(e) if e.is_conflict() => e,
             Err(e) => {
                 let msg = format!("Failed to claim job for job {} because of {e}", job.id);
-                return Claim::ends(status::ERROR, Some(msg));
+                return Claim::ends(JobStatus::Error, Some(msg));
             }
         };
         tracing::debug!(job_id = %job.id, error = %e, "claim conflicted, re-reading the job");
         match ctx.jobs.get(&job.id).await {
             Ok(Some(fresh)) => match fresh.status() {
-                status::PENDING | status::SUSPENDED => occ = fresh.occ,
-                status::CANCELING => {
-                    return Claim::ends(status::CANCELED, None);
+                Some(JobStatus::Pending | JobStatus::Suspended) => occ = fresh.occ,
+                Some(JobStatus::Canceling) => {
+                    return Claim::ends(JobStatus::Canceled, None);
                 }
                 _ => return Claim::Elsewhere,
             },
@@ -216,7 +217,7 @@ async fn claim(ctx: &Context, job: &SyncJob, cursor: Value) -> Claim {
 /// from what was recorded at suspension.
 fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
     let metadata = job.metadata();
-    let checkpoint = (job.status() == status::SUSPENDED)
+    let checkpoint = (job.status() == Some(JobStatus::Suspended))
         .then(|| metadata.get("checkpoint").and_then(Checkpoint::from_value))
         .flatten();
     let recorded = metadata
@@ -241,7 +242,7 @@ fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
 
 /// The final state of a job, as written by [`finish`].
 struct Termination {
-    status: &'static str,
+    status: JobStatus,
     error: Option<String>,
     stats: JobStats,
     metadata: Option<Value>,
@@ -250,7 +251,7 @@ struct Termination {
 }
 
 impl Termination {
-    fn new(status: &'static str, error: Option<String>, stats: JobStats) -> Self {
+    fn new(status: JobStatus, error: Option<String>, stats: JobStats) -> Self {
         Self {
             status,
             error,
@@ -274,20 +275,24 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<
     let result = ctx
         .connectors
         .read_modify_write(connector_id, |c| {
-            (c.last_sync_status() != Some(status::IN_PROGRESS)).then(|| {
+            (c.last_sync_status() != Some(JobStatus::InProgress)).then(|| {
                 replaced = MARKED
                     .iter()
                     .map(|k| (k.to_string(), c.doc.get(*k).cloned().unwrap_or(Value::Null)))
                     .collect();
                 cursor = c.doc.get("sync_cursor").cloned().unwrap_or(Value::Null);
-                json!({"status": "connected", "error": null, "last_sync_status": status::IN_PROGRESS, "last_sync_error": null})
+                json!({"status": ConnectorStatus::Connected, "error": null, "last_sync_status": JobStatus::InProgress, "last_sync_error": null})
             })
         })
         .await;
     match result {
         Ok(Some((_, true))) => {
             let fresh = match ctx.jobs.get(job_id).await {
-                Ok(Some(j)) if matches!(j.status(), status::PENDING | status::SUSPENDED) => Some(j),
+                Ok(Some(j))
+                    if matches!(j.status(), Some(JobStatus::Pending | JobStatus::Suspended)) =>
+                {
+                    Some(j)
+                }
                 _ => None,
             };
             if fresh.is_none() {
@@ -349,10 +354,11 @@ async fn watch(
                 "Connector job is not found for job ID {job_id}."
             ))),
             (Ok(Some(_)), Ok(Some(job))) => match job.status() {
-                status::CANCELING => Some(Interruption::Canceled),
-                status::IN_PROGRESS => None,
-                other => Some(Interruption::Lost(format!(
-                    "Connector job (ID: {job_id}) is not running but in status of {other}."
+                Some(JobStatus::Canceling) => Some(Interruption::Canceled),
+                Some(JobStatus::InProgress) => None,
+                _ => Some(Interruption::Lost(format!(
+                    "Connector job (ID: {job_id}) is not running but in status of {}.",
+                    job.status_text()
                 ))),
             },
             (Err(e), _) | (_, Err(e)) => {
@@ -388,7 +394,11 @@ async fn report(
         tracked.log_progress();
         match ctx.jobs.get(&job_id).await {
             // Not ours any more (taken over, ended): the watcher stops the job; nothing to report.
-            Ok(Some(job)) if !matches!(job.status(), status::IN_PROGRESS | status::CANCELING) => {}
+            Ok(Some(job))
+                if !matches!(
+                    job.status(),
+                    Some(JobStatus::InProgress | JobStatus::Canceling)
+                ) => {}
             Ok(Some(job)) => {
                 let (checkpoint, tally) = progress.suspension_point(base);
                 let metadata = checkpoint
@@ -435,8 +445,8 @@ async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Terminati
         metadata: end.metadata,
     };
     let ours = |j: &SyncJob| match j.status() {
-        status::IN_PROGRESS | status::CANCELING => true,
-        status::PENDING | status::SUSPENDED => !claimed,
+        Some(JobStatus::InProgress | JobStatus::Canceling) => true,
+        Some(JobStatus::Pending | JobStatus::Suspended) => !claimed,
         _ => false,
     };
     let mut error = end.error;
@@ -459,26 +469,22 @@ async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Terminati
         let job_status = if job_exists {
             end.status
         } else {
-            status::ERROR
+            JobStatus::Error
         };
-        if job_status == status::ERROR && error.is_none() {
+        if job_status == JobStatus::Error && error.is_none() {
             error = Some("unknown error".to_string());
         }
         let mut doc = json!({
             "last_synced": now_iso(),
-            "status": if job_status == status::ERROR { "error" } else { "connected" },
+            "status": if job_status == JobStatus::Error { ConnectorStatus::Error } else { ConnectorStatus::Connected },
             "error": error,
             "last_sync_status": job_status,
             "last_sync_error": error,
         });
-        if job_status == status::COMPLETED {
+        if job_status == JobStatus::Completed {
             doc["sync_cursor"] = end.sync_cursor.unwrap_or(Value::Null);
         }
-        let terminated = matches!(
-            job_status,
-            status::COMPLETED | status::ERROR | status::CANCELED
-        );
-        if terminated && job_exists {
+        if job_status.is_terminal() && job_exists {
             doc["last_indexed_document_count"] = json!(stats.indexed_document_count);
             doc["last_deleted_document_count"] = json!(stats.deleted_document_count);
         }
@@ -493,7 +499,7 @@ async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Terminati
     tracing::info!(
         connector_id,
         job_id = %job.id,
-        status = end.status,
+        status = %end.status,
         indexed = stats.indexed_document_count,
         deleted = stats.deleted_document_count,
         error = error.as_deref().unwrap_or(""),
@@ -520,43 +526,43 @@ mod tests {
         let listing = SyncError::Listing("bucket b: repeated continuation token".into());
         let failed = Interruption::Failed("Connector is not found for connector ID c.".into());
         let lost = Interruption::Lost("taken over".into());
-        let done = |s: &'static str| Some((s, None));
+        let done = |s: JobStatus| Some((s, None));
         // (interrupted, outcome, shutting down) → how the job ends
         let table: [(Option<&Interruption>, Result<(), &SyncError>, bool, _); 10] = [
-            (None, Ok(()), false, done(status::COMPLETED)),
+            (None, Ok(()), false, done(JobStatus::Completed)),
             // finished work is completed even when a signal arrived meanwhile
-            (None, Ok(()), true, done(status::COMPLETED)),
+            (None, Ok(()), true, done(JobStatus::Completed)),
             (
                 None,
                 Err(&SyncError::Canceled),
                 true,
-                done(status::SUSPENDED),
+                done(JobStatus::Suspended),
             ),
-            (None, Err(&listing), true, done(status::SUSPENDED)),
+            (None, Err(&listing), true, done(JobStatus::Suspended)),
             (
                 Some(&Interruption::Canceled),
                 Err(&SyncError::Canceled),
                 false,
-                done(status::CANCELED),
+                done(JobStatus::Canceled),
             ),
             (
                 None,
                 Err(&SyncError::Canceled),
                 false,
-                done(status::CANCELED),
+                done(JobStatus::Canceled),
             ),
             (
                 None,
                 Err(&listing),
                 false,
-                Some((status::ERROR, Some(listing.to_string()))),
+                Some((JobStatus::Error, Some(listing.to_string()))),
             ),
             (
                 Some(&failed),
                 Err(&SyncError::Canceled),
                 false,
                 Some((
-                    status::ERROR,
+                    JobStatus::Error,
                     Some("Connector is not found for connector ID c.".into()),
                 )),
             ),

@@ -5,6 +5,7 @@ use super::context::Context;
 use super::cron::Schedule;
 use super::error_budget::TooManyErrors;
 use crate::es::connector::{Connector, configuration_update, scheduled_at_field};
+use crate::es::kinds::{ConnectorStatus, JobType, TriggerMethod};
 use crate::es::time::{iso, now_iso, parse};
 use crate::source::SourceKind;
 use crate::sync::rules;
@@ -12,11 +13,11 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::Instrument;
 
 pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
-    let idle = Duration::from_secs_f64(ctx.config.service.idling.max(0.05));
+    let idle = ctx.config.service.idling;
     let mut errors = ctx.error_budget("scheduler");
     let mut last_wake_up = Utc::now();
     while !ctx.shutdown.is_cancelled() {
@@ -27,7 +28,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), TooManyErrors> {
             .await
         {
             Ok(connectors) => {
-                let parallel = ctx.config.service.max_concurrent_scheduling_tasks.max(1);
+                let parallel = ctx.config.service.max_concurrent_scheduling_tasks.get();
                 futures_util::stream::iter(connectors)
                     .for_each_concurrent(parallel, |c| {
                         let ctx = ctx.clone();
@@ -68,11 +69,11 @@ async fn schedule(
     };
     heartbeat(ctx, &connector).await?;
     match connector.status() {
-        "created" => {
+        Some(ConnectorStatus::Created) => {
             tracing::info!(connector_id = %id, "connector has just been created and cannot sync; waiting for configuration");
             return Ok(());
         }
-        "needs_configuration" => {
+        Some(ConnectorStatus::NeedsConfiguration) => {
             tracing::info!(connector_id = %id, "connector is not configured yet");
             return Ok(());
         }
@@ -102,9 +103,9 @@ async fn schedule(
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
     if incremental {
-        try_schedule(ctx, &id, "incremental", last_wake_up, this_wake_up).await?;
+        try_schedule(ctx, &id, JobType::Incremental, last_wake_up, this_wake_up).await?;
     }
-    try_schedule(ctx, &id, "full", last_wake_up, this_wake_up).await
+    try_schedule(ctx, &id, JobType::Full, last_wake_up, this_wake_up).await
 }
 
 /// docs/protocol.md#sync-rules: a DEFAULT draft in state `edited` is validated; the result is written and, when valid, the
@@ -178,7 +179,7 @@ async fn prepare(ctx: &Context, id: &str) -> anyhow::Result<Option<Connector>> {
             if wrote {
                 tracing::info!(
                     connector_id = id,
-                    status = c.status(),
+                    status = c.status_text(),
                     "connector document updated"
                 );
             }
@@ -190,7 +191,8 @@ async fn prepare(ctx: &Context, id: &str) -> anyhow::Result<Option<Connector>> {
 
 async fn heartbeat(ctx: &Context, c: &Connector) -> anyhow::Result<()> {
     let first = ctx.checked_in.lock().expect("lock").insert(c.id.clone());
-    let interval = chrono::Duration::milliseconds((ctx.config.service.heartbeat * 1000.0) as i64);
+    let interval =
+        chrono::Duration::from_std(ctx.config.service.heartbeat).unwrap_or(chrono::Duration::MAX);
     let stale = match c.last_seen().and_then(parse) {
         None => true,
         Some(t) => Utc::now() - t > interval,
@@ -207,7 +209,7 @@ async fn heartbeat(ctx: &Context, c: &Connector) -> anyhow::Result<()> {
 async fn try_schedule(
     ctx: &Context,
     id: &str,
-    job_type: &str,
+    job_type: JobType,
     last_wake_up: DateTime<Utc>,
     this_wake_up: DateTime<Utc>,
 ) -> anyhow::Result<()> {
@@ -244,8 +246,11 @@ async fn try_schedule(
         return Ok(());
     }
     if let Some((connector, true)) = result {
-        let job_id = ctx.jobs.create(&connector, job_type, "scheduled").await?;
-        tracing::info!(connector_id = id, job_id = %job_id, job_type, fired_at = %fired_at, at = %now_iso(), "scheduled sync job created");
+        let job_id = ctx
+            .jobs
+            .create(&connector, job_type, TriggerMethod::Scheduled)
+            .await?;
+        tracing::info!(connector_id = id, job_id = %job_id, job_type = %job_type, fired_at = %fired_at, at = %now_iso(), "scheduled sync job created");
     }
     Ok(())
 }

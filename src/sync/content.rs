@@ -134,12 +134,16 @@ impl ContentStage {
             }
             Mode::Native
         };
-        let text_cap = (config.elasticsearch.bulk.max_text_document_size * 1_048_576.0) as usize;
+        let text_cap = config
+            .elasticsearch
+            .bulk
+            .max_text_document_bytes
+            .map(|b| b as usize);
         let pool = matches!(mode, Mode::Native | Mode::Attachment).then(|| {
             Pool::new(PoolConfig {
                 size: config.elasticsearch.bulk.concurrent_downloads,
-                max_memory: Some(config.extraction.max_memory_mib.saturating_mul(1_048_576)),
-                timeout: config.extraction.timeout(),
+                max_memory: Some(config.extraction.max_memory_bytes),
+                timeout: config.extraction.timeout,
                 grace: WORKER_GRACE,
                 // Unit tests have no worker binary to start: they extract in their own process.
                 command: (!cfg!(test)).then(WorkerCommand::this_binary),
@@ -148,12 +152,12 @@ impl ContentStage {
         Self {
             mode,
             max_file_bytes: config.service.max_file_download_size,
-            max_chars: config.extraction.max_chars,
-            max_decompressed_bytes: config.extraction.max_decompressed_mib * 1_048_576,
-            download_floor: config.extraction.download_timeout(),
+            max_chars: config.extraction.max_chars.get(),
+            max_decompressed_bytes: config.extraction.max_decompressed_bytes,
+            download_floor: config.extraction.download_timeout,
             reduce_whitespace: pipeline.reduce_whitespace,
-            max_body_bytes: (text_cap > 0).then(|| text_cap.saturating_sub(METADATA_ROOM)),
-            max_doc_bytes: (text_cap > 0).then_some(text_cap),
+            max_body_bytes: text_cap.map(|cap| cap.saturating_sub(METADATA_ROOM)),
+            max_doc_bytes: text_cap,
             http: reqwest::Client::new(),
             pipeline_on,
             pool,

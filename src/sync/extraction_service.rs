@@ -72,7 +72,7 @@ where
         .unwrap_or_default()
         .trim_end_matches('/');
     let url = format!("{host}/extract_text/");
-    let piece = cfg.stream_chunk_size;
+    let piece = cfg.stream_chunk_size.get();
     let mut shared_file = None;
     let (response, downloaded) = if cfg.use_file_pointers {
         let ext = crate::source::s3::file_extension(key).unwrap_or("");
@@ -104,7 +104,7 @@ where
             .put(&url)
             .query(&[("local_file_path", file.0.to_string_lossy().to_string())])
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(cfg.timeout());
+            .timeout(cfg.timeout);
         shared_file = Some(file);
         (request.send().await, downloaded)
     } else {
@@ -116,7 +116,7 @@ where
             .put(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(deadline.remaining() + cfg.timeout())
+            .timeout(deadline.remaining() + cfg.timeout)
             .body(reqwest::Body::wrap_stream(stream));
         if let Some(length) = length {
             request = request.header(reqwest::header::CONTENT_LENGTH, length);
@@ -193,7 +193,7 @@ mod tests {
     fn config(host: String) -> ExtractionServiceConfig {
         ExtractionServiceConfig {
             host: Some(host),
-            timeout: 5.0,
+            timeout: std::time::Duration::from_secs(5),
             ..ExtractionServiceConfig::default()
         }
     }

@@ -135,7 +135,7 @@ async fn sync(
         .await
         .map_err(|e| SyncError::Source(e.to_string()))?;
     let options = SyncOptions::from_configuration(&configuration);
-    let incremental = job.job_type() == "incremental";
+    let incremental = job.job_type() == crate::es::kinds::JobType::Incremental;
     let plan = plan::build(&job.filtering(), kind.as_ref(), source.as_ref()).await?;
 
     let es = ctx.content_index(&connector_id)?;
@@ -181,7 +181,7 @@ async fn sync(
         stats: &progress.listing,
         content: &content,
         content_stats: &progress.content,
-        concurrency: ctx.config().elasticsearch.bulk.concurrent_downloads,
+        concurrency: ctx.config().elasticsearch.bulk.concurrent_downloads.get(),
         cancel,
     }
     .run(&plan)

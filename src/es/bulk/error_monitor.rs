@@ -20,7 +20,7 @@ impl ErrorMonitor {
     pub fn new(cfg: ErrorMonitorConfig) -> Self {
         Self {
             window: VecDeque::with_capacity(cfg.error_window_size),
-            last_errors: VecDeque::with_capacity(cfg.error_queue_size),
+            last_errors: VecDeque::with_capacity(cfg.error_queue_size.get()),
             cfg,
             total: 0,
             consecutive: 0,
@@ -56,7 +56,7 @@ impl ErrorMonitor {
         self.total += 1;
         self.consecutive += 1;
         self.push(true);
-        if self.last_errors.len() == self.cfg.error_queue_size.max(1) {
+        if self.last_errors.len() == self.cfg.error_queue_size.get() {
             self.last_errors.pop_front();
         }
         self.last_errors.push_back(message.clone());
@@ -97,7 +97,7 @@ mod tests {
             max_consecutive_errors: 10,
             max_error_rate: 0.15,
             error_window_size: 100,
-            error_queue_size: 10,
+            error_queue_size: std::num::NonZeroUsize::new(10).unwrap(),
         }
     }
 

@@ -13,7 +13,7 @@ const LIMITS: FileLimits = FileLimits {
 /// A pool of one worker running `script` under `sh`, with a 256 MiB address-space limit.
 fn pool(script: &str, timeout: Duration) -> Pool {
     Pool::new(PoolConfig {
-        size: 1,
+        size: std::num::NonZeroUsize::MIN,
         max_memory: Some(256 << 20),
         timeout,
         grace: Duration::from_millis(100),
@@ -142,7 +142,7 @@ async fn a_file_given_up_half_way_kills_its_worker() {
 #[tokio::test]
 async fn a_worker_that_cannot_start_is_not_the_files_fault() {
     let pool = Pool::new(PoolConfig {
-        size: 1,
+        size: std::num::NonZeroUsize::MIN,
         max_memory: None,
         timeout: Duration::from_secs(1),
         grace: Duration::from_secs(1),
