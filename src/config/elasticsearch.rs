@@ -178,6 +178,10 @@ pub struct BulkConfig {
     /// Concurrent content downloads.
     #[serde(default = "default_concurrent_downloads")]
     pub concurrent_downloads: usize,
+    /// content-sync: fewer bulk requests and downloads in flight while Elasticsearch or S3 throttles
+    /// or slows down; `max_concurrency` and `concurrent_downloads` stay the ceilings.
+    #[serde(default = "yes", deserialize_with = "yaml_bool")]
+    pub adaptive_concurrency: bool,
     /// Documented by Elastic as bulk retries; not effective there.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
@@ -374,6 +378,7 @@ mod tests {
         assert_eq!(b.max_text_document_bytes(), Some(3 * 1024 * 1024));
         assert_eq!(b.max_concurrency, 5);
         assert_eq!(b.concurrent_downloads, 10);
+        assert!(b.adaptive_concurrency);
         assert_eq!(b.max_retries, 5);
         assert_eq!(b.retry_interval, 10.0);
         assert!(!b.enable_operations_logging);

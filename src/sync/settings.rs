@@ -21,6 +21,7 @@ pub fn sink(config: &Config, index: &str, pipeline: Option<String>) -> SinkSetti
         chunk_lines: bulk.chunk_size.max(1),
         chunk_bytes: ((bulk.chunk_max_mem_size * MIB) as usize).max(1024),
         max_concurrency: bulk.max_concurrency.max(1),
+        adaptive_concurrency: bulk.adaptive_concurrency,
         retry: RetryPolicy::new(
             bulk.max_retries,
             Backoff::new(
