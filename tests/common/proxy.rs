@@ -28,8 +28,10 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub mod partial;
 pub mod rewrite;
+pub mod throttle;
 pub use partial::Partial;
 pub use rewrite::Rewriter;
+pub use throttle::Throttle;
 
 /// Answers a request itself: `(method, target, body)` → `(status, JSON body)`.
 pub type Handler = Arc<
@@ -62,6 +64,8 @@ pub enum Fault {
     Rewrite(Rewriter),
     /// Forward, then answer with the head and only part of the body (see [`Partial`]).
     Partial(Partial),
+    /// Refuse beyond a number of requests in flight, hold the others (see [`Throttle`]).
+    Throttle(Arc<Throttle>),
 }
 
 impl Fault {
@@ -495,6 +499,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         let mut rewriter = None;
         let mut lose = false;
         let mut partial = None;
+        let mut _slot = None; // a Throttle's place, freed once this request is answered
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -523,6 +528,20 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
             }
             Some(Fault::Rewrite(f)) => rewriter = Some(f),
             Some(Fault::Partial(p)) => partial = Some(p),
+            Some(Fault::Throttle(t)) => match t.admit() {
+                Some(slot) => {
+                    _slot = Some(slot);
+                    tokio::time::sleep(t.hold).await;
+                }
+                None => {
+                    cw.write_all(&synthetic_response(t.status, &t.body, method == "HEAD"))
+                        .await?;
+                    if client_close {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            },
             None => {}
         }
 
