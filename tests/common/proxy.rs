@@ -499,7 +499,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         let mut rewriter = None;
         let mut lose = false;
         let mut partial = None;
-        let mut _slot = None; // a Throttle's place, freed once this request is answered
+        let mut slot = None; // a Throttle's place, freed as the answer goes out
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -529,8 +529,8 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
             Some(Fault::Rewrite(f)) => rewriter = Some(f),
             Some(Fault::Partial(p)) => partial = Some(p),
             Some(Fault::Throttle(t)) => match t.admit() {
-                Some(slot) => {
-                    _slot = Some(slot);
+                Some(place) => {
+                    slot = Some(place);
                     tokio::time::sleep(t.hold).await;
                 }
                 None => {
@@ -572,6 +572,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                     Some(f) => rewrite::rewrite_response(&response, &target, f),
                     None => response,
                 };
+                drop(slot.take()); // done before the client hears back, as a server would be
                 cw.write_all(&response).await?;
                 if close {
                     upstream = None;
