@@ -4,10 +4,11 @@
 //! An [`AdaptiveLimit`] holds a limit between 1 and the configured maximum (the ceiling, and the
 //! start). A caller takes a [`Permit`] per request attempt and reports how the attempt went:
 //!
-//! * the limit is adjusted at most once per *window*, as long as the baseline round-trip time;
-//! * **multiplicative decrease** — halved when a window saw a throttling answer (HTTP 429 or 503,
-//!   S3 `SlowDown`), cut by a tenth when the window's mean round-trip time rose well above its
-//!   baseline (an exponentially weighted moving average, with its deviation);
+//! * **multiplicative decrease** — halved at once on a throttling answer (HTTP 429 or 503, S3
+//!   `SlowDown`) to a request sent since the last decrease (a burst sent under the old limit counts
+//!   once); cut by a tenth when a window's mean round-trip time rose well above its baseline (an
+//!   exponentially weighted moving average, with its deviation);
+//! * otherwise the limit moves at most once per *window*, as long as the baseline round trip;
 //! * **additive increase** — one more when the window was fast, unthrottled and used every permit.
 //!
 //! Only successful attempts are timed: a refusal is often quick and would lower the baseline.
@@ -144,7 +145,9 @@ impl Controller {
             None if self.throttled => now,
             None => return None,
         };
-        if now < end {
+        // A refusal acts at once: it frees its permit at once too, and within one window that
+        // permit alone would draw refusal after refusal.
+        if now < end && !self.throttled {
             return None;
         }
         let change = self.adjust(mean);
@@ -402,6 +405,23 @@ mod tests {
         );
         assert_eq!(c.ended(t, Outcome::Throttled, b), None, "the same burst");
         assert_eq!(c.limit, 4);
+    }
+
+    #[test]
+    fn a_refusal_acts_at_once_even_within_a_window() {
+        let (mut c, mut t) = (Controller::new(4), Instant::now());
+        windows(&mut c, &mut t, 4, Outcome::Ok(100 * MS), 2);
+        let first = c.started();
+        assert_eq!(
+            c.ended(t + MS, Outcome::Throttled, first),
+            Some((2, Change::Throttled))
+        );
+        // The freed permit is taken again and refused again: a request of the new limit, so it counts.
+        let again = c.started();
+        assert_eq!(
+            c.ended(t + 2 * MS, Outcome::Throttled, again),
+            Some((1, Change::Throttled))
+        );
     }
 
     #[test]
