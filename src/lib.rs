@@ -5,6 +5,7 @@
 //! → `source::s3`.
 
 pub mod cli;
+pub mod concurrency;
 pub mod config;
 pub mod es;
 pub mod extract;

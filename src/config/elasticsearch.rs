@@ -198,6 +198,10 @@ pub struct BulkConfig {
         deserialize_with = "at_least_one"
     )]
     pub concurrent_downloads: NonZeroUsize,
+    /// content-sync: fewer bulk requests and downloads in flight while Elasticsearch or S3 throttles
+    /// or slows down; `max_concurrency` and `concurrent_downloads` stay the ceilings.
+    #[serde(default = "yes", deserialize_with = "yaml_bool")]
+    pub adaptive_concurrency: bool,
     /// Documented by Elastic as bulk retries; not effective there.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
@@ -369,6 +373,7 @@ mod tests {
         assert_eq!(b.max_text_document_bytes, Some(3 * 1024 * 1024));
         assert_eq!(b.max_concurrency.get(), 5);
         assert_eq!(b.concurrent_downloads.get(), 10);
+        assert!(b.adaptive_concurrency);
         assert_eq!(b.max_retries, 5);
         assert_eq!(b.retry_interval, Duration::from_secs(10));
         assert!(!b.enable_operations_logging);

@@ -48,6 +48,7 @@ pub(crate) struct Metrics {
     pub job_expected_objects: IntGaugeVec,
     pub job_start_time: IntGaugeVec,
     es_last_answer: IntGauge,
+    concurrency_limit: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -249,6 +250,12 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
+            concurrency_limit: gauge_vec(
+                &r,
+                "concurrency_limit",
+                "Requests the running jobs may have in flight, by stage (bulk: _bulk requests; download: S3 downloads); lowered when the server throttles or slows down.",
+                &["stage"],
+            ),
             registry: r,
         }
     }
@@ -291,6 +298,14 @@ pub fn bulk_request(elapsed: Duration, ok: bool) {
     let m = get();
     m.bulk_requests.with_label_values(&[outcome(ok)]).inc();
     m.bulk_request_duration.observe(elapsed.as_secs_f64());
+}
+
+/// A stage's adaptive concurrency limit moved by `delta` (created, adjusted, or its job ended).
+pub fn concurrency_limit_moved(stage: &str, delta: i64) {
+    get()
+        .concurrency_limit
+        .with_label_values(&[stage])
+        .add(delta);
 }
 
 /// What happened to one object's content; `key` only picks the format label (never exported).
@@ -406,6 +421,7 @@ mod tests {
         bulk_request(Duration::from_millis(30), false);
         extraction("reports/q1.PDF", "extracted");
         extraction("a/b/no-extension", "unsupported");
+        concurrency_limit_moved("download", 10);
         let text = render();
         for line in [
             "content_sync_s3_requests_total{operation=\"ListObjectsV2\",outcome=\"ok\"}",
@@ -413,6 +429,8 @@ mod tests {
             "content_sync_bulk_requests_total{outcome=\"error\"}",
             "content_sync_extractions_total{format=\"pdf\",outcome=\"extracted\"}",
             "content_sync_extractions_total{format=\"other\",outcome=\"unsupported\"}",
+            "# TYPE content_sync_concurrency_limit gauge",
+            "content_sync_concurrency_limit{stage=\"download\"}",
             "# TYPE content_sync_documents_indexed_total counter",
             "# TYPE content_sync_bulk_request_duration_seconds histogram",
         ] {

@@ -123,6 +123,13 @@ pub trait Source: Send + Sync {
 
     /// The bytes of object `key` of partition `partition`.
     async fn open(&self, partition: &str, key: &str) -> Result<ObjectReader, SourceError>;
+
+    /// How many times so far the store asked this source to slow down (S3: 503 `SlowDown` or 429),
+    /// retried attempts included; the download limit lowers when it grows (docs/architecture.md,
+    /// "Back-pressure"). A source that cannot tell returns 0.
+    fn throttled(&self) -> u64 {
+        0
+    }
 }
 
 /// One kind of source, chosen by a connector's `service_type`.

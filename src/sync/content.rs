@@ -10,20 +10,22 @@
 //! download fails). Downloads read at most the size limit within a total deadline, a piece at a
 //! time: natively they stream into a supervised extraction worker ([`crate::extract::pool`]), to
 //! the extraction service they stream as the request body (or into its shared file), so the
-//! service never holds a whole object except for `_attachment`.
+//! service never holds a whole object except for `_attachment`. Each download holds a permit of
+//! the job's adaptive download limit until its file is done (docs/architecture.md, "Back-pressure").
 
 use super::options::SyncOptions;
+use crate::concurrency::{AdaptiveLimit, Outcome, Permit};
 use crate::config::{Config, ExtractionServiceConfig};
 use crate::es::connector::Pipeline;
 use crate::extract::pool::{Extraction, Failure, FileLimits, Pool, PoolConfig, WorkerCommand};
 use crate::extract::{self, ExtractError};
-use crate::source::{Source, SourceError};
+use crate::source::{ObjectReader, Source, SourceError};
 use base64::Engine;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// How a job gets text out of files.
@@ -91,6 +93,28 @@ pub struct ContentStage {
     pipeline_on: Arc<AtomicBool>,
     /// The extraction workers, in the modes that may extract natively.
     pool: Option<Pool>,
+    /// Downloads in flight: at most `concurrent_downloads`, fewer while S3 throttles.
+    downloads: AdaptiveLimit,
+}
+
+/// Opens the object within the deadline and tells the download limit how it went: a throttling
+/// answer on the way (even one the S3 client retried into a success) is back-pressure; a success is
+/// timed until the response headers.
+async fn open_counted(
+    source: &dyn Source,
+    bucket: &str,
+    key: &str,
+    deadline: &Deadline,
+    permit: &mut Permit,
+) -> Result<ObjectReader, Unavailable> {
+    let (throttled_before, started) = (source.throttled(), Instant::now());
+    let opened = deadline.within(source.open(bucket, key)).await;
+    permit.record(match &opened {
+        _ if source.throttled() > throttled_before => Outcome::Throttled,
+        Ok(Ok(_)) => Outcome::Ok(started.elapsed()),
+        _ => Outcome::Failed,
+    });
+    Ok(opened??)
 }
 
 /// How long past `extraction.timeout_secs` a worker that has not answered is given before it is
@@ -161,6 +185,11 @@ impl ContentStage {
             http: reqwest::Client::new(),
             pipeline_on,
             pool,
+            downloads: AdaptiveLimit::new(
+                "download",
+                config.elasticsearch.bulk.concurrent_downloads.get(),
+                config.elasticsearch.bulk.adaptive_concurrency,
+            ),
         }
     }
 
@@ -216,17 +245,14 @@ impl ContentStage {
             crate::metrics::extraction(key, "too_large");
             return Ok(false);
         }
+        // Held until the file is done: its download may last as long as its extraction.
+        let mut permit = self.downloads.acquire().await;
         let deadline = Deadline::new(download_deadline(self.download_floor, size));
-        let open = async {
-            deadline
-                .within(source.open(bucket, key))
-                .await?
-                .map_err(Unavailable::from)
-        };
+        let open = open_counted(source, bucket, key, &deadline, &mut permit);
         let extracted = match &self.mode {
             Mode::Off => return Ok(false),
             Mode::Service(cfg) => {
-                let body = deadline.within(source.open(bucket, key)).await??;
+                let body = open.await?;
                 // The upload declares the object's length from the listing: the service gets a
                 // plain body, not a chunked one. A body that turns out longer or shorter fails the
                 // request, and the next sync tries again.

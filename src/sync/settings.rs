@@ -20,6 +20,7 @@ pub fn sink(config: &Config, index: &str, pipeline: Option<String>) -> SinkSetti
         chunk_lines: bulk.chunk_size.get(),
         chunk_bytes: to_usize(bulk.chunk_max_mem_bytes),
         max_concurrency: bulk.max_concurrency.get(),
+        adaptive_concurrency: bulk.adaptive_concurrency,
         retry: RetryPolicy::new(
             bulk.max_retries,
             Backoff::new(bulk.retry_interval, Duration::from_secs(60)),

@@ -29,9 +29,11 @@ use tokio::task::{JoinHandle, JoinSet};
 mod http;
 pub mod partial;
 pub mod rewrite;
+pub mod throttle;
 use http::{Framing, framing, read_body, read_head, synthetic_response};
 pub use partial::Partial;
 pub use rewrite::Rewriter;
+pub use throttle::Throttle;
 
 /// Answers a request itself: `(method, target, body)` → `(status, JSON body)`.
 pub type Handler = Arc<
@@ -64,6 +66,8 @@ pub enum Fault {
     Rewrite(Rewriter),
     /// Forward, then answer with the head and only part of the body (see [`Partial`]).
     Partial(Partial),
+    /// Refuse beyond a number of requests in flight, hold the others (see [`Throttle`]).
+    Throttle(Arc<Throttle>),
 }
 
 impl Fault {
@@ -320,6 +324,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
         let mut rewriter = None;
         let mut lose = false;
         let mut partial = None;
+        let mut slot = None; // a Throttle's place, freed as the answer goes out
         match inner.select(&method, &target) {
             Some(Fault::Reset) => {
                 let stream = cr.into_inner().reunite(cw).expect("halves of one stream");
@@ -348,6 +353,20 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
             }
             Some(Fault::Rewrite(f)) => rewriter = Some(f),
             Some(Fault::Partial(p)) => partial = Some(p),
+            Some(Fault::Throttle(t)) => match t.admit() {
+                Some(place) => {
+                    slot = Some(place);
+                    tokio::time::sleep(t.hold).await;
+                }
+                None => {
+                    cw.write_all(&synthetic_response(t.status, &t.body, method == "HEAD"))
+                        .await?;
+                    if client_close {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            },
             None => {}
         }
 
@@ -378,6 +397,7 @@ async fn serve(client: TcpStream, inner: Arc<Inner>) -> io::Result<()> {
                     Some(f) => rewrite::rewrite_response(&response, &target, f),
                     None => response,
                 };
+                drop(slot.take()); // done before the client hears back, as a server would be
                 cw.write_all(&response).await?;
                 if close {
                     upstream = None;

@@ -2,7 +2,9 @@
 //! success. This is the only place that interprets bulk responses.
 //!
 //! * Requests are bounded by NDJSON lines (`chunk_size`) and bytes (`chunk_max_mem_size`).
-//! * Up to `max_concurrency` requests are in flight.
+//! * Up to `max_concurrency` requests are in flight, fewer while the cluster throttles or slows
+//!   down: each attempt takes a permit of an [`AdaptiveLimit`] (docs/architecture.md,
+//!   "Back-pressure").
 //! * The queue in front of the sink is bounded by items (`queue_max_size`) and bytes
 //!   (`queue_max_mem_size`): a producer waits when either is full, so memory never grows with the
 //!   bucket. Bytes stay reserved until their request is answered.
@@ -30,6 +32,7 @@ use super::client::EsClient;
 use super::error::EsError;
 use super::job::JobStats;
 use super::retry::RetryPolicy;
+use crate::concurrency::{AdaptiveLimit, Outcome};
 use crate::config::ErrorMonitorConfig;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,6 +52,9 @@ pub struct SinkSettings {
     pub chunk_lines: usize,
     pub chunk_bytes: usize,
     pub max_concurrency: usize,
+    /// Whether fewer requests are sent while the cluster throttles or slows down
+    /// (`elasticsearch.bulk.adaptive_concurrency`); `max_concurrency` stays the ceiling.
+    pub adaptive_concurrency: bool,
     /// Attempts per request and per item (the first included), and the pauses between them.
     pub retry: RetryPolicy,
     /// Docs without `_attachment` whose serialized size exceeds this are dropped; 0 = no cap.
@@ -172,6 +178,11 @@ impl BulkSink {
             (settings.queue_bytes / PERMIT_UNIT).clamp(1, u32::MAX as usize >> 4) as u32;
         let shared = Arc::new(Shared {
             es: Box::new(es),
+            limit: AdaptiveLimit::new(
+                "bulk",
+                settings.max_concurrency.max(1),
+                settings.adaptive_concurrency,
+            ),
             monitor: Mutex::new(ErrorMonitor::new(settings.error_monitor.clone())),
             counters: counters.clone(),
             watermark: watermark.clone(),
@@ -248,6 +259,8 @@ impl BulkSink {
 
 struct Shared {
     es: Box<dyn BulkTransport>,
+    /// Permits per attempt: how many requests may be on the wire now.
+    limit: AdaptiveLimit,
     settings: SinkSettings,
     monitor: Mutex<ErrorMonitor>,
     counters: Arc<SinkCounters>,
@@ -349,9 +362,17 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
         for q in &pending {
             q.op.encode(&s.index, &mut body);
         }
+        let mut permit = shared.limit.acquire().await;
         let resp = match shared.es.bulk_once(body, pipeline).await {
             Ok(resp) => resp,
             Err(e) => {
+                let status = e.status().map(|s| s.as_u16());
+                permit.record(if status.is_some_and(throttling) {
+                    Outcome::Throttled
+                } else {
+                    Outcome::Failed
+                });
+                drop(permit);
                 if let Some(delay) = s.retry.pause_after(attempt).filter(|_| e.is_transient()) {
                     shared
                         .counters
@@ -379,6 +400,8 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
                 pending.len()
             )));
         }
+        let rtt = permit.elapsed();
+        let mut throttled = false;
         let mut retry = Vec::new();
         let mut resend = Vec::new();
         for (queued, item) in pending.into_iter().zip(items) {
@@ -395,7 +418,11 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
                 resend.push(queued);
                 continue;
             }
-            match classify(&queued.op, &item) {
+            let outcome = classify(&queued.op, &item);
+            if let ItemOutcome::Retry { status, .. } = &outcome {
+                throttled |= throttling(*status);
+            }
+            match outcome {
                 ItemOutcome::Success => shared.record_success(&queued),
                 ItemOutcome::Retry { status, reason } if attempt < s.retry.max_attempts() => {
                     tracing::debug!(id = queued.op.id(), status, reason = %reason, "bulk item will be retried");
@@ -407,6 +434,12 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
                 }
             }
         }
+        permit.record(if throttled {
+            Outcome::Throttled
+        } else {
+            Outcome::Ok(rtt)
+        });
+        drop(permit);
         if retry.is_empty() && resend.is_empty() {
             return Ok(());
         }
@@ -419,6 +452,11 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
         retry.extend(resend);
         pending = retry;
     }
+}
+
+/// A status by which the cluster asks for fewer requests: 429 (rejected execution) or 503.
+fn throttling(status: u16) -> bool {
+    matches!(status, 429 | 503)
 }
 
 impl Shared {

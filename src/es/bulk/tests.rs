@@ -85,6 +85,7 @@ fn settings(chunk_lines: usize) -> SinkSettings {
         chunk_lines,
         chunk_bytes: 1 << 20,
         max_concurrency: 2,
+        adaptive_concurrency: true,
         retry: RetryPolicy::new(
             3,
             Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),

@@ -26,6 +26,8 @@ const FALLBACK_REGION: &str = "us-east-1";
 #[derive(Debug)]
 pub struct S3Client {
     default: Client,
+    /// Throttling answers received by this client and its regional ones.
+    throttled: super::throttle::ThrottleCounter,
     default_region: String,
     custom_endpoint: bool,
     buckets: Vec<String>,
@@ -99,9 +101,11 @@ impl S3Client {
 
         let path_style =
             settings.force_path_style || endpoint.as_deref().is_some_and(is_local_or_ip);
+        let throttled = super::throttle::ThrottleCounter::default();
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(path_style)
             .interceptor(crate::metrics::S3Interceptor)
+            .interceptor(throttled.clone())
             .build();
         let default_region = config
             .region()
@@ -115,6 +119,7 @@ impl S3Client {
         );
         Ok(S3Client {
             default: Client::from_conf(config),
+            throttled,
             default_region,
             custom_endpoint: endpoint.is_some(),
             buckets: settings.buckets.clone(),
@@ -126,6 +131,11 @@ impl S3Client {
     /// The default client (no bucket-specific region), e.g. for test fixtures.
     pub fn client(&self) -> &Client {
         &self.default
+    }
+
+    /// Throttling answers (503 `SlowDown`, 429) received so far, the SDK's retried attempts included.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.get()
     }
 
     /// The region of the default client.

@@ -139,6 +139,10 @@ impl Source for S3Store {
             .map_err(|e| scrubbed(&self.settings, e))?;
         Ok(Box::new(body.into_async_read()))
     }
+
+    fn throttled(&self) -> u64 {
+        self.client.throttled()
+    }
 }
 
 struct Pages<'a> {

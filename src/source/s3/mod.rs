@@ -21,6 +21,7 @@ mod paging;
 pub mod rules;
 pub mod schema;
 pub mod settings;
+mod throttle;
 
 #[cfg(test)]
 mod live_tests;
