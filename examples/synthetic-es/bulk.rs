@@ -117,7 +117,11 @@ fn fast_action(line: &[u8]) -> Option<Op<'_>> {
 fn slow_action(line: &[u8]) -> Option<Op<'static>> {
     let v: Value = serde_json::from_slice(line).ok()?;
     let (kind, meta) = v.as_object()?.iter().next()?;
-    let text = |k: &str| meta.get(k).and_then(Value::as_str).map(|s| s.to_owned().into());
+    let text = |k: &str| {
+        meta.get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.to_owned().into())
+    };
     Some(Op {
         kind: Kind::parse(kind)?,
         index: text("_index"),

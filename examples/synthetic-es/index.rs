@@ -13,7 +13,14 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Fields a document has, in the order they are written; `_source` filters pick among them.
-pub const FIELDS: [&str; 6] = ["id", "bucket", "filename", "_timestamp", "etag", "size_in_bytes"];
+pub const FIELDS: [&str; 6] = [
+    "id",
+    "bucket",
+    "filename",
+    "_timestamp",
+    "etag",
+    "size_in_bytes",
+];
 /// Every field.
 pub const ALL_FIELDS: u8 = (1 << FIELDS.len()) - 1;
 

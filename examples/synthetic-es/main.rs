@@ -141,7 +141,10 @@ async fn route(front: Arc<Front>, r: Request) -> Response {
                         .stats
                         .scrolls_cleared
                         .fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    json(200, format!(r#"{{"succeeded":true,"num_freed":{}}}"#, c.len()))
+                    json(
+                        200,
+                        format!(r#"{{"succeeded":true,"num_freed":{}}}"#, c.len()),
+                    )
                 }
                 _ => proxy(&front, r).await,
             }
@@ -187,7 +190,10 @@ fn synthetic(front: &Front, r: &Request, rest: &[&str]) -> Response {
 
 fn unsupported(r: &Request, why: &str) -> Response {
     eprintln!("synthetic-es: {} {}: {why}", r.method, r.target);
-    error(501, &format!("synthetic-es: {} {}: {why}", r.method, r.path))
+    error(
+        501,
+        &format!("synthetic-es: {} {}: {why}", r.method, r.path),
+    )
 }
 
 /// Passes the request to the real node and its answer back, both unchanged (but for hop-by-hop

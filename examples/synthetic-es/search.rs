@@ -28,7 +28,10 @@ pub fn parse_search(body: &[u8]) -> Result<Search, String> {
         serde_json::from_slice(body).map_err(|e| format!("search body is not JSON: {e}"))?
     };
     // Elasticsearch's default page is 10 hits.
-    let size = v.get("size").map_or(Some(10), Value::as_u64).ok_or("size is not a number")?;
+    let size = v
+        .get("size")
+        .map_or(Some(10), Value::as_u64)
+        .ok_or("size is not a number")?;
     let mask = match v.get("_source") {
         None | Some(Value::Bool(true)) => ALL_FIELDS,
         Some(Value::Bool(false)) => 0,
@@ -74,7 +77,10 @@ pub fn lookup(index: &SyntheticIndex, search: &Search, ids: &[String]) -> String
     stats.lookup_requests.fetch_add(1, Relaxed);
     stats.lookup_ids.fetch_add(ids.len() as u64, Relaxed);
     let mut out = String::with_capacity(64 + ids.len() * 160);
-    let _ = write!(out, r#"{{"took":1,"timed_out":false,{SHARDS},"hits":{{"max_score":1.0,"hits":["#);
+    let _ = write!(
+        out,
+        r#"{{"took":1,"timed_out":false,{SHARDS},"hits":{{"max_score":1.0,"hits":["#
+    );
     let mut seen = HashSet::new();
     let mut found = 0u64;
     for id in ids {
@@ -89,7 +95,11 @@ pub fn lookup(index: &SyntheticIndex, search: &Search, ids: &[String]) -> String
             out.push(',');
         }
         found += 1;
-        let _ = write!(out, r#"{{"_index":"{}","_id":"{id}","_score":1.0,"_source":"#, index.name);
+        let _ = write!(
+            out,
+            r#"{{"_index":"{}","_id":"{id}","_score":1.0,"_source":"#,
+            index.name
+        );
         index.write_source(p, id, search.mask, &mut out);
         out.push('}');
     }
@@ -155,7 +165,11 @@ pub fn scroll_page(index: &SyntheticIndex, cursor: Cursor) -> String {
             out.push(',');
         }
         let id = index.id(p);
-        let _ = write!(out, r#"{{"_index":"{}","_id":"{id}","_score":null,"_source":"#, index.name);
+        let _ = write!(
+            out,
+            r#"{{"_index":"{}","_id":"{id}","_score":null,"_source":"#,
+            index.name
+        );
         index.write_source(p, &id, cursor.mask, &mut out);
         let _ = write!(out, r#","sort":[{p}]}}"#);
     }

@@ -46,7 +46,10 @@ fn documents_are_what_a_sync_of_the_bucket_wrote() {
     }
     assert_eq!(key(&ix, 2_500), "stale/000000000.dat");
     assert_eq!(key(&ix, 2_529), "stale/000000029.dat");
-    assert_eq!(ix.id(2_529), document_id("scale-2500", "stale/000000029.dat"));
+    assert_eq!(
+        ix.id(2_529),
+        document_id("scale-2500", "stale/000000029.dat")
+    );
 }
 
 #[test]
@@ -56,7 +59,10 @@ fn every_id_is_found_again_and_no_other() {
         assert_eq!(ix.find(&ix.id(p)), Some(p));
     }
     assert_eq!(ix.find(&document_id("scale-20000", "nope.dat")), None);
-    assert_eq!(ix.find(&document_id("scale-19999", "00000/00000.dat")), None);
+    assert_eq!(
+        ix.find(&document_id("scale-19999", "00000/00000.dat")),
+        None
+    );
     assert_eq!(ix.find("not-an-md5"), None);
     assert_eq!(ix.find(&ix.id(3).to_uppercase()), None, "ids are lowercase");
 }
@@ -68,7 +74,10 @@ fn a_scroll_pages_through_every_document_once_in_order() {
         let body = format!(r#"{{"size":{size},"sort":["_doc"],"_source":["id","bucket"]}}"#);
         let search = search::parse_search(body.as_bytes()).unwrap();
         let mut page: Value = serde_json::from_str(&search::open_scroll(&ix, &search)).unwrap();
-        assert_eq!(page["hits"]["total"], json!({"value": 2_600, "relation": "eq"}));
+        assert_eq!(
+            page["hits"]["total"],
+            json!({"value": 2_600, "relation": "eq"})
+        );
         let mut ids = Vec::new();
         loop {
             assert_eq!(page["timed_out"], false);
@@ -89,14 +98,20 @@ fn a_scroll_pages_through_every_document_once_in_order() {
         let expected: Vec<String> = (0..2_600).map(|p| ix.id(p)).collect();
         assert_eq!(ids, expected, "size {size}");
     }
-    assert_eq!(Cursor::decode("DXF1ZXJ5QW5kRmV0Y2gBAAAAAAAAAD4W"), None, "a real node's id");
+    assert_eq!(
+        Cursor::decode("DXF1ZXJ5QW5kRmV0Y2gBAAAAAAAAAD4W"),
+        None,
+        "a real node's id"
+    );
     assert_eq!(Cursor::decode("synthetic-scroll-1-2-3-4"), None);
 }
 
 #[test]
 fn the_source_filter_picks_fields_and_ignores_unknown_ones() {
     let s = |b: &str| search::parse_search(b.as_bytes()).unwrap();
-    let today = s(r#"{"size":1000,"sort":["_doc"],"_source":["id","bucket","_timestamp","etag","content_sync_text_missing"]}"#);
+    let today = s(
+        r#"{"size":1000,"sort":["_doc"],"_source":["id","bucket","_timestamp","etag","content_sync_text_missing"]}"#,
+    );
     assert_eq!((today.size, today.mask, today.ids), (1000, 0b11011, None));
     assert_eq!(s("{}").size, 10, "Elasticsearch's default");
     assert_eq!(s("").mask, index::ALL_FIELDS);
@@ -130,7 +145,10 @@ fn a_lookup_answers_the_ids_that_exist_each_once() {
     let answer: Value = serde_json::from_str(&search::lookup(&ix, &two, &ids)).unwrap();
     assert_eq!(answer["hits"]["hits"].as_array().unwrap().len(), 2);
     let st = stats(&ix);
-    assert_eq!((st["lookup_requests"].as_u64(), st["lookup_ids"].as_u64()), (Some(2), Some(10)));
+    assert_eq!(
+        (st["lookup_requests"].as_u64(), st["lookup_ids"].as_u64()),
+        (Some(2), Some(10))
+    );
     assert_eq!(st["lookup_found"], 5);
 }
 
@@ -138,13 +156,19 @@ fn a_lookup_answers_the_ids_that_exist_each_once() {
 fn bulk_bodies_are_scanned_action_lines_only() {
     // A source line that looks like an action must be skipped, not read as one.
     let body = concat!(
-        r#"{"index":{"_index":"content","_id":"a"}}"#, "\n",
-        r#"{"delete":{"_index":"content","_id":"fake"},"x":"\n"}"#, "\n",
-        r#"{"delete":{"_id":"b","_index":"other"}}"#, "\n",
-        r#"{ "create" : { "_id" : "c\"q" } }"#, "\n",
-        r#"{"x":1}"#, "\n",
+        r#"{"index":{"_index":"content","_id":"a"}}"#,
         "\n",
-        r#"{"update":{"_id":"d"}}"#, "\n",
+        r#"{"delete":{"_index":"content","_id":"fake"},"x":"\n"}"#,
+        "\n",
+        r#"{"delete":{"_id":"b","_index":"other"}}"#,
+        "\n",
+        r#"{ "create" : { "_id" : "c\"q" } }"#,
+        "\n",
+        r#"{"x":1}"#,
+        "\n",
+        "\n",
+        r#"{"update":{"_id":"d"}}"#,
+        "\n",
         r#"{"doc":{}}"#,
     );
     let ops = bulk::parse(body.as_bytes()).unwrap();
@@ -163,7 +187,10 @@ fn bulk_bodies_are_scanned_action_lines_only() {
     );
     assert_eq!(bulk::count_for(&ops, None, "content"), 1);
     assert_eq!(bulk::count_for(&ops, Some("content"), "content"), 3);
-    assert!(bulk::parse(br#"{"index":{"_id":"a"}}"#).is_err(), "no source line");
+    assert!(
+        bulk::parse(br#"{"index":{"_id":"a"}}"#).is_err(),
+        "no source line"
+    );
     assert!(bulk::parse(b"{\"frobnicate\":{}}\n").is_err());
     assert!(bulk::parse(b"not json\n").is_err());
 }
@@ -173,10 +200,16 @@ fn bulk_answers_every_item_and_counts_ids_exactly() {
     let ix = world(100, 5);
     let mut body = String::new();
     for p in [0, 1, 2, 2] {
-        body.push_str(&format!("{{\"index\":{{\"_index\":\"content\",\"_id\":\"{}\"}}}}\n{{}}\n", ix.id(p)));
+        body.push_str(&format!(
+            "{{\"index\":{{\"_index\":\"content\",\"_id\":\"{}\"}}}}\n{{}}\n",
+            ix.id(p)
+        ));
     }
     for p in [100, 104, 3] {
-        body.push_str(&format!("{{\"delete\":{{\"_index\":\"content\",\"_id\":\"{}\"}}}}\n", ix.id(p)));
+        body.push_str(&format!(
+            "{{\"delete\":{{\"_index\":\"content\",\"_id\":\"{}\"}}}}\n",
+            ix.id(p)
+        ));
     }
     body.push_str("{\"index\":{\"_index\":\"content\",\"_id\":\"new\"}}\n{}\n");
     body.push_str("{\"delete\":{\"_index\":\"content\",\"_id\":\"gone\"}}\n");
@@ -189,7 +222,11 @@ fn bulk_answers_every_item_and_counts_ids_exactly() {
         .iter()
         .map(|i| {
             let (kind, body) = i.as_object().unwrap().iter().next().unwrap();
-            (kind.clone(), body["status"].as_u64().unwrap(), body["result"].as_str().unwrap().to_owned())
+            (
+                kind.clone(),
+                body["status"].as_u64().unwrap(),
+                body["result"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     let item = |k: &str, s: u64, r: &str| (k.to_owned(), s, r.to_owned());
@@ -210,9 +247,27 @@ fn bulk_answers_every_item_and_counts_ids_exactly() {
     assert_eq!(answer["items"][0]["index"]["_id"], ix.id(0));
     let st = stats(&ix);
     let got = |k: &str| st[k].as_u64().unwrap();
-    assert_eq!((got("index_ops"), got("indexed_objects"), got("index_unknown")), (5, 3, 1));
-    assert_eq!((got("delete_ops"), got("deleted_stale"), got("deleted_objects"), got("delete_unknown")), (4, 2, 1, 1));
+    assert_eq!(
+        (
+            got("index_ops"),
+            got("indexed_objects"),
+            got("index_unknown")
+        ),
+        (5, 3, 1)
+    );
+    assert_eq!(
+        (
+            got("delete_ops"),
+            got("deleted_stale"),
+            got("deleted_objects"),
+            got("delete_unknown")
+        ),
+        (4, 2, 1, 1)
+    );
     ix.reset();
     let st = stats(&ix);
-    assert_eq!((st["index_ops"].as_u64(), st["deleted_stale"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (st["index_ops"].as_u64(), st["deleted_stale"].as_u64()),
+        (Some(0), Some(0))
+    );
 }

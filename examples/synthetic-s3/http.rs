@@ -145,7 +145,10 @@ async fn read_request<R: AsyncRead + Unpin>(
     };
     if length <= max_body {
         request.body.reserve(length as usize);
-        (&mut *conn).take(length).read_to_end(&mut request.body).await?;
+        (&mut *conn)
+            .take(length)
+            .read_to_end(&mut request.body)
+            .await?;
         if request.body.len() as u64 != length {
             return Err(invalid("request body cut short"));
         }
