@@ -10,9 +10,9 @@
 #   make chaos   kill -9 the service at random moments of its jobs, check index == bucket (ROUNDS=N OBJECTS=M)
 #   make bench   extraction benchmarks (criterion): MB/s per format
 #   make bench-sync   sync benchmarks on the stand-ins (1 000 mixed files; 10 000 objects full vs incremental)
-#   make bench-scale  memory and speed as the bucket grows (OBJECTS=N, default 100 000; SCALE_ES=osmem for
-#                the stand-in): the service against examples/synthetic-s3 (a generated, storage-less S3:
-#                `cargo run --release --example synthetic-s3 -- --help`) and a real Elasticsearch
+#   make bench-scale  memory and speed as the bucket grows (N=..., default 100 000): the service against
+#                examples/synthetic-s3 (a generated, storage-less S3) and examples/synthetic-es (a
+#                synthetic content index before a real Elasticsearch; SCALE_ES=node: the real node only)
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #   make image   build content-sync:latest from the Dockerfile (Docker if its daemon answers, else podman)
 #   make test-image  run that image as Elastic documents against the stand-ins: sync, probes, SIGTERM
@@ -89,16 +89,21 @@ bench-sync: stand-ins
 	$(CARGO) build --release
 	@scripts/with-stand-ins.sh .local/venv/bin/python ftest/bench_sync.py target/release/content-sync
 
-# Scale: a metadata-only full sync and a no-change incremental sync of a synthetic bucket of OBJECTS
-# objects, beside the servers' own ceilings in the same run (ftest/bench_scale.py). Elasticsearch: ES_URL,
-# else a real node started for the run; SCALE_ES=osmem uses the OpenSearch-API stand-in instead.
-SCALE_ES ?= real
-bench-scale: OBJECTS = 100000
+# Scale: a metadata-only full sync and a no-change incremental sync of a synthetic bucket of N
+# objects, beside the servers' own ceilings in the same run (ftest/bench_scale.py). The content index
+# is the synthetic Elasticsearch front (examples/synthetic-es: N pre-indexed documents plus STALE,
+# default N/10, that the syncs must delete; bulk counted and dropped) before a real node (ES_URL, else
+# one started for the run); SCALE_ES=node puts the content index on the real node itself, SCALE_ES=osmem
+# on the OpenSearch-API stand-in. SCALE_TEMP_DIR: the service's temporary directory (measured).
+SCALE_ES ?= front
+N ?= 100000
+STALE ?=
 bench-scale:
-	$(CARGO) build --release --bin content-sync --example synthetic-s3
+	$(CARGO) build --release --bin content-sync --example synthetic-s3 --example synthetic-es
 	@$(if $(filter osmem,$(SCALE_ES)),scripts/with-stand-ins.sh,scripts/with-elasticsearch.sh) \
-		python3 ftest/bench_scale.py --objects $(OBJECTS) --binary target/release/content-sync \
-		--s3-binary target/release/examples/synthetic-s3
+		python3 ftest/bench_scale.py --objects $(N) $(if $(STALE),--stale $(STALE)) \
+		--es $(if $(filter front,$(SCALE_ES)),front,node) --binary target/release/content-sync \
+		--s3-binary target/release/examples/synthetic-s3 --es-binary target/release/examples/synthetic-es
 
 # The container image. Without a registry (this project's machines) scripts/image.sh first makes the
 # Dockerfile's two base images locally from Debian packages and the machine's Rust toolchain.

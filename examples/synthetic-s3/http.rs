@@ -1,5 +1,6 @@
-//! Just enough HTTP/1.1 for an S3 client: requests with a Content-Length body (read and dropped),
-//! keep-alive, responses with a Content-Length. Authorization headers are not checked.
+//! Just enough HTTP/1.1 for an S3 or Elasticsearch client: requests with a Content-Length body,
+//! keep-alive, responses with a Content-Length. Authorization headers are not checked. Shared by
+//! the synthetic S3 and the synthetic Elasticsearch front (examples/synthetic-es).
 
 use std::io;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -10,12 +11,16 @@ const MAX_HEAD: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Request {
     pub method: String,
+    /// The request target as sent (path and query, not decoded).
+    #[allow(dead_code)] // read by the Elasticsearch front only
+    pub target: String,
     /// The path, percent-decoded.
     pub path: String,
     /// Query parameters, percent-decoded, in order.
     pub query: Vec<(String, String)>,
     /// Headers with lower-case names.
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -42,7 +47,7 @@ impl Request {
 
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -55,27 +60,31 @@ impl Response {
         }
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
-        self.headers.push((name, value.into()));
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+        self.headers.push((name.into(), value.into()));
         self
     }
 }
 
-/// Serves requests on one connection until the client closes it or asks to.
-pub async fn serve<S, F>(stream: S, mut handle: F) -> io::Result<()>
+/// Serves requests on one connection until the client closes it or asks to. Bodies longer than
+/// `max_body` bytes are read and dropped (the request then has an empty body).
+pub async fn serve<S, F, Fut>(stream: S, max_body: u64, mut handle: F) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    F: FnMut(&Request) -> Response,
+    F: FnMut(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
 {
-    let mut conn = BufReader::with_capacity(16 * 1024, stream);
+    let mut conn = BufReader::with_capacity(64 * 1024, stream);
     let mut out = Vec::with_capacity(256 * 1024);
-    while let Some(request) = read_request(&mut conn).await? {
-        let response = handle(&request);
+    while let Some(request) = read_request(&mut conn, max_body).await? {
+        let head = request.method == "HEAD";
+        let keep_alive = request.keep_alive();
+        let response = handle(request).await;
         out.clear();
         // HEAD gets the headers of the GET, Content-Length included, and no body.
-        write_response(&mut out, &response, request.method != "HEAD");
+        write_response(&mut out, &response, !head);
         conn.get_mut().write_all(&out).await?;
-        if !request.keep_alive() {
+        if !keep_alive {
             break;
         }
     }
@@ -84,6 +93,7 @@ where
 
 async fn read_request<R: AsyncRead + Unpin>(
     conn: &mut BufReader<R>,
+    max_body: u64,
 ) -> io::Result<Option<Request>> {
     let mut line = String::new();
     if conn.read_line(&mut line).await? == 0 {
@@ -96,6 +106,7 @@ async fn read_request<R: AsyncRead + Unpin>(
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut request = Request {
         method: method.to_owned(),
+        target: target.to_owned(),
         path: decode(path, false),
         query: query
             .split('&')
@@ -106,6 +117,7 @@ async fn read_request<R: AsyncRead + Unpin>(
             })
             .collect(),
         headers: Vec::new(),
+        body: Vec::new(),
     };
     let mut head = line.len();
     loop {
@@ -131,7 +143,18 @@ async fn read_request<R: AsyncRead + Unpin>(
         Some(v) => v.parse().map_err(|_| invalid("bad content-length"))?,
         None => 0,
     };
-    tokio::io::copy(&mut conn.take(length), &mut tokio::io::sink()).await?;
+    if length <= max_body {
+        request.body.reserve(length as usize);
+        (&mut *conn)
+            .take(length)
+            .read_to_end(&mut request.body)
+            .await?;
+        if request.body.len() as u64 != length {
+            return Err(invalid("request body cut short"));
+        }
+    } else {
+        tokio::io::copy(&mut (&mut *conn).take(length), &mut tokio::io::sink()).await?;
+    }
     Ok(Some(request))
 }
 
@@ -142,12 +165,20 @@ fn invalid(what: &str) -> io::Error {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
         206 => "Partial Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
         _ => "Unknown",
     }
 }
@@ -234,11 +265,18 @@ mod tests {
     #[tokio::test]
     async fn keep_alive_requests_with_bodies() {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        let task = tokio::spawn(serve(server, |r| {
-            Response::new(
+        let task = tokio::spawn(serve(server, 1 << 20, |r| {
+            std::future::ready(Response::new(
                 200,
-                format!("{} {} {:?}", r.method, r.path, r.query).into_bytes(),
-            )
+                format!(
+                    "{} {} {:?} {}",
+                    r.method,
+                    r.path,
+                    r.query,
+                    String::from_utf8_lossy(&r.body)
+                )
+                .into_bytes(),
+            ))
         }));
         let (mut rd, mut wr) = tokio::io::split(client);
         wr.write_all(
@@ -250,7 +288,7 @@ mod tests {
         let mut got = String::new();
         rd.read_to_string(&mut got).await.unwrap();
         task.await.unwrap().unwrap();
-        let body = r#"PUT /b/k x [("list-type", "2"), ("prefix", "a/b")]"#;
+        let body = r#"PUT /b/k x [("list-type", "2"), ("prefix", "a/b")] abc"#;
         assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
         assert!(got.contains(&format!("Content-Length: {}\r\n", body.len())));
         assert!(got.contains(body));

@@ -62,7 +62,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         let args = args.clone();
         tokio::spawn(async move {
             // A client that goes away mid-request is no concern of ours.
-            let _ = http::serve(stream, |r| route(&args, r)).await;
+            let _ = http::serve(stream, 0, |r| std::future::ready(route(&args, &r))).await;
         });
     }
 }

@@ -19,7 +19,9 @@ async fn start() -> Client {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let args = args.clone();
-            tokio::spawn(async move { http::serve(stream, |r| route(&args, r)).await });
+            tokio::spawn(async move {
+                http::serve(stream, 0, |r| std::future::ready(route(&args, &r))).await
+            });
         }
     });
     let config = aws_sdk_s3::Config::builder()

@@ -39,9 +39,14 @@ impl Op {
 
     /// Appends this op's NDJSON lines to `out`.
     pub fn encode(&self, index: &str, out: &mut Vec<u8>) {
-        let action = serde_json::json!({ self.kind(): {"_index": index, "_id": self.id()} });
-        serde_json::to_writer(&mut *out, &action).expect("action serializes");
-        out.push(b'\n');
+        // `{"<kind>":{"_index":…,"_id":…}}`, written directly (no JSON tree per operation).
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(self.kind().as_bytes());
+        out.extend_from_slice(b"\":{\"_index\":");
+        serde_json::to_writer(&mut *out, index).expect("a string serializes");
+        out.extend_from_slice(b",\"_id\":");
+        serde_json::to_writer(&mut *out, self.id()).expect("a string serializes");
+        out.extend_from_slice(b"}}\n");
         if let Op::Index { source, .. } = self {
             out.extend_from_slice(source);
             out.push(b'\n');

@@ -1,9 +1,10 @@
 //! The document produced for each S3 object (docs/architecture.md#the-s3-source) and helpers shared with the sync.
 
 use super::listing::S3Object;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
+use std::fmt::Write;
 
 /// Document `_id`: lowercase hex MD5 of `"<bucket>/<key>"`.
 pub fn document_id(bucket: &str, key: &str) -> String {
@@ -12,18 +13,42 @@ pub fn document_id(bucket: &str, key: &str) -> String {
         .chain_update("/")
         .chain_update(key)
         .finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    // One allocation, no formatting machinery: this runs once per listed object.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in digest {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Python's `datetime.isoformat()` for a UTC time: `2024-01-02T03:04:05+00:00`, with `.ffffff`
 /// microseconds only when they are non-zero (sub-microsecond digits are truncated).
 pub fn iso_timestamp(t: DateTime<Utc>) -> String {
     let micros = t.nanosecond() % 1_000_000_000 / 1_000;
-    if micros == 0 {
-        t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    let mut out = String::with_capacity(32);
+    let year = t.year();
+    // chrono's `format` interprets its pattern on every call; years of four digits (every S3 date)
+    // are written directly, others (`+10000`, negative) and leap seconds (`:60`) as chrono writes them.
+    if (0..=9999).contains(&year) && t.nanosecond() < 1_000_000_000 {
+        let _ = write!(
+            out,
+            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
     } else {
-        format!("{}.{micros:06}+00:00", t.format("%Y-%m-%dT%H:%M:%S"))
+        let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S"));
     }
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
+    }
+    out.push_str("+00:00");
+    out
 }
 
 /// The metadata document for an object: `_id`, `filename`, `size_in_bytes`, `bucket`, `owner`,
@@ -72,6 +97,17 @@ mod tests {
             iso_timestamp(t + chrono::Duration::nanoseconds(1_500)),
             "2024-01-02T03:04:05.000001+00:00"
         );
+        // Leap second (chrono: nanosecond >= 1e9, second 59) and years chrono writes specially.
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        assert_eq!(iso_timestamp(leap), "2016-12-31T23:59:60.500000+00:00");
+        let far = Utc.with_ymd_and_hms(12024, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(iso_timestamp(far), "+12024-01-02T03:04:05+00:00");
+        let early = Utc.with_ymd_and_hms(999, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(iso_timestamp(early), "0999-01-02T03:04:05+00:00");
     }
 
     #[test]
