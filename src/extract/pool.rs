@@ -235,11 +235,12 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let max_memory = self.config.max_memory;
+        let service = std::process::id();
         // SAFETY: the closure runs in the child between fork and exec and only makes
         // async-signal-safe system calls (setrlimit, prctl, getppid).
         unsafe {
             use std::os::unix::process::CommandExt;
-            command.pre_exec(move || limit_child(max_memory));
+            command.pre_exec(move || limit_child(max_memory, service));
         }
         let mut child = command.spawn().map_err(Failure::Spawn)?;
         let pipes = (|| {
@@ -500,8 +501,9 @@ async fn keep_tail(mut stderr: ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
     }
 }
 
-/// Applies the worker's limits; runs in the child between fork and exec.
-fn limit_child(max_memory: Option<u64>) -> std::io::Result<()> {
+/// Applies the worker's limits; runs in the child between fork and exec. `service` is the pid of
+/// the process that forked it.
+fn limit_child(max_memory: Option<u64>, service: u32) -> std::io::Result<()> {
     if let Some(bytes) = max_memory {
         let limit = libc::rlimit {
             rlim_cur: bytes as libc::rlim_t,
@@ -520,8 +522,10 @@ fn limit_child(max_memory: Option<u64>) -> std::io::Result<()> {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // The service died between fork and prctl: nobody would read this worker.
-        if libc::getppid() == 1 {
+        // The service died between fork and prctl: nobody would read this worker. Compared with
+        // the service's own pid, not 1: in a container the service is pid 1 itself, and an orphan
+        // may go to a subreaper rather than to init.
+        if libc::getppid() as u32 != service {
             libc::_exit(1);
         }
     }
