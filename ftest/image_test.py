@@ -12,6 +12,7 @@ Exits non-zero on the first failure, with the container's log.
 import argparse
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -20,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 
+import deploy_check
 import world
 from world import es, log
 
@@ -71,15 +73,33 @@ def run_cli(config, *args):
               "/config/config.yml", *args)
 
 
-def start_service(config, name):
+SERVICE = "content-sync-test-image"
+CREATED = []
+
+
+# What deploy/kubernetes.yml's securityContext asks: read-only root filesystem with a writable /tmp, no
+# capabilities, no privilege escalation, the image's numeric user.
+AS_KUBERNETES = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                 "--user", "65532:65532"]
+
+
+def start_service(config, name, *flags):
     sh(ENGINE, "rm", "-f", name, check=False)
-    sh(ENGINE, "run", "-d", "--name", name, "--network", "host", "-e", "ALLOW_ES_VERSION_MISMATCH=true",
+    sh(ENGINE, "run", "-d", "--name", name, "--network", "host", "-e", "ALLOW_ES_VERSION_MISMATCH=true", *flags,
        "-v", f"{config}:/config/config.yml:ro", IMAGE, "/app/bin/elastic-ingest", "-c", "/config/config.yml")
     return name
 
 
 def job(job_id):
     return es("GET", f"/.elastic-connectors-sync-jobs/_doc/{job_id}")["_source"]
+
+
+def check_body(container, key, text):
+    """The object's text reached its document: extraction (a worker process of the service) ran."""
+    doc = es("GET", f"/{INDEX}/_doc/{world.doc_id(BUCKET, key)}", ok_missing=True)
+    body = ((doc or {}).get("_source") or {}).get("body") or ""
+    if text not in body:
+        fail(f"the document of {key} has body {body[:80]!r}, not the object's text {text!r}", container)
 
 
 def metric(text, name):
@@ -105,6 +125,7 @@ def main():
         fail(f"the image runs as root (User={user!r})")
 
     workdir = tempfile.mkdtemp(prefix="test-image-")
+    CREATED.append(workdir)
     os.chmod(workdir, 0o755)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,11 +154,12 @@ def main():
     job_id = run_cli(config, "job", "start", "--connector", CONNECTOR).splitlines()[-1]
     log(f"the image's CLI created connector {CONNECTOR} and queued job {job_id}")
 
-    name = start_service(config, "content-sync-test-image")
+    name = start_service(config, SERVICE)
     done = wait("the first sync", 300, lambda: job(job_id)["status"] in ("completed", "error") and job(job_id), name)
     if done["status"] != "completed" or world.count(INDEX) != FIRST:
         fail(f"first sync {done['status']} ({done.get('error')}), {world.count(INDEX)} of {FIRST} documents", name)
-    log(f"full sync completed in the container: {FIRST} documents")
+    check_body(name, "first/0007.txt", "first batch 7")
+    log(f"full sync completed in the container: {FIRST} documents, text extracted")
 
     if http_get(f"http://127.0.0.1:{port}/healthz")[0] != 200:
         fail("/healthz does not answer 200", name)
@@ -155,11 +177,19 @@ def main():
         fail("the service runs as root in the container", name)
     log(f"the service runs as uid {uid}")
 
-    # SIGTERM in the middle of a job: suspended, exit 0.
+    # SIGTERM while idle: exit 0.
+    sh(ENGINE, "stop", "-t", "60", name)
+    code = sh(ENGINE, "inspect", "-f", "{{.State.ExitCode}}", name)
+    if code != "0":
+        fail(f"after SIGTERM while idle: exit code {code}", name)
+
+    # SIGTERM in the middle of a job: suspended, exit 0. The job is queued while no service runs, so
+    # that it cannot end before the test sees it running however slow the CLI's container is.
     world.put_all(s3, BUCKET, [(f"second/{i:05}.txt", f"second batch {i}\n".encode()) for i in range(SECOND)])
     es("POST", f"/.elastic-connectors/_update/{CONNECTOR}?refresh=true",
        {"doc": {"configuration": {"page_size": {"value": 10}}}})
     second = run_cli(config, "job", "start", "--connector", CONNECTOR).splitlines()[-1]
+    name = start_service(config, SERVICE)
     wait("the second job to run", 120, lambda: job(second)["status"] == "in_progress", name)
     t = time.time()
     sh(ENGINE, "stop", "-t", "60", name)
@@ -171,18 +201,21 @@ def main():
     log(f"SIGTERM: job suspended at {suspended['indexed_document_count']} documents, exit code 0 "
         f"after {stop_secs:.1f} s")
 
-    name = start_service(config, "content-sync-test-image")
+    name = start_service(config, SERVICE, *AS_KUBERNETES)
     wait("the suspended job to complete", 600,
          lambda: job(second)["status"] in ("completed", "error"), name)
     total = world.count(INDEX)
     if job(second)["status"] != "completed" or total != FIRST + SECOND:
         fail(f"resumed job {job(second)['status']}, {total} of {FIRST + SECOND} documents", name)
-    log(f"a new container resumed and completed the job: {total} documents")
+    check_body(name, f"second/{SECOND - 1:05}.txt", f"second batch {SECOND - 1}")
+    log(f"a new container (read-only root, no capabilities, as deploy/kubernetes.yml runs it) resumed and "
+        f"completed the job: {total} documents, text extracted")
     sh(ENGINE, "stop", "-t", "60", name)
     sh(ENGINE, "rm", "-f", name, check=False)
 
     # The CA bundle the TLS stacks read (rustls-platform-verifier via SSL_CERT_FILE / /etc/ssl/certs).
     ctr = sh(ENGINE, "create", IMAGE)
+    CREATED.append(ctr)
     bundle = os.path.join(workdir, "ca-certificates.crt")
     sh(ENGINE, "cp", f"{ctr}:/etc/ssl/certs/ca-certificates.crt", bundle)
     sh(ENGINE, "rm", ctr)
@@ -192,9 +225,24 @@ def main():
     if certs < 100 or len(ctx.get_ca_certs()) < 100:
         fail(f"the image's CA bundle holds {certs} certificates")
     log(f"CA bundle /etc/ssl/certs/ca-certificates.crt: {certs} certificates")
+
+    deploy_check.run(sh, log, fail, ENGINE, IMAGE, workdir, world.ES_URL, auth)
     log(f"test-image passed in {time.time() - started:.0f} s")
+
+
+def cleanup():
+    """No container or file of ours outlives the test, passed or failed."""
+    if ENGINE:
+        for name in [SERVICE, *CREATED]:
+            if os.path.isdir(name):
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                subprocess.run([ENGINE, "rm", "-f", "-t", "10", name], capture_output=True, check=False)
 
 
 if __name__ == "__main__":
     ENGINE = IMAGE = None
-    main()
+    try:
+        main()
+    finally:
+        cleanup()

@@ -128,7 +128,7 @@ make_runtime_base() {
     say "making ${tag} locally from Debian packages"
     command -v dpkg-deb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 ||
         die "cannot make ${tag}: needs a Debian machine (dpkg-deb, apt-get)"
-    work="$(mktemp -d)"
+    work="$(mktemp -d -p "${SCRATCH}")"
     rootfs="${work}/rootfs"
     mkdir -p "${rootfs}"
     (cd "${work}" && apt-get download -qq libc6 libgcc-s1 gcc-12-base ca-certificates netbase tzdata \
@@ -166,14 +166,14 @@ make_builder() {
     say "making ${tag} locally (Debian ${SUITE} minbase + this machine's Rust toolchain)"
     if ! have_image "${minbase}"; then
         command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
-        work="$(mktemp -d)"
+        work="$(mktemp -d -p "${SCRATCH}")"
         debootstrap --variant=minbase "${SUITE}" "${work}/rootfs" "$(debian_mirror)" >/dev/null
         tar --numeric-owner -C "${work}/rootfs" -c . | "${ENGINE}" import - "${minbase}" >/dev/null
         rm -rf "${work}"
     fi
     toolchain="$(dirname "$(dirname "$(rustup which rustc 2>/dev/null || command -v rustc)")")"
     [[ -x "${toolchain}/bin/cargo" ]] || die "no Rust toolchain with cargo at ${toolchain}"
-    work="$(mktemp -d)"
+    work="$(mktemp -d -p "${SCRATCH}")"
     mkdir -p "${work}/rust"
     tar -C "${toolchain}" --exclude=./share/doc --exclude=./share/man -c . | tar -C "${work}/rust" -x
     cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "${work}/ca-certificates.crt"
@@ -191,12 +191,16 @@ EOF
 }
 
 cmd_build() {
-    local started=${SECONDS}
+    local started=${SECONDS} previous size
     present_or_pulled "$(qualified "${RUNTIME_BASE}")" || make_runtime_base "${RUNTIME_BASE}"
     present_or_pulled "$(qualified "${BUILDER_BASE}")" || make_builder "${BUILDER_BASE}"
-    say "building ${IMAGE} with ${ENGINE}"
+    say "base images ready in $((SECONDS - started)) s; building ${IMAGE} with ${ENGINE}"
+    previous="$("${ENGINE}" image inspect -f '{{.Id}}' "${IMAGE}" 2>/dev/null || true)"
     "${ENGINE}" build "${BUILD_FLAGS[@]}" --network host -t "${IMAGE}" "${ROOT}"
-    local size
+    # The image this one replaces, now untagged: removed unless a container still uses it.
+    if [[ -n "${previous}" && "${previous}" != "$("${ENGINE}" image inspect -f '{{.Id}}' "${IMAGE}")" ]]; then
+        "${ENGINE}" rmi "${previous}" >/dev/null 2>&1 || true
+    fi
     size="$("${ENGINE}" image inspect -f '{{.Size}}' "${IMAGE}")"
     say "built ${IMAGE}: $((size / 1000000)) MB, in $((SECONDS - started)) s"
 }
@@ -206,6 +210,10 @@ cmd_test() {
     "${ROOT}/scripts/with-stand-ins.sh" "${ROOT}/.local/venv/bin/python" "${ROOT}/ftest/image_test.py" \
         --engine "${ENGINE}" --image "${IMAGE}"
 }
+
+# Scratch space of the base images (a root filesystem, a copy of the toolchain): gone on any exit.
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "${SCRATCH}"' EXIT
 
 ENGINE="$(pick_engine)"
 BUILD_FLAGS=()

@@ -239,11 +239,12 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let max_memory = self.config.max_memory;
+        let service = std::process::id();
         // SAFETY: the closure runs in the child between fork and exec and only makes
         // async-signal-safe system calls (setrlimit, prctl, getppid).
         unsafe {
             use std::os::unix::process::CommandExt;
-            command.pre_exec(move || limit_child(max_memory));
+            command.pre_exec(move || limit_child(max_memory, service));
         }
         let mut child = command.spawn().map_err(Failure::Spawn)?;
         let pipes = (|| {

@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-/// Applies the worker's limits; runs in the child between fork and exec.
-pub(super) fn limit_child(max_memory: Option<u64>) -> std::io::Result<()> {
+/// Applies the worker's limits; runs in the child between fork and exec. `service` is the pid of
+/// the process that forked it.
+pub(super) fn limit_child(max_memory: Option<u64>, service: u32) -> std::io::Result<()> {
     if let Some(bytes) = max_memory {
         let limit = libc::rlimit {
             rlim_cur: bytes as libc::rlim_t,
@@ -26,8 +27,10 @@ pub(super) fn limit_child(max_memory: Option<u64>) -> std::io::Result<()> {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // The service died between fork and prctl: nobody would read this worker.
-        if libc::getppid() == 1 {
+        // The service died between fork and prctl: nobody would read this worker. Compared with
+        // the service's own pid, not 1: in a container the service is pid 1 itself, and an orphan
+        // may go to a subreaper rather than to init.
+        if libc::getppid() as u32 != service {
             libc::_exit(1);
         }
     }
