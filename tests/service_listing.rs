@@ -348,6 +348,16 @@ async fn checkpoints_never_move_past_a_failed_bucket() {
 // ---------------------------------------------------------------------------------------------
 // 4. reading the index's existing ids
 
+/// A search page that says one of its shards failed, without its hits.
+fn one_shard_failed(_target: &str, body: &str) -> String {
+    let mut page: Value = serde_json::from_str(body).expect("search JSON");
+    page["_shards"]["failed"] = json!(1);
+    page["_shards"]["failures"] = json!([{"shard": 0, "index": "x",
+        "reason": {"type": "node_disconnected_exception", "reason": "node left"}}]);
+    page["hits"]["hits"] = json!([]);
+    page.to_string()
+}
+
 /// The existing ids are read before deciding what vanished. A page of that scroll that failed on
 /// some shards, timed out, or errored means the set is incomplete: the job ends `error` saying
 /// so, and deletes nothing (here: the document of an object removed from S3 stays). The same
@@ -371,14 +381,7 @@ async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
             Rule::when(
                 "first scroll page failed on a shard",
                 move |m, t| m1.load(Ordering::SeqCst) == 1 && first_page(m, t),
-                Fault::rewrite(|_, body| {
-                    let mut page: Value = serde_json::from_str(body).expect("search JSON");
-                    page["_shards"]["failed"] = json!(1);
-                    page["_shards"]["failures"] = json!([{"shard": 0, "index": "x",
-                        "reason": {"type": "node_disconnected_exception", "reason": "node left"}}]);
-                    page["hits"]["hits"] = json!([]);
-                    page.to_string()
-                }),
+                Fault::rewrite(one_shard_failed),
             ),
             Rule::when(
                 "first scroll page timed out",
@@ -410,12 +413,7 @@ async fn an_incomplete_read_of_existing_ids_deletes_nothing() {
                         && t.starts_with("/search-")
                         && t.ends_with("/_search")
                 },
-                Fault::rewrite(|_, body| {
-                    let mut page: Value = serde_json::from_str(body).expect("search JSON");
-                    page["_shards"]["failed"] = json!(1);
-                    page["hits"]["hits"] = json!([]);
-                    page.to_string()
-                }),
+                Fault::rewrite(one_shard_failed),
             ),
         ],
     )

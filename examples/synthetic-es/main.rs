@@ -80,17 +80,10 @@ fn main() -> std::io::Result<()> {
 
 async fn run(args: Args) -> std::io::Result<()> {
     let front = Arc::new(front(&args).map_err(std::io::Error::other)?);
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
-    println!("ES_URL=http://{}", listener.local_addr()?);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        let front = front.clone();
-        tokio::spawn(async move {
-            // A client that goes away mid-request is no concern of ours.
-            let _ = http::serve(stream, MAX_BODY, |r| route(front.clone(), r)).await;
-        });
-    }
+    http::listen(&args.host, args.port, "ES_URL", MAX_BODY, move |r| {
+        route(front.clone(), r)
+    })
+    .await
 }
 
 fn front(args: &Args) -> Result<Front, String> {

@@ -66,6 +66,32 @@ impl Response {
     }
 }
 
+/// Listens on `host:port`, prints `<banner>=http://<address>` on stdout (how the benchmark finds
+/// the server), and serves each connection on its own task with `handle`.
+pub async fn listen<F, Fut>(
+    host: &str,
+    port: u16,
+    banner: &str,
+    max_body: u64,
+    handle: F,
+) -> io::Result<()>
+where
+    F: Fn(Request) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Response> + Send,
+{
+    let listener = tokio::net::TcpListener::bind((host, port)).await?;
+    println!("{banner}=http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            // A client that goes away mid-request is no concern of ours.
+            let _ = serve(stream, max_body, handle).await;
+        });
+    }
+}
+
 /// Serves requests on one connection until the client closes it or asks to. Bodies longer than
 /// `max_body` bytes are read and dropped (the request then has an empty body).
 pub async fn serve<S, F, Fut>(stream: S, max_body: u64, mut handle: F) -> io::Result<()>

@@ -53,18 +53,12 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn run(args: Args) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
-    println!("S3_ENDPOINT=http://{}", listener.local_addr()?);
     let args = Arc::new(args);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        let args = args.clone();
-        tokio::spawn(async move {
-            // A client that goes away mid-request is no concern of ours.
-            let _ = http::serve(stream, 0, |r| std::future::ready(route(&args, &r))).await;
-        });
-    }
+    let (host, port) = (args.host.clone(), args.port);
+    http::listen(&host, port, "S3_ENDPOINT", 0, move |r| {
+        std::future::ready(route(&args, &r))
+    })
+    .await
 }
 
 fn route(args: &Args, r: &Request) -> Response {
