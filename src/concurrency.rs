@@ -254,10 +254,15 @@ impl AdaptiveLimit {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let epoch = self.shared.lock().controller.started();
+        let (epoch, probing) = {
+            let mut state = self.shared.lock();
+            let epoch = state.controller.started();
+            (epoch, state.adaptive && state.controller.limit > 1)
+        };
         Permit {
             shared: self.shared.clone(),
             epoch,
+            probing,
             permit: Some(permit),
             outcome: None,
             started: Instant::now(),
@@ -329,6 +334,7 @@ impl Drop for Shared {
 pub struct Permit {
     shared: Arc<Shared>,
     epoch: u64,
+    probing: bool,
     permit: Option<OwnedSemaphorePermit>,
     outcome: Option<Outcome>,
     started: Instant,
@@ -338,6 +344,13 @@ impl Permit {
     /// How long since the permit was granted: the round trip of a request sent right away.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Whether the limit was still above its floor of 1 when this permit was granted: a refusal
+    /// then is the limit finding the server's level (it halves, or probes one above it), not yet
+    /// proof that the server cannot take even one request.
+    pub fn probing(&self) -> bool {
+        self.probing
     }
 
     /// Records how the attempt went; the permit is given back when dropped.

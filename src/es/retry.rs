@@ -74,6 +74,11 @@ impl RetryPolicy {
         (attempt < self.max_attempts).then(|| self.backoff.delay(attempt))
     }
 
+    /// The jittered pause after `attempt` (1-based), whether or not another attempt is allowed.
+    pub fn pause(&self, attempt: u32) -> Duration {
+        self.backoff.delay(attempt)
+    }
+
     /// Calls `call` (with the attempt number, from 1) until `classify` calls its outcome
     /// [`Verdict::Final`] or the attempts run out, and returns the last outcome. Before each retry
     /// `on_retry` hears the attempt, the pause and the outcome (to log it); `cancel` firing during

@@ -10,7 +10,9 @@
 //!   bucket. Bytes stay reserved until their request is answered.
 //! * A whole request that fails with 429/5xx or a lost connection is retried with jittered exponential
 //!   backoff; items that fail with 429/5xx/`es_rejected_execution_exception` are retried alone, the
-//!   same way; both bounded by `max_retries` attempts. Other item failures are logged (id, status,
+//!   same way; both bounded by `max_retries` attempts. A refusal (429/503) of a request sent while
+//!   the adaptive limit was above 1 is the limit finding the cluster's level and does not spend an
+//!   attempt, at most `max_retries` times per request. Other item failures are logged (id, status,
 //!   reason), counted, and fed to the error monitor. Statistics count successful items only.
 //! * The connector's ingest pipeline is named on every request, as Elastic's service does; whether
 //!   it exists is learnt from the answer, since the credentials Kibana gives a connector may not read
@@ -346,7 +348,10 @@ async fn dispatch(
 /// Sends one batch until every item succeeded or was given up on.
 async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(), SinkError> {
     let s = &shared.settings;
+    let max_attempts = s.retry.max_attempts();
     let mut attempt = 0;
+    // Refusals that did not spend an attempt (see `Permit::probing`), at most `max_attempts`.
+    let mut free = 0;
     loop {
         attempt += 1;
         let pipeline = s
@@ -366,12 +371,26 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
         let resp = match shared.es.bulk_once(body, pipeline).await {
             Ok(resp) => resp,
             Err(e) => {
-                let status = e.status().map(|s| s.as_u16());
-                permit.record(if status.is_some_and(throttling) {
+                let throttled = e.status().is_some_and(|s| throttling(s.as_u16()));
+                permit.record(if throttled {
                     Outcome::Throttled
                 } else {
                     Outcome::Failed
                 });
+                if throttled && permit.probing() && free < max_attempts {
+                    free += 1;
+                    drop(permit);
+                    shared
+                        .counters
+                        .request_retries
+                        .fetch_add(1, Ordering::Relaxed);
+                    let delay = s.retry.pause(attempt);
+                    tracing::debug!(error = %e, attempt, delay_ms = delay.as_millis() as u64,
+                        "bulk request refused while the concurrency limit adapts, retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt -= 1;
+                    continue;
+                }
                 drop(permit);
                 if let Some(delay) = s.retry.pause_after(attempt).filter(|_| e.is_transient()) {
                     shared
@@ -401,9 +420,8 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             )));
         }
         let rtt = permit.elapsed();
-        let mut throttled = false;
-        let mut retry = Vec::new();
         let mut resend = Vec::new();
+        let mut answered = Vec::with_capacity(pending.len());
         for (queued, item) in pending.into_iter().zip(items) {
             if let Some(name) = pipeline
                 && names_missing_pipeline(&item, name)
@@ -419,12 +437,19 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
                 continue;
             }
             let outcome = classify(&queued.op, &item);
-            if let ItemOutcome::Retry { status, .. } = &outcome {
-                throttled |= throttling(*status);
-            }
+            answered.push((queued, outcome));
+        }
+        let throttled = answered
+            .iter()
+            .any(|(_, o)| matches!(o, ItemOutcome::Retry { status, .. } if throttling(*status)));
+        // Items the cluster refused while the limit was still finding its level do not spend an
+        // attempt either (the whole batch's, at most `max_attempts` times).
+        let spent = !(throttled && permit.probing() && free < max_attempts);
+        let mut retry = Vec::new();
+        for (queued, outcome) in answered {
             match outcome {
                 ItemOutcome::Success => shared.record_success(&queued),
-                ItemOutcome::Retry { status, reason } if attempt < s.retry.max_attempts() => {
+                ItemOutcome::Retry { status, reason } if !spent || attempt < max_attempts => {
                     tracing::debug!(id = queued.op.id(), status, reason = %reason, "bulk item will be retried");
                     shared.counters.item_retries.fetch_add(1, Ordering::Relaxed);
                     retry.push(queued);
@@ -447,7 +472,11 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             // Only the pipeline was wrong: send again at once, without spending an attempt.
             attempt -= 1;
         } else {
-            tokio::time::sleep(s.retry.pause_after(attempt).unwrap_or_default()).await;
+            tokio::time::sleep(s.retry.pause(attempt)).await;
+            if !spent {
+                free += 1;
+                attempt -= 1;
+            }
         }
         retry.extend(resend);
         pending = retry;

@@ -172,16 +172,62 @@ async fn whole_request_throttling_is_retried_then_gives_up() {
             json!({"error": {"type": "unavailable", "reason": "down"}}),
         )
     });
+    for (adaptive, requests, why) in [
+        (
+            true,
+            4,
+            "a free refusal at limit 2 (it halves to 1), then max_attempts at the floor",
+        ),
+        (false, 3, "a fixed limit: max_attempts requests, no more"),
+    ] {
+        let (url, served) = fake_es(script.clone()).await;
+        let settings = SinkSettings {
+            adaptive_concurrency: adaptive,
+            ..settings(100)
+        };
+        let sink = BulkSink::start(client(&url), settings, Arc::default(), Arc::default());
+        sink.send(index_op("a")).await.unwrap();
+        let err = sink.finish().await.unwrap_err();
+        assert!(err.to_string().contains("503"), "{err}");
+        assert_eq!(served.load(Ordering::SeqCst), requests, "{why}");
+    }
+}
+
+#[tokio::test]
+async fn refusals_while_the_limit_adapts_do_not_spend_the_attempts() {
+    // Requests 0 and 1 refused whole, request 2's item refused, then accepted. With 2 attempts,
+    // only the refusals at the floor (limit 1) count: 1 and 2 spend the first, 3 succeeds.
+    let script: Script = Arc::new(|n, _, lines| match n {
+        0 | 1 => (
+            429,
+            json!({"error": {"type": "es_rejected_execution_exception", "reason": "busy"}}),
+        ),
+        _ => {
+            let items: Vec<Value> = actions(lines)
+                .into_iter()
+                .map(|(op, _)| match n {
+                    2 => json!({op: {"status": 429, "error": {"type": "x", "reason": "busy"}}}),
+                    _ => json!({op: {"status": 201, "result": "created"}}),
+                })
+                .collect();
+            (200, json!({"errors": n == 2, "items": items}))
+        }
+    });
     let (url, served) = fake_es(script).await;
-    let sink = BulkSink::start(client(&url), settings(100), Arc::default(), Arc::default());
+    let counters = Arc::new(SinkCounters::default());
+    let settings = SinkSettings {
+        max_concurrency: 4,
+        retry: RetryPolicy::new(
+            2,
+            Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
+        ),
+        ..settings(100)
+    };
+    let sink = BulkSink::start(client(&url), settings, counters.clone(), Arc::default());
     sink.send(index_op("a")).await.unwrap();
-    let err = sink.finish().await.unwrap_err();
-    assert!(err.to_string().contains("503"), "{err}");
-    assert_eq!(
-        served.load(Ordering::SeqCst),
-        3,
-        "max_attempts requests, no more"
-    );
+    sink.finish().await.unwrap();
+    assert_eq!(counters.indexed.load(Ordering::Relaxed), 1);
+    assert_eq!(served.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
