@@ -33,7 +33,7 @@ stand-ins:
 test: stand-ins
 	$(CARGO) test --all-targets --no-run
 	@set -a && eval "$$($(STAND_INS) paths)" && set +a && \
-		scripts/with-elasticsearch.sh $(CARGO) test --all-targets $(TEST_ARGS)
+		scripts/with-elasticsearch.sh $(CARGO) test --all-targets --no-fail-fast $(TEST_ARGS)
 
 build:
 	$(CARGO) build --release
