@@ -93,7 +93,7 @@ pub async fn run(es: &EsClient, api: ConnectorApi, command: JobCommand) -> anyho
             let Some(job) = JobStore::new(es.clone(), api).get(&id).await? else {
                 anyhow::bail!("job {id} not found");
             };
-            let mut doc = Value::Object(job.doc);
+            let mut doc = serde_json::to_value(&job.doc)?;
             if let Some(cfg) = doc.pointer("/connector/configuration").cloned() {
                 doc["connector"]["configuration"] = redact_configuration(&cfg);
             }

@@ -1,8 +1,9 @@
 //! The connector document in `.elastic-connectors`: reading it, and every write the service makes.
 
 use super::client::{EsClient, Hit, Occ};
+use super::documents::{ConnectorDoc, FilteringDomain};
 use super::error::EsError;
-use super::kinds::{ConnectorStatus, JobStatus, JobType};
+use super::kinds::{ConnectorStatus, JobStatus, JobType, Read};
 use super::protocol::ConnectorApi;
 use super::time::now_iso;
 use reqwest::Method;
@@ -17,13 +18,13 @@ pub const DEFAULT_PIPELINE: &str = "search-default-ingestion";
 /// Optimistic-concurrency attempts of a read-modify-write (Elastic: 3).
 pub const OCC_ATTEMPTS: u32 = 3;
 
-/// A connector as read from the index. The raw `_source` is kept so that nothing we do not model is
-/// lost; accessors read what the service needs. (No `Debug`: the configuration holds secrets.)
+/// A connector as read from the index: its id, the read's concurrency token and the typed
+/// document, which carries every field it does not name (`es/documents.rs`).
 #[derive(Clone)]
 pub struct Connector {
     pub id: String,
     pub occ: Option<Occ>,
-    pub doc: Map<String, Value>,
+    pub doc: ConnectorDoc,
 }
 
 /// The connector's `pipeline` settings with Elastic's defaults filled in.
@@ -61,89 +62,96 @@ impl Pipeline {
 
 impl Connector {
     pub fn from_hit(hit: Hit) -> Self {
-        let (id, occ, doc) = hit.into_parts();
-        Self { id, occ, doc }
-    }
-
-    fn str_field(&self, key: &str) -> Option<&str> {
-        self.doc.get(key).and_then(Value::as_str)
+        let (id, occ, source) = hit.into_parts();
+        Self {
+            doc: read_document(&id, source),
+            id,
+            occ,
+        }
     }
 
     pub fn index_name(&self) -> Option<&str> {
-        self.str_field("index_name").filter(|s| !s.is_empty())
+        self.doc.index_name.as_deref().filter(|s| !s.is_empty())
     }
     pub fn service_type(&self) -> Option<&str> {
-        self.str_field("service_type")
+        self.doc.service_type.as_deref()
     }
     /// The status as written (`unset` when missing), for messages.
     pub fn status_text(&self) -> &str {
-        self.str_field("status").unwrap_or("unset")
+        self.doc.status.as_ref().map_or("unset", Read::as_str)
     }
     /// The status; `None` when missing or not one this service knows.
     pub fn status(&self) -> Option<ConnectorStatus> {
-        self.str_field("status").and_then(ConnectorStatus::parse)
+        self.doc.status.as_ref().and_then(Read::known)
     }
     /// The status of the connector's last job; `None` when missing or unknown.
     pub fn last_sync_status(&self) -> Option<JobStatus> {
-        self.str_field("last_sync_status")
-            .and_then(JobStatus::parse)
+        self.doc.last_sync_status.as_ref().and_then(Read::known)
     }
     pub fn last_seen(&self) -> Option<&str> {
-        self.str_field("last_seen")
+        self.doc.last_seen.as_deref()
     }
     pub fn language(&self) -> Option<&str> {
-        self.str_field("language")
+        self.doc.language.as_deref()
     }
     pub fn is_native(&self) -> bool {
-        self.doc
-            .get("is_native")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.doc.is_native.unwrap_or(false)
     }
     pub fn configuration(&self) -> Map<String, Value> {
-        match self.doc.get("configuration") {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        }
+        self.doc.configuration.clone().unwrap_or_default()
     }
     pub fn pipeline(&self) -> Pipeline {
-        Pipeline::from_value(self.doc.get("pipeline"))
+        Pipeline::from_value(self.doc.pipeline.as_ref())
     }
     pub fn features(&self) -> Option<&Value> {
-        self.doc.get("features")
+        self.doc.features.as_ref()
     }
     /// `scheduling.<job_type>` → (enabled, interval).
     pub fn schedule(&self, job_type: JobType) -> Option<(bool, String)> {
-        let s = self.doc.get("scheduling")?.get(job_type.as_str())?;
-        let enabled = s.get("enabled").and_then(Value::as_bool).unwrap_or(false);
-        let interval = s
-            .get("interval")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        Some((enabled, interval))
+        let s = self.doc.scheduling.as_ref()?.get(job_type.as_str())?;
+        Some((
+            s.enabled.unwrap_or(false),
+            s.interval.clone().unwrap_or_default(),
+        ))
     }
     /// `last_sync_scheduled_at` or its incremental / access-control siblings.
     pub fn last_scheduled_at(&self, job_type: JobType) -> Option<&str> {
-        self.str_field(scheduled_at_field(job_type))
+        match job_type {
+            JobType::Incremental => &self.doc.last_incremental_sync_scheduled_at,
+            JobType::AccessControl => &self.doc.last_access_control_sync_scheduled_at,
+            JobType::Full => &self.doc.last_sync_scheduled_at,
+        }
+        .as_deref()
     }
     /// The DEFAULT domain's `active` filtering (what a new job snapshots).
     pub fn active_filtering(&self) -> Value {
         self.default_filtering()
-            .and_then(|f| f.get("active").cloned())
+            .and_then(|f| f.active.clone())
             .unwrap_or_else(|| json!({"advanced_snippet": {}, "rules": []}))
     }
     /// The filtering entry whose domain is DEFAULT (first match).
-    pub fn default_filtering(&self) -> Option<&Value> {
+    pub fn default_filtering(&self) -> Option<&FilteringDomain> {
         self.doc
-            .get("filtering")?
-            .as_array()?
+            .filtering
+            .as_ref()?
             .iter()
-            .find(|f| f.get("domain").and_then(Value::as_str) == Some("DEFAULT"))
+            .find(|f| f.domain.as_deref() == Some("DEFAULT"))
     }
     pub fn sync_cursor(&self) -> Value {
-        self.doc.get("sync_cursor").cloned().unwrap_or(Value::Null)
+        self.doc.sync_cursor.clone().unwrap_or(Value::Null)
     }
+}
+
+/// A document's typed form. Every field is read leniently, so this fails only on a `_source` that
+/// is not an object, which reads as an empty document (as the getters always read it).
+pub(super) fn read_document<T: Default + serde::de::DeserializeOwned>(
+    id: &str,
+    source: Map<String, Value>,
+) -> T {
+    serde_json::from_value(Value::Object(source)).unwrap_or_else(|e| {
+        tracing::warn!(id, error = %e, "document does not read; taken as empty");
+        T::default()
+    })
 }
 
 /// The connector field that records when a job of this type was last scheduled.
@@ -270,20 +278,20 @@ impl ConnectorStore {
             }
             return Ok(());
         }
-        let mut filtering = connector
-            .doc
-            .get("filtering")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let Some(entry) = filtering.as_array_mut().and_then(|a| {
-            a.iter_mut()
-                .find(|f| f.get("domain").and_then(Value::as_str) == Some("DEFAULT"))
-        }) else {
+        let mut filtering = connector.doc.filtering.clone().unwrap_or_default();
+        let Some(entry) = filtering
+            .iter_mut()
+            .find(|f| f.domain.as_deref() == Some("DEFAULT"))
+        else {
             return Ok(());
         };
-        entry["draft"]["validation"] = validation;
+        let draft = entry.draft.get_or_insert_with(|| json!({}));
+        if !draft.is_object() {
+            *draft = json!({});
+        }
+        draft["validation"] = validation;
         if valid {
-            entry["active"] = entry["draft"].clone();
+            entry.active = entry.draft.clone();
         }
         self.update_guarded(id, json!({ "filtering": filtering }), connector.occ)
             .await
@@ -345,11 +353,11 @@ impl ConnectorStore {
 /// complete fields lacking rich keys.
 /// Returns `(configuration update, whether status becomes needs_configuration)`.
 pub fn configuration_update(
-    stored: Option<&Value>,
+    stored: Option<&Map<String, Value>>,
     schema: &Map<String, Value>,
 ) -> Option<(Value, bool)> {
     let stored = match stored {
-        Some(Value::Object(m)) if !m.is_empty() => m,
+        Some(m) if !m.is_empty() => m,
         _ => return Some((Value::Object(schema.clone()), true)),
     };
     let missing: Vec<&String> = schema.keys().filter(|k| !stored.contains_key(*k)).collect();
@@ -451,7 +459,7 @@ mod tests {
 
     #[test]
     fn empty_configuration_gets_the_whole_schema_and_needs_configuration() {
-        for stored in [None, Some(json!({})), Some(Value::Null)] {
+        for stored in [None, Some(Map::new())] {
             let (update, needs) = configuration_update(stored.as_ref(), &schema()).unwrap();
             assert!(needs);
             assert_eq!(update, Value::Object(schema()));
@@ -461,13 +469,13 @@ mod tests {
     #[test]
     fn complete_configuration_is_left_alone() {
         let stored = json!({"a": field("A", 1, json!("x")), "b": field("B", 2, json!("y"))});
-        assert_eq!(configuration_update(Some(&stored), &schema()), None);
+        assert_eq!(configuration_update(stored.as_object(), &schema()), None);
     }
 
     #[test]
     fn missing_field_is_added_and_labels_resynced_without_touching_values() {
         let stored = json!({"a": field("Old label", 1, json!("kept"))});
-        let (update, needs) = configuration_update(Some(&stored), &schema()).unwrap();
+        let (update, needs) = configuration_update(stored.as_object(), &schema()).unwrap();
         assert!(!needs);
         assert_eq!(update["b"], schema()["b"]);
         assert_eq!(update["a"], json!({"label": "A"}));
@@ -476,7 +484,7 @@ mod tests {
     #[test]
     fn incomplete_field_is_completed_with_stored_values_winning() {
         let stored = json!({"a": {"label": "A", "value": "mine"}, "b": field("B", 2, json!(""))});
-        let (update, _) = configuration_update(Some(&stored), &schema()).unwrap();
+        let (update, _) = configuration_update(stored.as_object(), &schema()).unwrap();
         assert_eq!(update["a"]["value"], json!("mine"));
         assert_eq!(update["a"]["order"], json!(1));
         assert!(update.get("b").is_none());

@@ -1,9 +1,10 @@
 //! The sync job document in `.elastic-connectors-sync-jobs`: creation, claim, stats, termination.
 
 use super::client::{EsClient, Hit, Occ};
-use super::connector::{Connector, OCC_ATTEMPTS};
+use super::connector::{Connector, OCC_ATTEMPTS, read_document};
+use super::documents::{Count, JobConnector, JobDoc};
 use super::error::EsError;
-use super::kinds::{JobStatus, JobType, TriggerMethod};
+use super::kinds::{JobStatus, JobType, Read, TriggerMethod};
 use super::protocol::{ConnectorApi, is_missing_endpoint};
 use super::time::now_iso;
 use reqwest::Method;
@@ -82,68 +83,76 @@ impl JobEnd {
     }
 }
 
-/// A job as read from the index. (No `Debug`: the configuration snapshot holds secrets.)
+/// A job as read from the index: its id, the read's concurrency token and the typed document,
+/// which carries every field it does not name (`es/documents.rs`).
 #[derive(Clone)]
 pub struct SyncJob {
     pub id: String,
     pub occ: Option<Occ>,
-    pub doc: Map<String, Value>,
+    pub doc: JobDoc,
 }
 
 impl SyncJob {
     pub fn from_hit(hit: Hit) -> Self {
-        let (id, occ, doc) = hit.into_parts();
-        Self { id, occ, doc }
+        let (id, occ, source) = hit.into_parts();
+        Self {
+            doc: read_document(&id, source),
+            id,
+            occ,
+        }
     }
 
-    fn str_field(&self, key: &str) -> Option<&str> {
-        self.doc.get(key).and_then(Value::as_str)
-    }
     /// The status as written (empty when missing), for messages.
     pub fn status_text(&self) -> &str {
-        self.str_field("status").unwrap_or("")
+        self.doc.status.as_ref().map_or("", Read::as_str)
     }
     /// The status; `None` when missing or not one this service knows.
     pub fn status(&self) -> Option<JobStatus> {
-        JobStatus::parse(self.status_text())
+        self.doc.status.as_ref().and_then(Read::known)
     }
     /// The job type; a missing or unknown one is read as `full` (as Elastic does).
     pub fn job_type(&self) -> JobType {
-        self.str_field("job_type")
-            .and_then(JobType::parse)
+        self.doc
+            .job_type
+            .as_ref()
+            .and_then(Read::known)
             .unwrap_or(JobType::Full)
     }
-    pub fn connector_snapshot(&self) -> &Value {
-        self.doc.get("connector").unwrap_or(&Value::Null)
+    /// The connector snapshot (empty when missing).
+    pub fn connector_snapshot(&self) -> JobConnector {
+        self.doc.connector.clone().unwrap_or_default()
     }
     pub fn connector_id(&self) -> Option<&str> {
-        self.connector_snapshot().get("id").and_then(Value::as_str)
+        self.doc.connector.as_ref()?.id.as_deref()
     }
     pub fn index_name(&self) -> Option<&str> {
-        self.connector_snapshot()
-            .get("index_name")
-            .and_then(Value::as_str)
+        self.doc.connector.as_ref()?.index_name.as_deref()
     }
     pub fn configuration(&self) -> Map<String, Value> {
-        match self.connector_snapshot().get("configuration") {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        }
+        self.doc
+            .connector
+            .as_ref()
+            .and_then(|c| c.configuration.clone())
+            .unwrap_or_default()
     }
     pub fn filtering(&self) -> Value {
-        self.connector_snapshot()
-            .get("filtering")
-            .cloned()
+        self.doc
+            .connector
+            .as_ref()
+            .and_then(|c| c.filtering.clone())
             .unwrap_or_else(|| json!({}))
     }
-    pub fn counter(&self, key: &str) -> u64 {
-        self.doc.get(key).and_then(Value::as_u64).unwrap_or(0)
+    /// The counters the job document holds (0 when missing).
+    pub fn stats(&self) -> JobStats {
+        let n = |c: Option<Count>| c.map_or(0, |c| c.0);
+        JobStats {
+            indexed_document_count: n(self.doc.indexed_document_count),
+            indexed_document_volume: n(self.doc.indexed_document_volume),
+            deleted_document_count: n(self.doc.deleted_document_count),
+        }
     }
     pub fn metadata(&self) -> Map<String, Value> {
-        match self.doc.get("metadata") {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        }
+        self.doc.metadata.clone().unwrap_or_default()
     }
 }
 

@@ -7,6 +7,56 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+/// What every protocol enum offers, for code generic over them ([`Read`]).
+pub trait ProtocolEnum: Sized + Copy {
+    /// The value written as `text`; `None` for a string this service does not know.
+    fn parse(text: &str) -> Option<Self>;
+    /// Elastic's string.
+    fn as_str(self) -> &'static str;
+}
+
+/// A protocol string as a document holds it: a value this service knows, or any other string,
+/// kept as written so that a read-modify-write gives it back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read<T> {
+    Known(T),
+    Other(String),
+}
+
+impl<T: ProtocolEnum> Read<T> {
+    /// The known value, if it is one.
+    pub fn known(&self) -> Option<T> {
+        match self {
+            Read::Known(v) => Some(*v),
+            Read::Other(_) => None,
+        }
+    }
+
+    /// The string as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Read::Known(v) => v.as_str(),
+            Read::Other(s) => s,
+        }
+    }
+}
+
+impl<T: ProtocolEnum> Serialize for Read<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de, T: ProtocolEnum> Deserialize<'de> for Read<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match T::parse(&text) {
+            Some(v) => Read::Known(v),
+            None => Read::Other(text),
+        })
+    }
+}
+
 /// One protocol enum: its variants and their strings, `as_str`, `parse`, `Display` and serde.
 macro_rules! protocol_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
@@ -33,6 +83,15 @@ macro_rules! protocol_enum {
                     $($text => Some($name::$variant),)+
                     _ => None,
                 }
+            }
+        }
+
+        impl ProtocolEnum for $name {
+            fn parse(text: &str) -> Option<Self> {
+                $name::parse(text)
+            }
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
             }
         }
 
@@ -140,6 +199,15 @@ mod tests {
         assert_eq!(JobStatus::parse("paused"), None);
         let e = serde_json::from_value::<JobType>(json!("partial")).unwrap_err();
         assert!(e.to_string().contains("unknown JobType \"partial\""), "{e}");
+    }
+
+    #[test]
+    fn a_read_string_keeps_what_this_service_does_not_know() {
+        let known: Read<JobStatus> = serde_json::from_value(json!("canceling")).unwrap();
+        assert_eq!(known.known(), Some(JobStatus::Canceling));
+        let other: Read<JobStatus> = serde_json::from_value(json!("paused")).unwrap();
+        assert_eq!((other.known(), other.as_str()), (None, "paused"));
+        assert_eq!(json!(other), json!("paused"));
     }
 
     #[test]

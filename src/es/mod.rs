@@ -5,6 +5,7 @@ pub mod bulk;
 pub mod client;
 pub mod cluster;
 pub mod connector;
+pub mod documents;
 pub mod error;
 pub mod job;
 pub mod kinds;

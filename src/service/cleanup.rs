@@ -121,8 +121,8 @@ async fn clean_idle(ctx: &Context, idle: &mut Leases, idle_after: Duration) -> a
         if let Some(connector_id) = job.connector_id() {
             let doc = json!({"last_synced": now_iso(), "status": ConnectorStatus::Error, "error": IDLE_JOB_ERROR,
                 "last_sync_status": JobStatus::Error, "last_sync_error": IDLE_JOB_ERROR,
-                "last_indexed_document_count": job.counter("indexed_document_count"),
-                "last_deleted_document_count": job.counter("deleted_document_count")});
+                "last_indexed_document_count": job.stats().indexed_document_count,
+                "last_deleted_document_count": job.stats().deleted_document_count});
             let recorded = ctx
                 .connectors
                 .read_modify_write(connector_id, |c| {
@@ -141,7 +141,7 @@ async fn clean_idle(ctx: &Context, idle: &mut Leases, idle_after: Duration) -> a
 }
 
 fn last_seen(job: &SyncJob) -> Value {
-    job.doc.get("last_seen").cloned().unwrap_or(Value::Null)
+    job.doc.last_seen.clone().unwrap_or(Value::Null)
 }
 
 /// The idle-job end: `error` with Elastic's message, without stats.

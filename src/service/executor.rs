@@ -112,7 +112,7 @@ async fn cancel_unclaimed(ctx: &Context, connectors: &[Connector]) -> anyhow::Re
         if ctx.is_running_here(&job.id) {
             continue;
         }
-        let never_started = job.doc.get("started_at").is_none_or(|v| v.is_null());
+        let never_started = job.doc.started_at.is_none();
         let connector_idle = connectors
             .iter()
             .find(|c| Some(c.id.as_str()) == job.connector_id())

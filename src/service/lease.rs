@@ -111,7 +111,7 @@ async fn check(ctx: &Context, leases: &mut Leases, marks: &mut Leases) -> anyhow
         .iter()
         .filter(|j| !ctx.is_running_here(&j.id))
         .map(|j| {
-            let seen = j.doc.get("last_seen").cloned().unwrap_or(Value::Null);
+            let seen = j.doc.last_seen.clone().unwrap_or(Value::Null);
             (j.id.clone(), seen)
         })
         .collect();

@@ -228,12 +228,12 @@ fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
         // counters moved on past the checkpoint before its instance died.
         (Some(_), Some(tally)) => tally,
         (Some(_), None) => Tally {
-            indexed: job.counter("indexed_document_count"),
+            indexed: job.stats().indexed_document_count,
             indexed_bytes: metadata
                 .get("indexed_bytes")
                 .and_then(Value::as_u64)
                 .unwrap_or(0),
-            deleted: job.counter("deleted_document_count"),
+            deleted: job.stats().deleted_document_count,
         },
         (None, _) => Tally::default(),
     };
@@ -276,11 +276,13 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<
         .connectors
         .read_modify_write(connector_id, |c| {
             (c.last_sync_status() != Some(JobStatus::InProgress)).then(|| {
+                let d = &c.doc;
                 replaced = MARKED
-                    .iter()
-                    .map(|k| (k.to_string(), c.doc.get(*k).cloned().unwrap_or(Value::Null)))
+                    .into_iter()
+                    .zip([json!(d.status), json!(d.error), json!(d.last_sync_status), json!(d.last_sync_error)])
+                    .map(|(k, v)| (k.to_string(), v))
                     .collect();
-                cursor = c.doc.get("sync_cursor").cloned().unwrap_or(Value::Null);
+                cursor = c.sync_cursor();
                 json!({"status": ConnectorStatus::Connected, "error": null, "last_sync_status": JobStatus::InProgress, "last_sync_error": null})
             })
         })

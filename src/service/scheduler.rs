@@ -119,7 +119,7 @@ async fn validate_draft_filtering(
     let Some(connector) = ctx.connectors.get(id).await.map_err(|e| e.to_string())? else {
         return Ok(());
     };
-    let Some(draft) = connector.default_filtering().and_then(|f| f.get("draft")) else {
+    let Some(draft) = connector.default_filtering().and_then(|f| f.draft.as_ref()) else {
         return Ok(());
     };
     if draft.pointer("/validation/state").and_then(Value::as_str) != Some("edited") {
@@ -152,7 +152,7 @@ async fn prepare(ctx: &Context, id: &str) -> anyhow::Result<Option<Connector>> {
             let (schema, features) = (kind.configuration_schema(), kind.features());
             let mut doc = Map::new();
             if let Some((configuration, needs)) =
-                configuration_update(c.doc.get("configuration"), &schema)
+                configuration_update(c.doc.configuration.as_ref(), &schema)
             {
                 doc.insert("configuration".into(), configuration);
                 if needs {

@@ -19,6 +19,7 @@ use crate::source::{Listed, PageLister, Partition, Source};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
@@ -53,7 +54,7 @@ pub struct Lister<'a> {
     pub content: &'a ContentStage,
     pub content_stats: &'a ContentStats,
     /// Downloads (and extractions) in flight at once within a page.
-    pub concurrency: usize,
+    pub concurrency: NonZeroUsize,
     pub cancel: &'a CancellationToken,
 }
 
@@ -300,7 +301,7 @@ impl Lister<'_> {
                     .await;
                 (p, filled)
             })
-            .buffered(self.concurrency.max(1));
+            .buffered(self.concurrency.get());
         while let Some((p, filled)) = filled.next().await {
             if let Err(reason) = &filled {
                 stats.unavailable.fetch_add(1, Ordering::Relaxed);

@@ -118,10 +118,10 @@ async fn sync(
     // index could point at another connector's index: a full sync would then delete its documents.
     let connector = ctx.connector(&connector_id).await?.unwrap_or_default();
     check_index(&index, connector.index_name.as_deref())?;
-    let service_type = job
-        .connector_snapshot()
-        .get("service_type")
-        .and_then(Value::as_str)
+    let snapshot = job.connector_snapshot();
+    let service_type = snapshot
+        .service_type
+        .as_deref()
         .or(connector.service_type.as_deref())
         .unwrap_or_default()
         .to_string();
@@ -140,7 +140,7 @@ async fn sync(
 
     let es = ctx.content_index(&connector_id)?;
     es.create_if_missing(&index).await?;
-    let pipeline = Pipeline::from_value(job.connector_snapshot().get("pipeline"));
+    let pipeline = Pipeline::from_value(snapshot.pipeline.as_ref());
     // Named on every bulk request, as Elastic does; whether the cluster has it, the answers tell
     // (the credentials Kibana gives a connector cannot read pipelines).
     let pipeline_param = (!pipeline.name.is_empty()).then(|| pipeline.name.clone());
@@ -181,7 +181,7 @@ async fn sync(
         stats: &progress.listing,
         content: &content,
         content_stats: &progress.content,
-        concurrency: ctx.config().elasticsearch.bulk.concurrent_downloads.get(),
+        concurrency: ctx.config().elasticsearch.bulk.concurrent_downloads,
         cancel,
     }
     .run(&plan)

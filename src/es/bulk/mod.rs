@@ -37,6 +37,7 @@ use super::retry::RetryPolicy;
 use crate::concurrency::{AdaptiveLimit, Outcome};
 use crate::config::ErrorMonitorConfig;
 use async_trait::async_trait;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,7 +54,7 @@ pub struct SinkSettings {
     pub pipeline_optional: bool,
     pub chunk_lines: usize,
     pub chunk_bytes: usize,
-    pub max_concurrency: usize,
+    pub max_concurrency: NonZeroUsize,
     /// Whether fewer requests are sent while the cluster throttles or slows down
     /// (`elasticsearch.bulk.adaptive_concurrency`); `max_concurrency` stays the ceiling.
     pub adaptive_concurrency: bool,
@@ -61,7 +62,7 @@ pub struct SinkSettings {
     pub retry: RetryPolicy,
     /// Docs without `_attachment` whose serialized size exceeds this are dropped; 0 = no cap.
     pub max_text_bytes: usize,
-    pub queue_items: usize,
+    pub queue_items: NonZeroUsize,
     pub queue_bytes: usize,
     /// A partial batch waits at most this long for more operations.
     pub flush_interval: Duration,
@@ -174,7 +175,7 @@ impl BulkSink {
         counters: Arc<SinkCounters>,
         watermark: Arc<Watermark>,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(settings.queue_items.max(1));
+        let (tx, rx) = mpsc::channel(settings.queue_items.get());
         let pipeline_on = Arc::new(AtomicBool::new(settings.pipeline.is_some()));
         let bytes_total =
             (settings.queue_bytes / PERMIT_UNIT).clamp(1, u32::MAX as usize >> 4) as u32;
@@ -182,7 +183,7 @@ impl BulkSink {
             es: Box::new(es),
             limit: AdaptiveLimit::new(
                 "bulk",
-                settings.max_concurrency.max(1),
+                settings.max_concurrency.get(),
                 settings.adaptive_concurrency,
             ),
             monitor: Mutex::new(ErrorMonitor::new(settings.error_monitor.clone())),
@@ -336,7 +337,7 @@ async fn dispatch(
     while let Some(done) = inflight.try_join_next() {
         done.unwrap_or(Err(SinkError::Closed))?;
     }
-    while inflight.len() >= shared.settings.max_concurrency.max(1) {
+    while inflight.len() >= shared.settings.max_concurrency.get() {
         if let Some(done) = inflight.join_next().await {
             done.unwrap_or(Err(SinkError::Closed))?;
         }

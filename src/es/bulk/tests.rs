@@ -84,14 +84,14 @@ fn settings(chunk_lines: usize) -> SinkSettings {
         pipeline_optional: false,
         chunk_lines,
         chunk_bytes: 1 << 20,
-        max_concurrency: 2,
+        max_concurrency: NonZeroUsize::new(2).unwrap(),
         adaptive_concurrency: true,
         retry: RetryPolicy::new(
             3,
             Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
         ),
         max_text_bytes: 0,
-        queue_items: 8,
+        queue_items: NonZeroUsize::new(8).unwrap(),
         queue_bytes: 1 << 20,
         flush_interval: Duration::from_millis(50),
         error_monitor: ErrorMonitorConfig::default(),
@@ -216,7 +216,7 @@ async fn refusals_while_the_limit_adapts_do_not_spend_the_attempts() {
     let (url, served) = fake_es(script).await;
     let counters = Arc::new(SinkCounters::default());
     let settings = SinkSettings {
-        max_concurrency: 4,
+        max_concurrency: NonZeroUsize::new(4).unwrap(),
         retry: RetryPolicy::new(
             2,
             Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),

@@ -109,13 +109,10 @@ fn job_with(job_type: &str, rules: Value, advanced: Value) -> SyncJob {
                           "validation": {"state": "valid", "errors": []}},
         },
     });
-    let Value::Object(doc) = doc else {
-        unreachable!()
-    };
     SyncJob {
         id: "job".into(),
         occ: None,
-        doc,
+        doc: serde_json::from_value(doc).unwrap(),
     }
 }
 

@@ -237,7 +237,7 @@ async fn a_sync_canceled_mid_listing_stops_and_deletes_nothing() {
 async fn a_job_of_an_unknown_service_type_fails_naming_it() {
     let env = TestEnv::new(10);
     let mut job = job("full", json!([]));
-    job.doc["connector"]["service_type"] = json!("gcs");
+    job.doc.connector.as_mut().unwrap().service_type = Some("gcs".into());
     let (result, _) = env.run(job, None, CancellationToken::new()).await;
     assert_eq!(
         result.err().map(|e| e.to_string()).as_deref(),
