@@ -428,7 +428,7 @@ impl EsClient {
         &self,
         ndjson: Vec<u8>,
         pipeline: Option<&str>,
-    ) -> Result<Value, EsError> {
+    ) -> Result<super::bulk::BulkResponse, EsError> {
         let query: Vec<(&str, String)> = pipeline
             .map(|p| ("pipeline", p.to_string()))
             .into_iter()
@@ -445,7 +445,10 @@ impl EsClient {
             .await;
         crate::metrics::bulk_request(started.elapsed(), sent.is_ok());
         let (_, bytes) = sent?;
-        decode(&bytes, &["_bulk"])
+        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
+            path: "/_bulk".into(),
+            cause: e.to_string(),
+        })
     }
 }
 

@@ -27,7 +27,9 @@ mod watermark;
 
 pub use error_monitor::ErrorMonitor;
 pub use op::Op;
-pub use outcome::{ItemOutcome, classify, names_missing_pipeline};
+pub use outcome::{
+    BulkItem, BulkResponse, ItemError, ItemOutcome, classify, names_missing_pipeline,
+};
 pub use watermark::{Tally, Watermark};
 
 use super::client::EsClient;
@@ -120,7 +122,7 @@ pub trait BulkTransport: Send + Sync {
         &self,
         ndjson: Vec<u8>,
         pipeline: Option<&str>,
-    ) -> Result<serde_json::Value, EsError>;
+    ) -> Result<BulkResponse, EsError>;
 }
 
 #[async_trait]
@@ -129,7 +131,7 @@ impl BulkTransport for EsClient {
         &self,
         ndjson: Vec<u8>,
         pipeline: Option<&str>,
-    ) -> Result<serde_json::Value, EsError> {
+    ) -> Result<BulkResponse, EsError> {
         EsClient::bulk_once(self, ndjson, pipeline).await
     }
 }
@@ -140,7 +142,7 @@ impl BulkTransport for Arc<dyn BulkTransport> {
         &self,
         ndjson: Vec<u8>,
         pipeline: Option<&str>,
-    ) -> Result<serde_json::Value, EsError> {
+    ) -> Result<BulkResponse, EsError> {
         self.as_ref().bulk_once(ndjson, pipeline).await
     }
 }
@@ -408,11 +410,7 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
                 return Err(SinkError::Request(e.to_string()));
             }
         };
-        let items = resp
-            .get("items")
-            .and_then(|i| i.as_array())
-            .cloned()
-            .unwrap_or_default();
+        let items = resp.items;
         if items.len() != pending.len() {
             return Err(SinkError::Request(format!(
                 "bulk response has {} items for {} operations",
@@ -437,7 +435,7 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
                 resend.push(queued);
                 continue;
             }
-            let outcome = classify(&queued.op, &item);
+            let outcome = classify(&item);
             answered.push((queued, outcome));
         }
         let throttled = answered

@@ -1,7 +1,7 @@
 //! An in-memory content index: the documents a sync leaves, its `_bulk` answered item by item.
 
 use crate::es::EsError;
-use crate::es::bulk::BulkTransport;
+use crate::es::bulk::{BulkItem, BulkResponse, BulkTransport};
 use crate::sync::ContentIndex;
 use crate::sync::existing::{ReadError, Visit, version_of};
 use async_trait::async_trait;
@@ -85,7 +85,11 @@ impl ContentIndex for Arc<MemoryIndex> {
 
 #[async_trait]
 impl BulkTransport for MemoryIndex {
-    async fn bulk_once(&self, ndjson: Vec<u8>, _pipeline: Option<&str>) -> Result<Value, EsError> {
+    async fn bulk_once(
+        &self,
+        ndjson: Vec<u8>,
+        _pipeline: Option<&str>,
+    ) -> Result<BulkResponse, EsError> {
         let text = String::from_utf8(ndjson).expect("utf-8 request");
         let mut lines = text.lines();
         let (mut items, mut ops) = (Vec::new(), Vec::new());
@@ -112,9 +116,9 @@ impl BulkTransport for MemoryIndex {
                 },
                 other => panic!("unexpected bulk action {other}"),
             };
-            items.push(json!({kind: {"_id": id, "status": 200, "result": result}}));
+            items.push(BulkItem::new(kind, 200, Some(result), None));
         }
         self.requests.lock().unwrap().push(ops);
-        Ok(json!({"errors": false, "items": items}))
+        Ok(BulkResponse { items })
     }
 }
