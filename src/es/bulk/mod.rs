@@ -10,7 +10,7 @@
 //!   bucket. Bytes stay reserved until their request is answered.
 //! * A whole request that fails with 429/5xx or a lost connection is retried with jittered exponential
 //!   backoff; items that fail with 429/5xx/`es_rejected_execution_exception` are retried alone, the
-//!   same way; both bounded by `max_retries` attempts. A refusal (429/503) of a request sent while
+//!   same way; both bounded by `max_retries` attempts. A refusal (429) of a request sent while
 //!   the adaptive limit was above 1 is the limit finding the cluster's level and does not spend an
 //!   attempt, at most `max_retries` times per request. Other item failures are logged (id, status,
 //!   reason), counted, and fed to the error monitor. Statistics count successful items only.
@@ -374,13 +374,13 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
         let resp = match shared.es.bulk_once(body, pipeline).await {
             Ok(resp) => resp,
             Err(e) => {
-                let throttled = e.status().is_some_and(|s| throttling(s.as_u16()));
-                permit.record(if throttled {
+                let status = e.status().map(|s| s.as_u16());
+                permit.record(if status.is_some_and(throttling) {
                     Outcome::Throttled
                 } else {
                     Outcome::Failed
                 });
-                if throttled && permit.probing() && free < max_attempts {
+                if status.is_some_and(refused) && permit.probing() && free < max_attempts {
                     free += 1;
                     drop(permit);
                     shared
@@ -443,7 +443,10 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             .any(|(_, o)| matches!(o, ItemOutcome::Retry { status, .. } if throttling(*status)));
         // Items the cluster refused while the limit was still finding its level do not spend an
         // attempt either (the whole batch's, at most `max_attempts` times).
-        let spent = !(throttled && permit.probing() && free < max_attempts);
+        let refusals = answered
+            .iter()
+            .any(|(_, o)| matches!(o, ItemOutcome::Retry { status, .. } if refused(*status)));
+        let spent = !(refusals && permit.probing() && free < max_attempts);
         let mut retry = Vec::new();
         for (queued, outcome) in answered {
             match outcome {
@@ -485,6 +488,12 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
 /// A status by which the cluster asks for fewer requests: 429 (rejected execution) or 503.
 fn throttling(status: u16) -> bool {
     matches!(status, 429 | 503)
+}
+
+/// A refusal to take more at once, which the adaptive limit answers by sending fewer: 429. A 503
+/// (shards unavailable, a node going away) lowers the limit too, but spends its attempts.
+fn refused(status: u16) -> bool {
+    status == 429
 }
 
 impl Shared {

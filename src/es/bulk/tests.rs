@@ -172,12 +172,9 @@ async fn whole_request_throttling_is_retried_then_gives_up() {
             json!({"error": {"type": "unavailable", "reason": "down"}}),
         )
     });
+    // A 503 is no refusal to take more at once: it spends attempts whatever the limit.
     for (adaptive, requests, why) in [
-        (
-            true,
-            4,
-            "a free refusal at limit 2 (it halves to 1), then max_attempts at the floor",
-        ),
+        (true, 3, "max_attempts requests, no more"),
         (false, 3, "a fixed limit: max_attempts requests, no more"),
     ] {
         let (url, served) = fake_es(script.clone()).await;
