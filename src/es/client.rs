@@ -270,6 +270,29 @@ impl EsClient {
         decode(&bytes, segments)
     }
 
+    /// Like [`json`](Self::json), decoding the answer straight into `T` (no JSON tree).
+    pub async fn typed<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<T, EsError> {
+        let (_, bytes) = self
+            .send(
+                method,
+                segments,
+                query,
+                body.map(Body::Json),
+                Retry::Transient,
+            )
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
+            path: format!("/{}", segments.join("/")),
+            cause: e.to_string(),
+        })
+    }
+
     /// `HEAD /<index>`.
     pub async fn index_exists(&self, index: &str) -> Result<bool, EsError> {
         match self

@@ -12,6 +12,7 @@ pub mod kinds;
 pub mod protocol;
 pub mod retry;
 pub mod scroll;
+pub mod search;
 pub mod system_indices;
 pub mod time;
 

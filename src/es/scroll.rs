@@ -4,13 +4,32 @@
 
 use super::client::{Body, EsClient, Hit, Retry, hits_of};
 use super::error::EsError;
+use super::search::SearchPage;
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// How long a scroll context of `search_all` lives between two pages.
 const SEARCH_ALL_KEEP_ALIVE: &str = "1m";
 /// Page size of [`EsClient::search_all`] (Elastic uses 100).
 pub const SEARCH_PAGE_SIZE: usize = 100;
+
+/// A page a scroll can follow: it carries the id of the next one.
+pub trait ScrollPage: DeserializeOwned {
+    fn scroll_id(&self) -> Option<&str>;
+}
+
+impl ScrollPage for Value {
+    fn scroll_id(&self) -> Option<&str> {
+        self.get("_scroll_id").and_then(Value::as_str)
+    }
+}
+
+impl<S: DeserializeOwned> ScrollPage for SearchPage<S> {
+    fn scroll_id(&self) -> Option<&str> {
+        self.scroll_id.as_deref()
+    }
+}
 
 /// What a page callback of [`EsClient::scroll`] wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,24 +39,24 @@ pub enum Next {
 }
 
 impl EsClient {
-    /// Searches `index` with `body` and scroll context `keep_alive`, and hands each raw page to
-    /// `page` until it answers [`Next::Stop`] or fails, the pages run out (no scroll id), or a
+    /// Searches `index` with `body` and scroll context `keep_alive`, and hands each page, decoded
+    /// as `P`, to `page` until it answers [`Next::Stop`] or fails, the pages run out (no scroll id), or a
     /// request fails. The scroll context is cleared whatever happened. The first request's error
     /// is returned as is (a caller may read 404 as "no index").
-    pub async fn scroll<E: From<EsError>>(
+    pub async fn scroll<P: ScrollPage, E: From<EsError>>(
         &self,
         index: &str,
         params: &[(&str, String)],
         body: Value,
         keep_alive: &str,
-        mut page: impl FnMut(&Value) -> Result<Next, E>,
+        mut page: impl FnMut(&P) -> Result<Next, E>,
     ) -> Result<(), E> {
         let mut query: Vec<(&str, String)> = params.to_vec();
         query.push(("scroll", keep_alive.to_string()));
-        let first = self
-            .json(Method::POST, &[index, "_search"], &query, Some(body))
+        let first: P = self
+            .typed(Method::POST, &[index, "_search"], &query, Some(body))
             .await?;
-        let mut scroll_id = scroll_id_of(&first);
+        let mut scroll_id = first.scroll_id().map(str::to_string);
         let mut current = first;
         let result = loop {
             match page(&current) {
@@ -50,14 +69,14 @@ impl EsClient {
             };
             let next = json!({"scroll_id": sid, "scroll": keep_alive});
             current = match self
-                .json(Method::POST, &["_search", "scroll"], &[], Some(next))
+                .typed(Method::POST, &["_search", "scroll"], &[], Some(next))
                 .await
             {
                 Ok(p) => p,
                 Err(e) => break Err(e.into()),
             };
-            if let Some(next_id) = scroll_id_of(&current) {
-                scroll_id = Some(next_id);
+            if let Some(next_id) = current.scroll_id() {
+                scroll_id = Some(next_id.to_string());
             }
         };
         if let Some(sid) = scroll_id {
@@ -100,17 +119,23 @@ impl EsClient {
         let params = [("expand_wildcards", "hidden".to_string())];
         let mut out = Vec::new();
         let read = self
-            .scroll(index, &params, body, SEARCH_ALL_KEEP_ALIVE, |page| {
-                let hits = complete_hits(page, index)?;
-                let n = hits.len();
-                out.extend(hits);
-                // A short page is the last one: no request for an empty page after it.
-                Ok::<_, EsError>(if n == SEARCH_PAGE_SIZE {
-                    Next::More
-                } else {
-                    Next::Stop
-                })
-            })
+            .scroll(
+                index,
+                &params,
+                body,
+                SEARCH_ALL_KEEP_ALIVE,
+                |page: &Value| {
+                    let hits = complete_hits(page, index)?;
+                    let n = hits.len();
+                    out.extend(hits);
+                    // A short page is the last one: no request for an empty page after it.
+                    Ok::<_, EsError>(if n == SEARCH_PAGE_SIZE {
+                        Next::More
+                    } else {
+                        Next::Stop
+                    })
+                },
+            )
             .await;
         match read {
             Ok(()) => Ok(out),
@@ -118,12 +143,6 @@ impl EsClient {
             Err(e) => Err(e),
         }
     }
-}
-
-fn scroll_id_of(page: &Value) -> Option<String> {
-    page.get("_scroll_id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
 }
 
 /// The hits of a search page, unless the page says it missed some (failed shards, timed out).

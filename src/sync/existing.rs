@@ -6,9 +6,11 @@
 //! changed since it was indexed.
 
 use crate::es::scroll::Next;
+use crate::es::search::{SearchHit, SearchPage, flag, text};
 use crate::es::{EsClient, EsError};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
@@ -36,24 +38,54 @@ pub fn unfinished(version: u64) -> u64 {
     !version
 }
 
+/// What the versions lookup reads of a document.
+#[derive(Debug, Default, Deserialize)]
+struct VersionSource {
+    #[serde(rename = "_timestamp", default, deserialize_with = "text")]
+    timestamp: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    etag: Option<String>,
+    #[serde(
+        rename = "content_sync_text_missing",
+        default,
+        deserialize_with = "flag"
+    )]
+    text_missing: bool,
+}
+
+/// What the stale pass reads of a document.
+#[derive(Debug, Default, Deserialize)]
+struct IdSource {
+    #[serde(default, deserialize_with = "text")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    bucket: Option<String>,
+}
+
 /// The version of the document a hit carries.
-pub(super) fn version_of(hit: &Value) -> u64 {
-    let field = |name: &str| hit.get("_source").and_then(|s| s.get(name));
-    let text = |name: &str| field(name).and_then(Value::as_str);
-    let version = fingerprint(text("_timestamp"), text("etag"));
-    match field(TEXT_MISSING) == Some(&Value::Bool(true)) {
+fn version_of(source: Option<&VersionSource>) -> u64 {
+    let s = source.map_or((None, None, false), |s| {
+        (s.timestamp.as_deref(), s.etag.as_deref(), s.text_missing)
+    });
+    let version = fingerprint(s.0, s.1);
+    match s.2 {
         true => unfinished(version),
         false => version,
     }
 }
 
+/// The version of a document held as JSON (the in-memory index of the unit tests).
+#[cfg(test)]
+pub(crate) fn version_of_document(source: &serde_json::Value) -> u64 {
+    let read = VersionSource::deserialize(source).unwrap_or_default();
+    version_of(Some(&read))
+}
+
 /// The id a hit names (`_source.id`, which our documents carry, else `_id`) and its bucket.
-fn id_of(hit: &Value) -> Option<(&str, Option<&str>)> {
-    let id = hit
-        .pointer("/_source/id")
-        .and_then(Value::as_str)
-        .or_else(|| hit.get("_id").and_then(Value::as_str))?;
-    Some((id, hit.pointer("/_source/bucket").and_then(Value::as_str)))
+fn id_of(hit: &SearchHit<IdSource>) -> (&str, Option<&str>) {
+    let source = hit.source.as_ref();
+    let id = source.and_then(|s| s.id.as_deref()).unwrap_or(&hit.id);
+    (id, source.and_then(|s| s.bucket.as_deref()))
 }
 
 /// Why the index's ids could not all be read. Reconciling against a partial set would decide
@@ -85,43 +117,25 @@ pub enum ReadCause {
     Short { seen: u64, total: u64 },
 }
 
-/// The hits of one scroll page, unless the page says it is partial: a page from some shards
-/// only, or cut short by a timeout, would silently leave ids out.
-fn page_hits(page: &Value) -> Result<&[Value], ReadCause> {
-    if page.get("timed_out").and_then(Value::as_bool) == Some(true) {
+/// The hits of one page, unless the page says it is partial: a page from some shards only, or
+/// cut short by a timeout, would silently leave ids out.
+fn page_hits<S>(page: &SearchPage<S>) -> Result<&[SearchHit<S>], ReadCause> {
+    if page.timed_out {
         return Err(ReadCause::TimedOut);
     }
-    let shards = page.get("_shards");
-    let count = |name: &str| shards.and_then(|s| s.get(name)).and_then(Value::as_u64);
-    if let Some(failed) = count("failed").filter(|f| *f > 0) {
-        let first = shards
-            .and_then(|s| s.pointer("/failures/0/reason"))
-            .map(|r| {
-                let field = |n: &str| r.get(n).and_then(Value::as_str).unwrap_or_default();
-                format!("{}: {}", field("type"), field("reason"))
-            });
+    if let Some(shards) = page.shards.as_ref().filter(|s| s.failed > 0) {
         return Err(ReadCause::ShardFailures {
-            failed,
-            total: count("total").unwrap_or(failed),
-            reason: first.unwrap_or_else(|| "no reason given".into()),
+            failed: shards.failed,
+            total: shards.total.unwrap_or(shards.failed),
+            reason: page
+                .first_failure()
+                .unwrap_or_else(|| "no reason given".into()),
         });
     }
-    page.pointer("/hits/hits")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
+    page.hits
+        .as_ref()
+        .map(|h| h.hits.as_slice())
         .ok_or(ReadCause::NoHits)
-}
-
-/// The exact number of documents the search matched, when the answer gives it (`hits.total` as
-/// `{"value": n, "relation": "eq"}`, or a plain number from older versions).
-fn exact_total(page: &Value) -> Option<u64> {
-    match page.pointer("/hits/total")? {
-        Value::Number(n) => n.as_u64(),
-        t if t.get("relation").and_then(Value::as_str) == Some("eq") => {
-            t.get("value").and_then(Value::as_u64)
-        }
-        _ => None,
-    }
 }
 
 fn read_error(index: &str) -> impl Fn(ReadCause) -> ReadError + '_ {
@@ -142,17 +156,14 @@ pub async fn versions(
     let body = json!({"size": ids.len(), "query": {"ids": {"values": ids}},
         "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING],
         "track_total_hits": false});
-    let page = es
-        .json(Method::POST, &[index, "_search"], &[], Some(body))
+    let page: SearchPage<VersionSource> = es
+        .typed(Method::POST, &[index, "_search"], &[], Some(body))
         .await
         .map_err(|e| read_error(index)(e.into()))?;
     let hits = page_hits(&page).map_err(read_error(index))?;
     Ok(hits
         .iter()
-        .filter_map(|hit| {
-            let id = hit.get("_id").and_then(Value::as_str)?;
-            Some((id.to_string(), version_of(hit)))
-        })
+        .map(|hit| (hit.id.clone(), version_of(hit.source.as_ref())))
         .collect())
 }
 
@@ -169,20 +180,26 @@ async fn scroll(es: &EsClient, index: &str, visit: &mut Visit<'_>) -> Result<(),
     }
     let body = json!({"size": SCAN_PAGE, "sort": ["_doc"], "_source": ["id", "bucket"]});
     let (mut total, mut seen) = (None, 0u64);
-    es.scroll(index, &[], body, SCROLL_KEEP_ALIVE, |page| {
-        if seen == 0 {
-            total = exact_total(page);
-        }
-        let hits = page_hits(page)?;
-        if hits.is_empty() {
-            return Ok(Next::Stop);
-        }
-        seen += hits.len() as u64;
-        for (id, bucket) in hits.iter().filter_map(id_of) {
-            visit(id, bucket);
-        }
-        Ok::<_, ReadCause>(Next::More)
-    })
+    es.scroll(
+        index,
+        &[],
+        body,
+        SCROLL_KEEP_ALIVE,
+        |page: &SearchPage<IdSource>| {
+            if seen == 0 {
+                total = page.exact_total();
+            }
+            let hits = page_hits(page)?;
+            if hits.is_empty() {
+                return Ok(Next::Stop);
+            }
+            seen += hits.len() as u64;
+            for (id, bucket) in hits.iter().map(id_of) {
+                visit(id, bucket);
+            }
+            Ok::<_, ReadCause>(Next::More)
+        },
+    )
     .await?;
     if let Some(total) = total.filter(|t| *t != seen) {
         return Err(ReadCause::Short { seen, total });
@@ -193,6 +210,11 @@ async fn scroll(es: &EsClient, index: &str, visit: &mut Visit<'_>) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    fn page<S: serde::de::DeserializeOwned>(v: Value) -> SearchPage<S> {
+        serde_json::from_value(v).unwrap()
+    }
 
     #[test]
     fn a_document_missing_its_text_never_matches_its_object() {
@@ -200,44 +222,60 @@ mod tests {
         let listed = fingerprint(Some(ts), Some(etag));
         assert_ne!(listed, fingerprint(Some(ts), Some("\"abd\"")));
         let hit = json!({"_id": "i", "_source": {"id": "i", "bucket": "b", "_timestamp": ts, "etag": etag}});
-        assert_eq!(version_of(&hit), listed);
-        assert_eq!(id_of(&hit), Some(("i", Some("b"))));
+        let read = |hit: &Value| {
+            let p: SearchPage<VersionSource> = page(json!({"hits": {"hits": [hit]}}));
+            version_of(p.hits.unwrap().hits[0].source.as_ref())
+        };
+        assert_eq!(read(&hit), listed);
+        let ids: SearchPage<IdSource> = page(json!({"hits": {"hits": [hit, {"_id": "x"}]}}));
+        let hits = &ids.hits.as_ref().unwrap().hits;
+        assert_eq!(id_of(&hits[0]), ("i", Some("b")));
+        assert_eq!(id_of(&hits[1]), ("x", None));
         let mut marked = hit.clone();
         marked["_source"][TEXT_MISSING] = json!(true);
-        assert_ne!(version_of(&marked), listed);
-        assert_eq!(version_of(&marked), unfinished(listed));
-        assert_eq!(id_of(&json!({"_id": "x"})), Some(("x", None)));
+        assert_ne!(read(&marked), listed);
+        assert_eq!(read(&marked), unfinished(listed));
+        let mut odd = hit.clone();
+        odd["_source"]["_timestamp"] = json!(17);
+        assert_eq!(
+            read(&odd),
+            fingerprint(None, Some(etag)),
+            "a number reads as no timestamp"
+        );
     }
 
     #[test]
     fn partial_pages_are_refused() {
         let ok = json!({"timed_out": false, "_shards": {"total": 2, "successful": 2, "failed": 0},
                         "hits": {"total": {"value": 1, "relation": "eq"}, "hits": [{"_id": "a"}]}});
-        assert_eq!(page_hits(&ok).unwrap().len(), 1);
-        assert_eq!(exact_total(&ok), Some(1));
+        assert_eq!(page_hits(&page::<IdSource>(ok.clone())).unwrap().len(), 1);
 
         let mut timed_out = ok.clone();
         timed_out["timed_out"] = json!(true);
-        assert!(matches!(page_hits(&timed_out), Err(ReadCause::TimedOut)));
+        assert!(matches!(
+            page_hits(&page::<IdSource>(timed_out)),
+            Err(ReadCause::TimedOut)
+        ));
 
         let mut shards = ok.clone();
         shards["_shards"] = json!({"total": 2, "successful": 1, "failed": 1, "failures": [
             {"shard": 1, "reason": {"type": "node_disconnected_exception", "reason": "node left"}}]});
         assert_eq!(
-            page_hits(&shards).unwrap_err().to_string(),
+            page_hits(&page::<IdSource>(shards))
+                .unwrap_err()
+                .to_string(),
             "1 of 2 shards failed (node_disconnected_exception: node left)"
         );
 
         let no_hits = json!({"timed_out": false, "_scroll_id": "x"});
-        assert!(matches!(page_hits(&no_hits), Err(ReadCause::NoHits)));
+        assert!(matches!(
+            page_hits(&page::<IdSource>(no_hits)),
+            Err(ReadCause::NoHits)
+        ));
     }
 
     #[test]
-    fn only_an_exact_total_is_checked() {
-        assert_eq!(exact_total(&json!({"hits": {"total": 7}})), Some(7));
-        let gte = json!({"hits": {"total": {"value": 10000, "relation": "gte"}}});
-        assert_eq!(exact_total(&gte), None);
-        assert_eq!(exact_total(&json!({"hits": {}})), None);
+    fn a_short_scroll_names_what_it_missed() {
         let err = ReadError {
             index: "search-x".into(),
             cause: ReadCause::Short {

@@ -3,7 +3,7 @@
 use crate::es::EsError;
 use crate::es::bulk::{BulkItem, BulkResponse, BulkTransport};
 use crate::sync::ContentIndex;
-use crate::sync::existing::{ReadError, Visit, version_of};
+use crate::sync::existing::{ReadError, Visit, version_of_document};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -63,8 +63,7 @@ impl ContentIndex for Arc<MemoryIndex> {
             .iter()
             .filter_map(|id| {
                 let doc = docs.get(*id)?;
-                let hit = json!({"_id": id, "_source": doc});
-                Some((id.to_string(), version_of(&hit)))
+                Some((id.to_string(), version_of_document(&json!(doc))))
             })
             .collect())
     }
