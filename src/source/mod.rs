@@ -14,9 +14,11 @@
 pub mod fields;
 #[cfg(test)]
 pub mod memory;
+mod prefetch;
 mod registry;
 pub mod s3;
 
+pub use prefetch::Prefetch;
 pub use registry::Registry;
 
 use async_trait::async_trait;
@@ -115,11 +117,13 @@ pub trait Source: Send + Sync {
     async fn partitions(&self, advanced: Option<&Value>) -> Result<Vec<Partition>, PartitionError>;
 
     /// A lister of `partition` starting after key `start_after` (from the beginning when `None`).
-    async fn list<'a>(
-        &'a self,
+    /// It owns what it needs, so that the sync can run it in a task of its own (it lists the next
+    /// pages while the current one is indexed).
+    async fn list(
+        &self,
         partition: &Partition,
         start_after: Option<String>,
-    ) -> Result<Box<dyn PageLister + 'a>, SourceError>;
+    ) -> Result<Box<dyn PageLister>, SourceError>;
 
     /// The bytes of object `key` of partition `partition`.
     async fn open(&self, partition: &str, key: &str) -> Result<ObjectReader, SourceError>;

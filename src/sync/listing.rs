@@ -15,7 +15,7 @@ use super::plan::Plan;
 use super::progress::ListingStats;
 use super::reconcile::Seen;
 use crate::es::bulk::{BulkSink, Op};
-use crate::source::{Listed, PageLister, Partition, Source};
+use crate::source::{Listed, PageLister, Partition, Prefetch, Source};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -116,10 +116,10 @@ impl Lister<'_> {
     ) -> Result<Result<(), String>, ListingFailure> {
         let source = self.source;
         let mut lister = match source.list(partition, None).await {
-            Ok(l) => l,
+            Ok(l) => Prefetch::start(l),
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let mut next = self.next_page(lister.as_mut(), partition, plan).await?;
+        let mut next = self.next_page(&mut lister, partition, plan).await?;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(ListingFailure::Fatal(SyncError::Canceled));
@@ -143,7 +143,7 @@ impl Lister<'_> {
             let this = &*self;
             let (indexed, following) = tokio::join!(
                 this.index_page(&partition.name, prepared),
-                this.next_page(lister.as_mut(), partition, plan)
+                this.next_page(&mut lister, partition, plan)
             );
             indexed?;
             if let Some(checkpoint) = page

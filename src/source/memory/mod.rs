@@ -193,11 +193,11 @@ impl Source for Connected {
         Ok(names.into_iter().map(Partition::whole).collect())
     }
 
-    async fn list<'a>(
-        &'a self,
+    async fn list(
+        &self,
         partition: &Partition,
         start_after: Option<String>,
-    ) -> Result<Box<dyn PageLister + 'a>, SourceError> {
+    ) -> Result<Box<dyn PageLister>, SourceError> {
         if !self.store.lock().contains_key(&partition.name) {
             return Err(SourceError::new(format!(
                 "no partition named \"{}\"",
@@ -212,7 +212,8 @@ impl Source for Connected {
             .get(&partition.name)
             .copied();
         Ok(Box::new(Pages {
-            source: self,
+            store: self.store.clone(),
+            page_size: self.page_size,
             partition: partition.name.clone(),
             prefix: partition.prefix.clone().unwrap_or_default(),
             after: start_after,
@@ -234,8 +235,9 @@ impl Source for Connected {
     }
 }
 
-struct Pages<'a> {
-    source: &'a Connected,
+struct Pages {
+    store: Arc<MemoryStore>,
+    page_size: usize,
     partition: String,
     prefix: String,
     after: Option<String>,
@@ -245,7 +247,7 @@ struct Pages<'a> {
 }
 
 #[async_trait]
-impl PageLister for Pages<'_> {
+impl PageLister for Pages {
     async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, SourceError> {
         if self.done {
             return Ok(None);
@@ -256,7 +258,7 @@ impl PageLister for Pages<'_> {
                 self.partition, self.pages
             )));
         }
-        let store = self.source.store.lock();
+        let store = self.store.lock();
         let objects = store.get(&self.partition).cloned().unwrap_or_default();
         drop(store);
         let page: Vec<Listed> = objects
@@ -267,7 +269,7 @@ impl PageLister for Pages<'_> {
                 std::ops::Bound::Unbounded,
             ))
             .filter(|(key, _)| key.starts_with(&self.prefix))
-            .take(self.source.page_size)
+            .take(self.page_size)
             .map(|(key, object)| listed(&self.partition, key, object))
             .collect();
         self.pages += 1;
@@ -278,7 +280,7 @@ impl PageLister for Pages<'_> {
                 return Ok(None);
             }
         }
-        if let Some(hook) = self.source.store.on_page.lock().expect("lock").as_ref() {
+        if let Some(hook) = self.store.on_page.lock().expect("lock").as_ref() {
             hook(&self.partition, self.pages);
         }
         Ok(Some(page))

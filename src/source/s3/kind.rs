@@ -115,11 +115,11 @@ impl Source for S3Store {
         Ok(buckets.into_iter().map(Partition::whole).collect())
     }
 
-    async fn list<'a>(
-        &'a self,
+    async fn list(
+        &self,
         partition: &Partition,
         start_after: Option<String>,
-    ) -> Result<Box<dyn PageLister + 'a>, SourceError> {
+    ) -> Result<Box<dyn PageLister>, SourceError> {
         let lister = self
             .client
             .lister(&partition.name, partition.prefix.clone(), start_after)
@@ -127,7 +127,7 @@ impl Source for S3Store {
             .map_err(|e| scrubbed(&self.settings, e))?;
         Ok(Box::new(Pages {
             lister,
-            settings: &self.settings,
+            settings: self.settings.clone(),
         }))
     }
 
@@ -145,19 +145,19 @@ impl Source for S3Store {
     }
 }
 
-struct Pages<'a> {
+struct Pages {
     lister: BucketLister,
-    settings: &'a S3Settings,
+    settings: Arc<S3Settings>,
 }
 
 #[async_trait]
-impl PageLister for Pages<'_> {
+impl PageLister for Pages {
     async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, SourceError> {
         let page = self
             .lister
             .next_page()
             .await
-            .map_err(|e| scrubbed(self.settings, e))?;
+            .map_err(|e| scrubbed(&self.settings, e))?;
         Ok(page.map(|objects| objects.into_iter().map(listed).collect()))
     }
 }
