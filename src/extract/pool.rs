@@ -235,6 +235,7 @@ impl Pool {
         let mut command = std::process::Command::new(&program.program);
         command
             .args(&program.args)
+            .env(crate::alloc::SYSTEM_ALLOCATOR_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
