@@ -258,15 +258,7 @@ impl EsClient {
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<Value, EsError> {
-        let (_, bytes) = self
-            .send(
-                method,
-                segments,
-                query,
-                body.map(Body::Json),
-                Retry::Transient,
-            )
-            .await?;
+        let (_, bytes) = self.transient(method, segments, query, body).await?;
         decode(&bytes, segments)
     }
 
@@ -278,19 +270,28 @@ impl EsClient {
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<T, EsError> {
-        let (_, bytes) = self
-            .send(
-                method,
-                segments,
-                query,
-                body.map(Body::Json),
-                Retry::Transient,
-            )
-            .await?;
+        let (_, bytes) = self.transient(method, segments, query, body).await?;
         serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
             path: format!("/{}", segments.join("/")),
             cause: e.to_string(),
         })
+    }
+
+    async fn transient(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Vec<u8>), EsError> {
+        self.send(
+            method,
+            segments,
+            query,
+            body.map(Body::Json),
+            Retry::Transient,
+        )
+        .await
     }
 
     /// `HEAD /<index>`.
