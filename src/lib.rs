@@ -4,7 +4,6 @@
 //! `service` (preflight, scheduler, job executor, cleanup) → `sync` (list → filter → fetch → bulk → reconcile)
 //! → `source::s3`.
 
-pub mod alloc;
 pub mod cli;
 pub mod concurrency;
 pub mod config;

@@ -7,10 +7,6 @@ use content_sync::{config, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc for the service, glibc's allocator for extraction workers (`alloc.rs`).
-#[global_allocator]
-static ALLOCATOR: content_sync::alloc::Allocator = content_sync::alloc::Allocator::new();
-
 #[derive(Parser, Debug)]
 #[command(
     name = "content-sync",

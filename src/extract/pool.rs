@@ -235,7 +235,6 @@ impl Pool {
         let mut command = std::process::Command::new(&program.program);
         command
             .args(&program.args)
-            .env(crate::alloc::SYSTEM_ALLOCATOR_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
