@@ -1,7 +1,7 @@
 //! The connector document in `.elastic-connectors`: reading it, and every write the service makes.
 
 use super::client::{EsClient, Hit, Occ};
-use super::documents::{ConnectorDoc, FilteringDomain};
+use super::documents::{ConnectorDoc, FilteringDomain, read_document};
 use super::error::EsError;
 use super::kinds::{ConnectorStatus, JobStatus, JobType, Read};
 use super::protocol::ConnectorApi;
@@ -140,18 +140,6 @@ impl Connector {
     pub fn sync_cursor(&self) -> Value {
         self.doc.sync_cursor.clone().unwrap_or(Value::Null)
     }
-}
-
-/// A document's typed form. Every field is read leniently, so this fails only on a `_source` that
-/// is not an object, which reads as an empty document (as the getters always read it).
-pub(super) fn read_document<T: Default + serde::de::DeserializeOwned>(
-    id: &str,
-    source: Map<String, Value>,
-) -> T {
-    serde_json::from_value(Value::Object(source)).unwrap_or_else(|e| {
-        tracing::warn!(id, error = %e, "document does not read; taken as empty");
-        T::default()
-    })
 }
 
 /// The connector field that records when a job of this type was last scheduled.

@@ -1,8 +1,8 @@
 //! The sync job document in `.elastic-connectors-sync-jobs`: creation, claim, stats, termination.
 
 use super::client::{EsClient, Hit, Occ};
-use super::connector::{Connector, OCC_ATTEMPTS, read_document};
-use super::documents::{Count, JobConnector, JobDoc};
+use super::connector::{Connector, OCC_ATTEMPTS};
+use super::documents::{Count, JobConnector, JobDoc, read_document};
 use super::error::EsError;
 use super::kinds::{JobStatus, JobType, Read, TriggerMethod};
 use super::protocol::{ConnectorApi, is_missing_endpoint};
