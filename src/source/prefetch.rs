@@ -1,5 +1,5 @@
 //! Listing one page ahead, in a task of its own: while the sync indexes a page, the next one is
-//! requested and parsed, on another core when one is free (docs/architecture.md#the-data-path).
+//! requested and parsed, on another core when one is free (docs/architecture.md#memory-and-cpu).
 //! At most one finished page waits in the channel, so memory stays a few pages whatever the bucket.
 
 use super::{Listed, PageLister, SourceError};
