@@ -13,6 +13,9 @@
 #   make bench-scale  memory and speed as the bucket grows (N=..., default 100 000): the service against
 #                examples/synthetic-s3 (a generated, storage-less S3) and examples/synthetic-es (a
 #                synthetic content index before a real Elasticsearch; SCALE_ES=node: the real node only)
+#   make bench-extract  does a full sync with native extraction keep every core busy? (EXTRACT_N=..., default
+#                3 000 objects cycling tests/corpus from examples/synthetic-s3 --corpus; the ratio to the
+#                single-core extraction throughput × cores; DOWNLOADS=...: concurrent downloads/workers)
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #   make image   build content-sync:latest from the Dockerfile (Docker if its daemon answers, else podman)
 #   make test-image  run that image as Elastic documents against the stand-ins: sync, probes, SIGTERM
@@ -23,7 +26,8 @@ CARGO ?= cargo
 STAND_INS := scripts/stand-ins.sh
 TEST_ARGS ?=
 
-.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync bench-scale fuzz image test-image
+.PHONY: test build fmt fmt-check lint stand-ins demo ftest chaos bench bench-sync bench-scale bench-extract fuzz \
+	image test-image
 
 stand-ins:
 	@$(STAND_INS) install
@@ -104,6 +108,19 @@ bench-scale:
 		python3 ftest/bench_scale.py --objects $(N) $(if $(STALE),--stale $(STALE)) \
 		--es $(if $(filter front,$(SCALE_ES)),front,node) --binary target/release/content-sync \
 		--s3-binary target/release/examples/synthetic-s3 --es-binary target/release/examples/synthetic-es
+
+# Extraction: a full sync of EXTRACT_N objects cycling the extraction corpus (examples/synthetic-s3
+# --corpus) with native extraction, bulk counted and dropped by examples/synthetic-es before a real node
+# (ES_URL, else one started for the run), beside the same objects' single-core extraction throughput
+# (examples/extract --objects) and the synthetic S3's GET ceiling (ftest/bench_extract.py).
+EXTRACT_N ?= 3000
+DOWNLOADS ?=
+bench-extract:
+	$(CARGO) build --release --bin content-sync --example synthetic-s3 --example synthetic-es --example extract
+	@scripts/with-elasticsearch.sh python3 ftest/bench_extract.py --objects $(EXTRACT_N) \
+		$(if $(DOWNLOADS),--downloads $(DOWNLOADS)) --binary target/release/content-sync \
+		--s3-binary target/release/examples/synthetic-s3 --es-binary target/release/examples/synthetic-es \
+		--extract-binary target/release/examples/extract
 
 # The container image. Without a registry (this project's machines) scripts/image.sh first makes the
 # Dockerfile's two base images locally from Debian packages and the machine's Rust toolchain.

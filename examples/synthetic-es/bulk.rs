@@ -1,5 +1,6 @@
-//! `_bulk` for the synthetic index: the NDJSON body is scanned (action lines only; source lines are
-//! skipped unread), every operation is counted, and each gets the item a real node would answer.
+//! `_bulk` for the synthetic index: the NDJSON body is scanned (action lines; of a source line, only
+//! whether it carries a non-empty `body`), every operation is counted, and each gets the item a real
+//! node would answer.
 
 use crate::index::SyntheticIndex;
 use memchr::memchr;
@@ -44,6 +45,8 @@ pub struct Op<'a> {
     pub kind: Kind,
     pub index: Option<Cow<'a, str>>,
     pub id: Option<Cow<'a, str>>,
+    /// Its source carries a non-empty `body` (the text the service extracted).
+    pub body: bool,
 }
 
 /// The operations of an NDJSON bulk body, in order.
@@ -54,18 +57,29 @@ pub fn parse(body: &[u8]) -> Result<Vec<Op<'_>>, String> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let op = action(line).ok_or_else(|| {
+        let mut op = action(line).ok_or_else(|| {
             format!(
                 "malformed action line: {}",
                 String::from_utf8_lossy(&line[..line.len().min(200)])
             )
         })?;
-        if op.kind != Kind::Delete && lines.next().is_none() {
-            return Err(format!("{} action without a source line", op.kind.name()));
+        if op.kind != Kind::Delete {
+            let Some(source) = lines.next() else {
+                return Err(format!("{} action without a source line", op.kind.name()));
+            };
+            op.body = has_body(source);
         }
         ops.push(op);
     }
     Ok(ops)
+}
+
+/// Whether a source line has a top-level `"body"` string that is not empty. In JSON text the
+/// bytes `"body":"` can only be a member name and the start of its string value (a quote inside a
+/// string is escaped), and the service writes its documents compact and flat.
+fn has_body(source: &[u8]) -> bool {
+    const NAME: &[u8] = b"\"body\":\"";
+    memmem::find(source, NAME).is_some_and(|at| source.get(at + NAME.len()) != Some(&b'"'))
 }
 
 struct Lines<'a>(&'a [u8]);
@@ -111,6 +125,7 @@ fn fast_action(line: &[u8]) -> Option<Op<'_>> {
         kind,
         index: field(b"\"_index\":\"")?,
         id: field(b"\"_id\":\"")?,
+        body: false,
     })
 }
 
@@ -126,6 +141,7 @@ fn slow_action(line: &[u8]) -> Option<Op<'static>> {
         kind: Kind::parse(kind)?,
         index: text("_index"),
         id: text("_id"),
+        body: false,
     })
 }
 
@@ -151,7 +167,7 @@ pub fn answer(index: &SyntheticIndex, ops: &[Op<'_>]) -> String {
         let (result, status) = match op.kind {
             Kind::Delete if index.record_delete(id) => ("deleted", 200),
             Kind::Delete => ("not_found", 404),
-            _ if index.record_index(id) => ("updated", 200),
+            _ if index.record_index(id, op.body) => ("updated", 200),
             _ => ("created", 201),
         };
         let _ = write!(

@@ -7,7 +7,7 @@
 #[path = "../synthetic-s3/bucket.rs"]
 mod bucket;
 
-pub use bucket::Bucket;
+pub use bucket::{Bucket, Corpus};
 use md5::{Digest, Md5};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -43,6 +43,8 @@ pub struct Stats {
     pub delete_ops: AtomicU64,
     /// Index operations on ids that are none of ours (neither an object nor a stale document).
     pub index_unknown: AtomicU64,
+    /// Index operations whose document carried a non-empty `body` (extracted text).
+    pub indexed_with_body: AtomicU64,
     pub delete_unknown: AtomicU64,
     pub lookup_requests: AtomicU64,
     pub lookup_ids: AtomicU64,
@@ -201,14 +203,18 @@ impl SyntheticIndex {
         }
         if mask & 32 != 0 {
             field(out, "size_in_bytes");
-            let _ = write!(out, "{}", self.bucket.size());
+            let _ = write!(out, "{}", self.bucket.size(p));
         }
         out.push('}');
     }
 
-    /// Records an index operation on `id`: whether the document existed before (`updated`).
-    pub fn record_index(&self, id: &str) -> bool {
+    /// Records an index operation on `id` (whose document has a non-empty `body` or not): whether
+    /// the document existed before (`updated`).
+    pub fn record_index(&self, id: &str, body: bool) -> bool {
         self.stats.index_ops.fetch_add(1, Relaxed);
+        if body {
+            self.stats.indexed_with_body.fetch_add(1, Relaxed);
+        }
         match self.find(id) {
             Some(p) => {
                 self.indexed.set(p);
@@ -245,7 +251,7 @@ impl SyntheticIndex {
         format!(
             concat!(
                 r#"{{"index":"{}","objects":{},"stale":{},"bulk_requests":{},"index_ops":{},"delete_ops":{},"#,
-                r#""index_unknown":{},"delete_unknown":{},"indexed_objects":{},"indexed_stale":{},"#,
+                r#""index_unknown":{},"delete_unknown":{},"indexed_with_body":{},"indexed_objects":{},"indexed_stale":{},"#,
                 r#""deleted_objects":{},"deleted_stale":{},"lookup_requests":{},"lookup_ids":{},"#,
                 r#""lookup_found":{},"scrolls_opened":{},"scroll_pages":{},"scroll_hits":{},"scrolls_cleared":{}}}"#
             ),
@@ -257,6 +263,7 @@ impl SyntheticIndex {
             get(&s.delete_ops),
             get(&s.index_unknown),
             get(&s.delete_unknown),
+            get(&s.indexed_with_body),
             self.indexed.count(0, n),
             self.indexed.count(n, total),
             self.deleted.count(0, n),
@@ -281,6 +288,7 @@ impl SyntheticIndex {
             &s.delete_ops,
             &s.index_unknown,
             &s.delete_unknown,
+            &s.indexed_with_body,
             &s.lookup_requests,
             &s.lookup_ids,
             &s.lookup_found,

@@ -11,15 +11,17 @@
 //! The index holds the bucket's N objects (`_id` = hex md5 of `<bucket>/<key>`, `_source` with `id`,
 //! `bucket`, `filename`, `_timestamp` and `etag` as the service writes them, so an incremental sync
 //! finds every object unchanged) plus `--stale` documents of keys the bucket lacks
-//! (`stale/<i>.dat`). For that index it answers:
+//! (`stale/<i>.dat`); with `--corpus`, the bucket's keys are those the synthetic S3 serves from the
+//! same corpus. For that index it answers:
 //! - `HEAD|GET /{index}`, `GET /{index}/_mapping`, `PUT /{index}/_mapping`, `POST /{index}/_refresh`,
 //!   `GET|POST /{index}/_count` (always the pre-sync N + stale: nothing is stored);
 //! - `_search` with an `ids` query (the hits that exist) or with `?scroll=` (every document in
 //!   order, pages generated on the fly), `POST|DELETE /_search/scroll` for its own scroll ids;
-//! - `_bulk`: every operation counted (which ids were indexed and deleted) and dropped.
+//! - `_bulk`: every operation counted (which ids were indexed and deleted, how many documents carried
+//!   extracted text in a non-empty `body`) and dropped.
 //!
 //! `GET /_synthetic/stats` tells what bulk, lookups and scrolls saw; `POST /_synthetic/reset` zeroes
-//! it. Written for speed (the `_bulk` path scans action lines only), so that the front is not what
+//! it. Written for speed (the `_bulk` path scans action lines, and source lines only for `"body":"`), so that the front is not what
 //! bounds a benchmark: `make bench-scale` measures its ceiling in each run.
 
 mod bulk;
@@ -33,6 +35,7 @@ use clap::Parser;
 use http::{Request, Response};
 use index::{Bucket, SyntheticIndex};
 use search::Cursor;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Largest request body read (a bulk request of the service is a few MiB at most).
@@ -50,6 +53,12 @@ struct Args {
     /// The synthetic bucket (`<name>-<N>`) whose N objects the index holds.
     #[arg(long)]
     bucket: String,
+    /// The corpus the synthetic S3 serves the bucket from (its `--corpus`): keys end in file names.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// A file of the corpus directory it does not serve (its `--exclude`).
+    #[arg(long = "exclude", requires = "corpus")]
+    exclude: Vec<String>,
     /// Documents of objects the bucket does not have (a sync deletes them).
     #[arg(long, default_value_t = 0)]
     stale: u64,
@@ -87,8 +96,13 @@ async fn run(args: Args) -> std::io::Result<()> {
 }
 
 fn front(args: &Args) -> Result<Front, String> {
+    let corpus = match &args.corpus {
+        Some(dir) => Some(Arc::new(index::Corpus::load(dir, &args.exclude)?)),
+        None => None,
+    };
     let bucket = Bucket::parse(&args.bucket, None)
-        .ok_or_else(|| format!("bucket {:?} is not named <name>-<N>", args.bucket))?;
+        .ok_or_else(|| format!("bucket {:?} is not named <name>-<N>", args.bucket))?
+        .with_corpus(corpus);
     let http = reqwest::Client::builder()
         .no_gzip()
         .build()

@@ -41,7 +41,7 @@ fn documents_are_what_a_sync_of_the_bucket_wrote() {
             src,
             json!({"id": ix.id(p), "bucket": "scale-2500", "filename": k,
                 "_timestamp": iso_timestamp(listed), "etag": ix.bucket.etag(p),
-                "size_in_bytes": ix.bucket.size()})
+                "size_in_bytes": ix.bucket.size(p)})
         );
     }
     assert_eq!(key(&ix, 2_500), "stale/000000000.dat");
@@ -193,6 +193,63 @@ fn bulk_bodies_are_scanned_action_lines_only() {
     );
     assert!(bulk::parse(b"{\"frobnicate\":{}}\n").is_err());
     assert!(bulk::parse(b"not json\n").is_err());
+}
+
+#[test]
+fn bulk_counts_the_documents_that_carry_text() {
+    let ix = world(10, 0);
+    let mut body = String::new();
+    let sources = [
+        r#"{"id":"x","body":"Extracted text.","filename":"a.pdf"}"#,
+        r#"{"filename":"b.pdf","body":"","id":"x"}"#,
+        r#"{"filename":"c.bin","id":"x"}"#,
+        r#"{"filename":"d.txt","title":"\"body\":\"not a body","id":"x"}"#,
+        r#"{"filename":"e.txt","body":"\"quoted\" start","id":"x"}"#,
+    ];
+    for (p, source) in sources.iter().enumerate() {
+        let id = ix.id(p as u64);
+        body.push_str(&format!(
+            "{{\"index\":{{\"_index\":\"content\",\"_id\":\"{id}\"}}}}\n{source}\n"
+        ));
+    }
+    body.push_str(&format!(
+        "{{\"delete\":{{\"_index\":\"content\",\"_id\":\"{}\"}}}}\n",
+        ix.id(9)
+    ));
+    let ops = bulk::parse(body.as_bytes()).unwrap();
+    let flags: Vec<bool> = ops.iter().map(|o| o.body).collect();
+    assert_eq!(flags, [true, false, false, false, true, false]);
+    bulk::answer(&ix, &ops);
+    let st = stats(&ix);
+    assert_eq!(
+        (st["index_ops"].as_u64(), st["indexed_with_body"].as_u64()),
+        (Some(5), Some(2))
+    );
+    ix.reset();
+    assert_eq!(stats(&ix)["indexed_with_body"], 0);
+}
+
+#[test]
+fn a_corpus_bucket_gives_the_ids_of_its_keys() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+    let corpus = index::Corpus::load(std::path::Path::new(dir), &["expected.json".into()]).unwrap();
+    let bucket = Bucket::parse("mixed-200", None)
+        .unwrap()
+        .with_corpus(Some(Arc::new(corpus)));
+    let ix = SyntheticIndex::new("content", bucket, 3);
+    for p in [0, 1, 150, 199] {
+        let k = key(&ix, p);
+        assert!(k.starts_with(&format!("000/{p:03}-")), "{k}");
+        assert_eq!(ix.id(p), document_id("mixed-200", &k));
+        assert_eq!(ix.find(&document_id("mixed-200", &k)), Some(p));
+        let mut src = String::new();
+        ix.write_source(p, &ix.id(p), index::ALL_FIELDS, &mut src);
+        let src: Value = serde_json::from_str(&src).unwrap();
+        assert_eq!(src["size_in_bytes"], ix.bucket.size(p));
+        assert_eq!(src["etag"], ix.bucket.etag(p));
+    }
+    assert_ne!(ix.bucket.size(0), ix.bucket.size(1), "sizes are the files'");
+    assert_eq!(key(&ix, 200), "stale/000000000.dat");
 }
 
 #[test]

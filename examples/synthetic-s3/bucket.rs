@@ -3,10 +3,16 @@
 //!
 //! Keys are `<group>/<number>.dat`, both zero-padded to the width of `N - 1` (group = number
 //! rounded down to a thousand), so their byte order — S3's listing order — is their number order,
-//! and the first key at or after any string is found by binary search.
+//! and the first key at or after any string is found by binary search. A bucket given a corpus
+//! (`corpus.rs`) serves real files instead: key `<group>/<number>-<file name>`, in the same order.
 
+#[path = "corpus.rs"]
+pub mod corpus;
+
+pub use corpus::Corpus;
 use md5::{Digest, Md5};
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// Keys per "folder" of the generated names.
 const GROUP: u64 = 1000;
@@ -20,6 +26,8 @@ pub struct Bucket {
     width: usize,
     /// Every body padded (or cut) to this many bytes; `None`: one short line.
     object_size: Option<u64>,
+    /// Files the objects cycle through, instead of generated bodies.
+    corpus: Option<Arc<Corpus>>,
 }
 
 /// What a ListObjectsV2 request asks for, as far as paging goes.
@@ -57,7 +65,14 @@ impl Bucket {
             objects,
             width,
             object_size,
+            corpus: None,
         })
+    }
+
+    /// The same bucket serving the files of `corpus` (object `i`: file `i % len`).
+    pub fn with_corpus(mut self, corpus: Option<Arc<Corpus>>) -> Bucket {
+        self.corpus = corpus;
+        self
     }
 
     pub fn key(&self, i: u64) -> String {
@@ -68,13 +83,22 @@ impl Bucket {
 
     pub fn write_key(&self, i: u64, out: &mut String) {
         let w = self.width;
-        let _ = write!(out, "{:0w$}/{:0w$}.dat", i / GROUP * GROUP, i);
+        let _ = write!(out, "{:0w$}/{:0w$}", i / GROUP * GROUP, i);
+        match &self.corpus {
+            // The number is fixed-width: what follows it does not change the keys' order.
+            Some(corpus) => {
+                out.push('-');
+                out.push_str(&corpus.file(i).name);
+            }
+            None => out.push_str(".dat"),
+        }
     }
 
     /// The number of the object called `key`, if there is one.
     pub fn find(&self, key: &str) -> Option<u64> {
         let (_, file) = key.split_once('/')?;
-        let i: u64 = file.strip_suffix(".dat")?.parse().ok()?;
+        let digits = file.bytes().take_while(u8::is_ascii_digit).count();
+        let i: u64 = file[..digits].parse().ok()?;
         (i < self.objects && self.key(i) == key).then_some(i)
     }
 
@@ -141,6 +165,9 @@ impl Bucket {
     }
 
     pub fn body(&self, i: u64) -> Vec<u8> {
+        if let Some(corpus) = &self.corpus {
+            return corpus.file(i).bytes.clone();
+        }
         let line = format!("synthetic object {} of bucket {}\n", self.key(i), self.name);
         match self.object_size {
             None => line.into_bytes(),
@@ -148,7 +175,11 @@ impl Bucket {
         }
     }
 
-    pub fn size(&self) -> u64 {
+    /// Object `i`'s size (the same for every object of a generated bucket).
+    pub fn size(&self, i: u64) -> u64 {
+        if let Some(corpus) = &self.corpus {
+            return corpus.file(i).bytes.len() as u64;
+        }
         match self.object_size {
             Some(size) => size,
             // The line's length without building it: its variable parts are the key and the name.
@@ -160,13 +191,17 @@ impl Bucket {
         }
     }
 
-    /// A stable ETag (quoted hex MD5 of the bucket, key and size; not of the body).
+    /// A stable ETag: a corpus file's own (the MD5 of its bytes, as S3's), else the quoted hex MD5
+    /// of the bucket, key and size (not of the body).
     pub fn etag(&self, i: u64) -> String {
+        if let Some(corpus) = &self.corpus {
+            return corpus.file(i).etag.clone();
+        }
         let digest = Md5::new()
             .chain_update(self.name.as_bytes())
             .chain_update(b"/")
             .chain_update(self.key(i).as_bytes())
-            .chain_update(self.size().to_le_bytes())
+            .chain_update(self.size(i).to_le_bytes())
             .finalize();
         let mut out = String::with_capacity(34);
         out.push('"');
@@ -246,7 +281,7 @@ mod tests {
             assert!(keys.windows(2).all(|w| w[0] < w[1]), "n={n}");
             for (i, k) in keys.iter().enumerate() {
                 assert_eq!(b.find(k), Some(i as u64));
-                assert_eq!(b.size(), b.body(i as u64).len() as u64, "{k}");
+                assert_eq!(b.size(i as u64), b.body(i as u64).len() as u64, "{k}");
             }
             assert_eq!(b.find(&b.key(n)), None, "past the end");
         }
@@ -357,6 +392,57 @@ mod tests {
             ..q
         };
         assert_eq!(b.page(&bad), Err(BadToken));
+    }
+
+    /// A bucket of `n` objects cycling through three files (one name with two dots).
+    fn corpus_bucket(n: u64) -> (Bucket, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pdf"), "%PDF-1.4 a").unwrap();
+        std::fs::write(dir.path().join("b.txt.gz"), "gz").unwrap();
+        std::fs::write(dir.path().join("c.docx"), "PK docx bytes").unwrap();
+        let corpus = Arc::new(Corpus::load(dir.path(), &[]).unwrap());
+        let b = Bucket::parse(&format!("mixed-{n}"), None)
+            .unwrap()
+            .with_corpus(Some(corpus));
+        (b, dir)
+    }
+
+    #[test]
+    fn a_corpus_bucket_serves_its_files_under_their_names() {
+        let (b, _dir) = corpus_bucket(2_503);
+        assert_eq!(b.key(0), "0000/0000-a.pdf");
+        assert_eq!(b.key(1), "0000/0001-b.txt.gz");
+        assert_eq!(b.key(2_502), "2000/2502-a.pdf");
+        let keys: Vec<String> = (0..2_503).map(|i| b.key(i)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "listing order");
+        for (i, k) in keys.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(b.find(k), Some(i), "{k}");
+            assert_eq!(b.size(i), b.body(i).len() as u64, "{k}");
+        }
+        assert_eq!(b.body(5), b"PK docx bytes");
+        assert_eq!(b.body(3), b"%PDF-1.4 a");
+        assert_eq!(b.etag(0), b.etag(3), "same bytes, same ETag (as on S3)");
+        assert_ne!(b.etag(0), b.etag(1));
+        assert_eq!(b.find("0000/0001-a.pdf"), None, "object 1 is not a.pdf");
+        assert_eq!(b.find("0000/0001.dat"), None);
+        assert_eq!(b.find("2000/2503-c.docx"), None, "past the end");
+        // Paging, prefixes and start-after work as for generated keys.
+        let all = list_all(
+            &b,
+            ListQuery {
+                max_keys: 700,
+                ..ListQuery::default()
+            },
+        );
+        assert_eq!(all, keys);
+        let q = ListQuery {
+            prefix: "1000/".into(),
+            start_after: Some("1000/1997-c.docx".into()),
+            max_keys: 1000,
+            token: None,
+        };
+        assert_eq!(list_all(&b, q), ["1000/1998-a.pdf", "1000/1999-b.txt.gz"]);
     }
 
     #[test]

@@ -11,14 +11,20 @@
 //! `encoding-type=url`; no `delimiter`), HeadObject and GetObject (with a single `Range`). Writes
 //! are refused. Written for speed, so that what it serves is not the limit of a benchmark: one core
 //! lists well over 100 000 keys a second (`make bench-scale` measures it in each run).
+//!
+//! `--corpus DIR` (with `--exclude NAME`…) makes every bucket serve the files of a directory instead
+//! of generated lines: object `i` is file `i % len` (sorted by name), read once at start, keyed
+//! `<group>/<number>-<file name>` so that the service extracts it by its extension
+//! (`make bench-extract`).
 
 mod bucket;
 mod http;
 
-use bucket::{Bucket, ListQuery, Page, encode_token};
+use bucket::{Bucket, Corpus, ListQuery, Page, encode_token};
 use clap::Parser;
 use http::{Request, Response, encode, xml};
 use std::fmt::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -38,9 +44,33 @@ struct Args {
     /// Size of every object's body in bytes (default: one line of about 70 bytes).
     #[arg(long)]
     object_size: Option<u64>,
+    /// Serve the files of this directory (cycled) instead of generated bodies.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// A file of the corpus directory not to serve (repeatable).
+    #[arg(long = "exclude", requires = "corpus")]
+    exclude: Vec<String>,
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+}
+
+/// What every request is answered from.
+struct Server {
+    args: Args,
+    corpus: Option<Arc<Corpus>>,
+}
+
+impl Server {
+    fn new(args: Args) -> std::io::Result<Server> {
+        let corpus = match &args.corpus {
+            Some(dir) => Some(Arc::new(
+                Corpus::load(dir, &args.exclude).map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
+        Ok(Server { args, corpus })
+    }
 }
 
 fn main() -> std::io::Result<()> {
@@ -53,15 +83,16 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn run(args: Args) -> std::io::Result<()> {
-    let args = Arc::new(args);
     let (host, port) = (args.host.clone(), args.port);
+    let server = Arc::new(Server::new(args)?);
     http::listen(&host, port, "S3_ENDPOINT", 0, move |r| {
-        std::future::ready(route(&args, &r))
+        std::future::ready(route(&server, &r))
     })
     .await
 }
 
-fn route(args: &Args, r: &Request) -> Response {
+fn route(server: &Server, r: &Request) -> Response {
+    let args = &server.args;
     let path = r.path.trim_start_matches('/');
     let (name, key) = path.split_once('/').unwrap_or((path, ""));
     let read = r.method == "GET" || r.method == "HEAD";
@@ -74,6 +105,7 @@ fn route(args: &Args, r: &Request) -> Response {
     let Some(bucket) = Bucket::parse(name, args.object_size) else {
         return error(404, "NoSuchBucket", "The specified bucket does not exist");
     };
+    let bucket = bucket.with_corpus(server.corpus.clone());
     if !key.is_empty() {
         return object(&bucket, key, r.header("range"));
     }
@@ -180,16 +212,16 @@ fn list_xml(bucket: &Bucket, q: &ListQuery, page: &Page, url: bool, owner: bool)
     if let Some(after) = &q.start_after {
         let _ = write!(out, "<StartAfter>{}</StartAfter>", enc(after));
     }
-    let size = bucket.size();
     for i in page.from..page.to {
-        // Generated keys need neither XML nor URL escaping.
+        // Keys need neither XML nor URL escaping (generated, or of corpus files named so).
         out.push_str("<Contents><Key>");
         bucket.write_key(i, &mut out);
         let _ = write!(
             out,
-            "</Key><LastModified>{}</LastModified><ETag>{}</ETag><Size>{size}</Size>",
+            "</Key><LastModified>{}</LastModified><ETag>{}</ETag><Size>{}</Size>",
             Bucket::last_modified_iso(i),
-            xml(&bucket.etag(i))
+            xml(&bucket.etag(i)),
+            bucket.size(i)
         );
         if owner {
             out.push_str("<Owner><ID>synthetic</ID><DisplayName>synthetic</DisplayName></Owner>");

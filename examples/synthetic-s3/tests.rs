@@ -4,23 +4,25 @@
 use super::*;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use md5::Digest;
 
 async fn start() -> Client {
+    start_with(&[]).await
+}
+
+/// The server with the buckets `b-2500` and `a-1` and `extra` arguments, and a client of it.
+async fn start_with(extra: &[&str]) -> Client {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let args = Arc::new(Args::parse_from([
-        "synthetic-s3",
-        "--bucket",
-        "b-2500",
-        "--bucket",
-        "a-1",
-    ]));
+    let args = ["synthetic-s3", "--bucket", "b-2500", "--bucket", "a-1"];
+    let args = Args::parse_from(args.iter().chain(extra));
+    let server = Arc::new(Server::new(args).unwrap());
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let args = args.clone();
+            let server = server.clone();
             tokio::spawn(async move {
-                http::serve(stream, 0, |r| std::future::ready(route(&args, &r))).await
+                http::serve(stream, 0, |r| std::future::ready(route(&server, &r))).await
             });
         }
     });
@@ -66,7 +68,7 @@ async fn the_sdk_pages_through_a_bucket() {
     );
     let b = Bucket::parse("b-2500", None).unwrap();
     assert_eq!(keys, (0..2500).map(|i| b.key(i)).collect::<Vec<_>>());
-    assert!(sizes.iter().all(|s| *s as u64 == b.size()));
+    assert!(sizes.iter().all(|s| *s as u64 == b.size(0)));
 
     let after = s3
         .list_objects_v2()
@@ -151,6 +153,73 @@ async fn buckets_and_objects_answer_like_s3() {
         .send()
         .await;
     assert!(missing.unwrap_err().into_service_error().is_no_such_key());
+}
+
+#[tokio::test]
+async fn a_corpus_bucket_serves_the_files_with_their_sizes_and_etags() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+    let s3 = start_with(&["--corpus", dir, "--exclude", "expected.json"]).await;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "expected.json")
+        .collect();
+    names.sort();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket("mixed-100")
+        .into_paginator()
+        .send();
+    let mut listed = Vec::new();
+    while let Some(page) = pages.next().await {
+        for o in page.unwrap().contents() {
+            listed.push((
+                o.key().unwrap().to_owned(),
+                o.size().unwrap(),
+                o.e_tag().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(listed.len(), 100);
+    for (i, (key, size, etag)) in listed.iter().enumerate() {
+        let name = &names[i % names.len()];
+        assert_eq!(key, &format!("00/{i:02}-{name}"));
+        let file = std::fs::read(format!("{dir}/{name}")).unwrap();
+        assert_eq!(*size as usize, file.len(), "{key}");
+        let got = s3
+            .get_object()
+            .bucket("mixed-100")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.e_tag(), Some(etag.as_str()), "{key}");
+        assert_eq!(got.content_length(), Some(*size), "{key}");
+        let body = got.body.collect().await.unwrap().into_bytes();
+        assert!(body.as_ref() == file.as_slice(), "{key}: the file's bytes");
+        let md5: String = md5::Md5::digest(&file)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(etag, &format!("\"{md5}\""), "{key}: S3's ETag of the bytes");
+    }
+    // A range of a corpus object is that range of the file.
+    let (key, size, _) = &listed[names.iter().position(|n| n == "sample.pdf").unwrap()];
+    let file = std::fs::read(format!("{dir}/sample.pdf")).unwrap();
+    let part = s3
+        .get_object()
+        .bucket("mixed-100")
+        .key(key)
+        .range("bytes=100-299")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        part.content_range(),
+        Some(format!("bytes 100-299/{size}").as_str())
+    );
+    let part = part.body.collect().await.unwrap().into_bytes();
+    assert!(part.as_ref() == &file[100..300]);
 }
 
 #[test]
