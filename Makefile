@@ -14,7 +14,7 @@
 #                examples/synthetic-s3 (a generated, storage-less S3) and examples/synthetic-es (a
 #                synthetic content index before a real Elasticsearch; SCALE_ES=node: the real node only)
 #   make bench-extract  does a full sync with native extraction keep every core busy? (EXTRACT_N=..., default
-#                3 000 objects cycling tests/corpus from examples/synthetic-s3 --corpus; the ratio to the
+#                20 000 objects cycling tests/corpus from examples/synthetic-s3 --corpus; the ratio to the
 #                single-core extraction throughput × cores; DOWNLOADS=...: concurrent downloads/workers)
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #   make image   build content-sync:latest from the Dockerfile (Docker if its daemon answers, else podman)
@@ -113,7 +113,7 @@ bench-scale:
 # --corpus) with native extraction, bulk counted and dropped by examples/synthetic-es before a real node
 # (ES_URL, else one started for the run), beside the same objects' single-core extraction throughput
 # (examples/extract --objects) and the synthetic S3's GET ceiling (ftest/bench_extract.py).
-EXTRACT_N ?= 3000
+EXTRACT_N ?= 20000
 DOWNLOADS ?=
 bench-extract:
 	$(CARGO) build --release --bin content-sync --example synthetic-s3 --example synthetic-es --example extract

@@ -217,7 +217,7 @@ def run_sync(args, config_path, workdir, servers):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--objects", type=int, default=3000)
+    p.add_argument("--objects", type=int, default=20_000)
     p.add_argument("--downloads", type=int, default=None,
                    help="elasticsearch.bulk.concurrent_downloads (also the worker count); default: the service's")
     p.add_argument("--reference-objects", type=int, default=100_000,
