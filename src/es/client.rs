@@ -63,14 +63,17 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// Splits a hit into its id, its concurrency token and its `_source` object (empty when the
-    /// source is not an object).
-    pub fn into_parts(self) -> (String, Option<Occ>, serde_json::Map<String, Value>) {
+    /// Splits a hit into its id, its concurrency token and its `_source` read as `T`. Every field of
+    /// the documents' structs reads leniently (`es/documents.rs`), so this fails only on a source
+    /// that is not an object, which reads as an empty document.
+    pub fn into_document<T: Default + serde::de::DeserializeOwned>(
+        self,
+    ) -> (String, Option<Occ>, T) {
         let occ = self.occ();
-        let doc = match self.source {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        };
+        let doc = T::deserialize(&self.source).unwrap_or_else(|e| {
+            tracing::warn!(id = %self.id, error = %e, "document does not read; taken as empty");
+            T::default()
+        });
         (self.id, occ, doc)
     }
 

@@ -1,7 +1,7 @@
 //! The connector document in `.elastic-connectors`: reading it, and every write the service makes.
 
 use super::client::{EsClient, Hit, Occ};
-use super::documents::{ConnectorDoc, FilteringDomain, read_document};
+use super::documents::{ConnectorDoc, FilteringDomain};
 use super::error::EsError;
 use super::kinds::{ConnectorStatus, JobStatus, JobType, Read};
 use super::protocol::ConnectorApi;
@@ -62,12 +62,8 @@ impl Pipeline {
 
 impl Connector {
     pub fn from_hit(hit: Hit) -> Self {
-        let (id, occ, source) = hit.into_parts();
-        Self {
-            doc: read_document(&id, source),
-            id,
-            occ,
-        }
+        let (id, occ, doc) = hit.into_document();
+        Self { id, occ, doc }
     }
 
     pub fn index_name(&self) -> Option<&str> {

@@ -15,18 +15,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// A document's typed form. Every field is read leniently, so this fails only on a `_source` that
-/// is not an object, which reads as an empty document (as the getters always read it).
-pub(super) fn read_document<T: Default + DeserializeOwned>(
-    id: &str,
-    source: Map<String, Value>,
-) -> T {
-    serde_json::from_value(Value::Object(source)).unwrap_or_else(|e| {
-        tracing::warn!(id, error = %e, "document does not read; taken as empty");
-        T::default()
-    })
-}
-
 /// `Some` when the field is present and of the expected type; `None` when absent, `null` or of
 /// another type (as the service's getters always read them).
 fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {

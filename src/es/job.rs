@@ -2,7 +2,7 @@
 
 use super::client::{EsClient, Hit, Occ};
 use super::connector::{Connector, OCC_ATTEMPTS};
-use super::documents::{Count, JobConnector, JobDoc, read_document};
+use super::documents::{Count, JobConnector, JobDoc};
 use super::error::EsError;
 use super::kinds::{JobStatus, JobType, Read, TriggerMethod};
 use super::protocol::{ConnectorApi, is_missing_endpoint};
@@ -94,12 +94,8 @@ pub struct SyncJob {
 
 impl SyncJob {
     pub fn from_hit(hit: Hit) -> Self {
-        let (id, occ, source) = hit.into_parts();
-        Self {
-            doc: read_document(&id, source),
-            id,
-            occ,
-        }
+        let (id, occ, doc) = hit.into_document();
+        Self { id, occ, doc }
     }
 
     /// The status as written (empty when missing), for messages.
