@@ -438,14 +438,15 @@ async fn send_batch(shared: Arc<Shared>, mut pending: Vec<Queued>) -> Result<(),
             let outcome = classify(&item);
             answered.push((queued, outcome));
         }
-        let throttled = answered
-            .iter()
-            .any(|(_, o)| matches!(o, ItemOutcome::Retry { status, .. } if throttling(*status)));
+        let (mut throttled, mut refusals) = (false, false);
+        for (_, outcome) in &answered {
+            if let ItemOutcome::Retry { status, .. } = outcome {
+                throttled |= throttling(*status);
+                refusals |= refused(*status);
+            }
+        }
         // Items the cluster refused while the limit was still finding its level do not spend an
         // attempt either (the whole batch's, at most `max_attempts` times).
-        let refusals = answered
-            .iter()
-            .any(|(_, o)| matches!(o, ItemOutcome::Retry { status, .. } if refused(*status)));
         let spent = !(refusals && permit.probing() && free < max_attempts);
         let mut retry = Vec::new();
         for (queued, outcome) in answered {
