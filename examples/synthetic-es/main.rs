@@ -80,11 +80,7 @@ struct Front {
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()?
-        .block_on(run(args))
+    http::block_on(args.threads, run(args))?
 }
 
 async fn run(args: Args) -> std::io::Result<()> {

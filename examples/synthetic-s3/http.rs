@@ -66,6 +66,15 @@ impl Response {
     }
 }
 
+/// Runs `main` to its end on a multi-threaded runtime of `threads` worker threads (at least one).
+pub fn block_on<F: std::future::Future>(threads: usize, main: F) -> io::Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?
+        .block_on(main))
+}
+
 /// Listens on `host:port`, prints `<banner>=http://<address>` on stdout (how the benchmark finds
 /// the server), and serves each connection on its own task with `handle`.
 pub async fn listen<F, Fut>(
