@@ -36,25 +36,13 @@ import urllib.parse
 import http.client
 from concurrent.futures import ThreadPoolExecutor
 
-import bench_scale
 import world
-from bench_scale import check, front_call
+from bench_scale import check, connect_through_front, front_call, proc_cpu, start
 from world import log
 
 CONNECTOR = "bench-extract"
 INDEX = "bench-extract"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 EXCLUDED = ["expected.json"]
-
-
-def stat(pid):
-    """(utime + stime, cutime + cstime) of a process in seconds, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK, (int(fields[13]) + int(fields[14])) / CLK_TCK
 
 
 def children(pid):
@@ -86,13 +74,13 @@ class CpuWatch:
         self.pid, self.own, self.workers, self.worker_peak_kib, self.worker_pids = pid, 0.0, 0.0, 0, set()
 
     def sample(self):
-        s = stat(self.pid)
+        s = proc_cpu(self.pid)
         if s is None:
             return
         own, reaped = s
         live = 0.0
         for kid in children(self.pid):
-            k = stat(kid)
+            k = proc_cpu(kid)
             if k:
                 live += k[0]
                 self.worker_pids.add(kid)
@@ -160,15 +148,6 @@ def list_keys(endpoint, bucket):
     return keys, time.time() - started
 
 
-def start(cmd, banner):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
-    if not line.startswith(banner + "="):
-        proc.kill()
-        sys.exit(f"{cmd[0]} did not start: {line!r}")
-    return proc, line.split("=", 1)[1]
-
-
 def run_sync(args, config_path, workdir, servers):
     """One full sync in a fresh service process; returns the job and the figures watched."""
     connector = world.connector(CONNECTOR)
@@ -180,7 +159,7 @@ def run_sync(args, config_path, workdir, servers):
         "job_type": "full", "trigger_method": "on_demand", "status": "pending",
         "indexed_document_count": 0, "indexed_document_volume": 0, "deleted_document_count": 0,
         "created_at": now, "last_seen": now})["_id"]
-    servers_before = sum(sum(stat(p.pid) or (0, 0)) for p in servers)
+    servers_before = sum(sum(proc_cpu(p.pid) or (0, 0)) for p in servers)
     load_before = loadavg()
     service = world.Service(args.binary, config_path, os.path.join(workdir, f"full-{args.downloads}.log"))
     perf = None
@@ -197,7 +176,7 @@ def run_sync(args, config_path, workdir, servers):
         if job["status"] in ("completed", "error", "canceled"):
             break
         time.sleep(0.1)
-    servers_cpu = sum(sum(stat(p.pid) or (0, 0)) for p in servers) - servers_before
+    servers_cpu = sum(sum(proc_cpu(p.pid) or (0, 0)) for p in servers) - servers_before
     load_after = loadavg()
     # The job's pool is dropped with the job: its workers are reaped into the service's cutime.
     for _ in range(20):
@@ -262,14 +241,8 @@ def main():
 
         front, url = start([args.es_binary, "--upstream", upstream, "--index", INDEX, "--bucket", bucket,
                             *corpus_args], "ES_URL")
-        config_path = world.write_config(workdir, CONNECTOR, idling=0.5)
-        world.ensure_system_indices(args.binary, config_path)
-        world.es("DELETE", f"/.elastic-connectors/_doc/{CONNECTOR}?refresh=true", ok_missing=True)
-        world.write_connector(CONNECTOR, INDEX, world.s3_configuration(
-            bucket, "any-key", "any-secret", page_size=1000, endpoint=endpoint),
-            pipeline="", extract_binary_content=True)
-        world.ES_URL = url
-        config_path = world.write_config(workdir, CONNECTOR, idling=0.5)
+        config_path = connect_through_front(args.binary, workdir, CONNECTOR, INDEX, bucket, endpoint, url,
+                                            extract=True)
         if args.downloads:
             with open(config_path, "a") as f:
                 f.write(f"elasticsearch.bulk.concurrent_downloads: {args.downloads}\n")

@@ -63,13 +63,18 @@ def key(i, n):
     return f"{i // 1000 * 1000:0{w}}/{i:0{w}}.dat"
 
 
-def start_s3(binary, bucket):
-    proc = subprocess.Popen([binary, "--bucket", bucket], stdout=subprocess.PIPE, text=True)
+def start(cmd, banner):
+    """Starts a synthetic server; returns it and the URL it prints as `<banner>=<url>`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline().strip()
-    if not line.startswith("S3_ENDPOINT="):
+    if not line.startswith(banner + "="):
         proc.kill()
-        sys.exit(f"synthetic-s3 did not start: {line!r}")
+        sys.exit(f"{os.path.basename(cmd[0])} did not start: {line!r}")
     return proc, line.split("=", 1)[1]
+
+
+def start_s3(binary, bucket):
+    return start([binary, "--bucket", bucket], "S3_ENDPOINT")
 
 
 def list_ceiling(endpoint, bucket):
@@ -146,10 +151,19 @@ def bulk_ceiling(bucket, n, size):
     return secs
 
 
+def proc_cpu(pid):
+    """(utime + stime, cutime + cstime) of a process in seconds: its own CPU and its reaped
+    children's; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, (int(fields[13]) + int(fields[14])) / CLK_TCK
+
+
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    return proc_cpu(pid)[0]
 
 
 def disk_used(path):
@@ -258,14 +272,23 @@ def main():
 
 def start_front(binary, upstream, bucket, stale):
     started = time.time()
-    proc = subprocess.Popen([binary, "--upstream", upstream, "--index", INDEX, "--bucket", bucket,
-                             "--stale", str(stale)], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
-    if not line.startswith("ES_URL="):
-        proc.kill()
-        sys.exit(f"synthetic-es did not start: {line!r}")
+    front = start([binary, "--upstream", upstream, "--index", INDEX, "--bucket", bucket,
+                   "--stale", str(stale)], "ES_URL")
     log(f"synthetic-es: id table of {bucket} + {stale} stale built in {time.time() - started:.1f} s")
-    return proc, line.split("=", 1)[1]
+    return front
+
+
+def connect_through_front(binary, workdir, connector, index, bucket, endpoint, front_url, extract):
+    """Writes the connector for `bucket` on the real node, then points the service at the front
+    (the connector documents pass through it to the node); returns the service's config path."""
+    config_path = world.write_config(workdir, connector, idling=0.5)
+    world.ensure_system_indices(binary, config_path)
+    world.es("DELETE", f"/.elastic-connectors/_doc/{connector}?refresh=true", ok_missing=True)
+    world.write_connector(connector, index, world.s3_configuration(
+        bucket, "any-key", "any-secret", page_size=1000, endpoint=endpoint),
+        pipeline="", extract_binary_content=extract)
+    world.ES_URL = front_url
+    return world.write_config(workdir, connector, idling=0.5)
 
 
 def front_call(url, method, path):
@@ -333,15 +356,8 @@ def measure_front(args, n, stale, bucket, endpoint, workdir):
                      n, secs, None, None, None))
         log(f"front bulk alone: {n} operations in {secs:.2f} s")
 
-        config_path = world.write_config(workdir, CONNECTOR, idling=0.5)
-        world.ensure_system_indices(args.binary, config_path)
-        world.es("DELETE", f"/.elastic-connectors/_doc/{CONNECTOR}?refresh=true", ok_missing=True)
-        world.write_connector(CONNECTOR, INDEX, world.s3_configuration(
-            bucket, "any-key", "any-secret", page_size=1000, endpoint=endpoint),
-            pipeline="", extract_binary_content=False)
-        # The service talks to the front; the connector documents pass through it to the node.
-        world.ES_URL = url
-        config_path = world.write_config(workdir, CONNECTOR, idling=0.5)
+        config_path = connect_through_front(args.binary, workdir, CONNECTOR, INDEX, bucket, endpoint, url,
+                                            extract=False)
 
         for job_type, indexed, label in (("full", n, "full sync (re-indexes N, deletes the stale)"),
                                          ("incremental", 0, "no-change incremental sync (deletes the stale)")):
