@@ -78,6 +78,10 @@ pub struct ServiceConfig {
     /// memory (content-sync addition; default `content-sync` in the OS temp directory).
     #[serde(default)]
     pub temp_dir: Option<std::path::PathBuf>,
+    /// Key ranges of one bucket listed at once once it has more than two pages (content-sync
+    /// addition; 1 lists every bucket from its first key to its last; docs/architecture.md#key-ranges).
+    #[serde(default = "default_listing_ranges", deserialize_with = "at_least_one")]
+    pub listing_ranges: NonZeroUsize,
     /// `service.http.*`: the metrics and health listener (content-sync addition).
     #[serde(default, deserialize_with = "null_as_default")]
     pub http: HttpConfig,
@@ -146,6 +150,9 @@ impl Default for ExtractionServiceConfig {
 
 const fn one() -> NonZeroUsize {
     NonZeroUsize::MIN
+}
+const fn default_listing_ranges() -> NonZeroUsize {
+    NonZeroUsize::new(4).unwrap()
 }
 const fn default_idling() -> Duration {
     Duration::from_secs(30)

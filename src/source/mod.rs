@@ -5,7 +5,9 @@
 //!   reads a connector's configuration and returns a ready [`Source`];
 //! * [`Source`] is one connected store for one job: the partitions of a sync (S3: buckets, each
 //!   with an optional prefix and key filter), the listing of a partition page by page in a stable
-//!   key order from a resumable position, and the bytes of one object as a bounded stream.
+//!   key order from a resumable position, a probe for the first key after a given one (which lets
+//!   the sync list key ranges of one partition at once), and the bytes of one object as a bounded
+//!   stream.
 //!
 //! [`Registry`] maps `service_type` to its kind. Adding a source is a new folder under `source/`
 //! implementing both traits, plus one line in [`Registry::new`] (docs/architecture.md walks
@@ -124,6 +126,20 @@ pub trait Source: Send + Sync {
         partition: &Partition,
         start_after: Option<String>,
     ) -> Result<Box<dyn PageLister>, SourceError>;
+
+    /// The first key of `partition` that starts with `prefix` and sorts after `after` (byte order),
+    /// or `None`. The sync probes with it to cut a big partition into key ranges listed at once
+    /// (docs/architecture.md#key-ranges); the probes only steer how even the ranges are, never
+    /// what is listed. A source that cannot tell answers `None`: its partitions are listed whole.
+    async fn first_key(
+        &self,
+        partition: &Partition,
+        prefix: &str,
+        after: &str,
+    ) -> Result<Option<String>, SourceError> {
+        let _ = (partition, prefix, after);
+        Ok(None)
+    }
 
     /// The bytes of object `key` of partition `partition`.
     async fn open(&self, partition: &str, key: &str) -> Result<ObjectReader, SourceError>;

@@ -1,20 +1,32 @@
 //! Where a suspended job resumes (kept in the job's `metadata.checkpoint`).
 //!
 //! ```json
-//! {"target": 2, "bucket": "reports", "last_key": "2026/11/q3.pdf"}   // listing of target 2 done up to last_key
-//! {"listed": true}                                                  // listing complete, deleting vanished documents
+//! {"target": 2, "bucket": "reports", "pending": [{"after": "2026/11/q3.pdf", "up_to": "2026/4\u{10FFFF}"},
+//!                                                {"after": "2026/5"}]}   // target 2: only these key ranges are left
+//! {"target": 2, "bucket": "reports", "last_key": "2026/11/q3.pdf"}      // written before key ranges: keys up to last_key done
+//! {"listed": true}                                                      // listing complete, deleting vanished documents
 //! ```
 //! plus `"indexed_bytes"` so the indexed volume continues exactly. Every operation before the checkpoint
 //! is settled in Elasticsearch, and the job's counters were written as of it, so a resumed job skips
-//! that work (no GET, no re-index) and its counters continue from there.
+//! that work (no GET, no re-index) and its counters continue from there. A bucket listed over
+//! several key ranges at once (docs/architecture.md#key-ranges) records how far each range got:
+//! the keys of its target outside the `pending` ranges are done.
 
+use super::ranges::KeyRange;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Checkpoint {
-    /// Targets before `target` are done; in `target`, keys up to `last_key` are done.
+    /// Targets before `target` are done; in `target`, every key outside the `pending` ranges.
+    Ranges {
+        target: usize,
+        bucket: String,
+        pending: Vec<KeyRange>,
+    },
+    /// Targets before `target` are done; in `target`, keys up to `last_key` (the form written
+    /// before key ranges; still read, so that jobs suspended by an older version resume).
     Listing {
         target: usize,
         bucket: String,
@@ -37,6 +49,14 @@ impl Checkpoint {
     pub fn covers(&self, index: usize, bucket: &str, key: &str) -> bool {
         match self {
             Checkpoint::Listed { .. } => true,
+            Checkpoint::Ranges {
+                target,
+                bucket: b,
+                pending,
+            } => {
+                index < *target
+                    || (index == *target && b == bucket && !pending.iter().any(|r| r.contains(key)))
+            }
             Checkpoint::Listing {
                 target,
                 bucket: b,
@@ -67,12 +87,18 @@ impl Recorder {
         self.after_failure = true;
     }
 
-    /// The checkpoint after a page of target `target` ending at `last_key`, if it may be recorded.
-    pub fn page(&self, target: usize, bucket: &str, last_key: String) -> Option<Checkpoint> {
-        (!self.after_failure).then(|| Checkpoint::Listing {
+    /// The checkpoint of target `target` whose keys left to list are the `pending` ranges, if it
+    /// may be recorded.
+    pub fn ranges(
+        &self,
+        target: usize,
+        bucket: &str,
+        pending: Vec<KeyRange>,
+    ) -> Option<Checkpoint> {
+        (!self.after_failure).then(|| Checkpoint::Ranges {
             target,
             bucket: bucket.to_string(),
-            last_key,
+            pending,
         })
     }
 
@@ -87,12 +113,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn after(key: &str) -> KeyRange {
+        KeyRange {
+            after: Some(key.into()),
+            up_to: None,
+        }
+    }
+
     #[test]
     fn round_trips_and_covers_what_was_done() {
-        let cp = Checkpoint::Listing {
+        let cp = Checkpoint::Ranges {
             target: 1,
             bucket: "b".into(),
-            last_key: "m".into(),
+            pending: vec![after("m")],
         };
         assert_eq!(Checkpoint::from_value(&cp.to_value()), Some(cp.clone()));
         assert!(cp.covers(0, "a", "zzz"));
@@ -108,19 +141,52 @@ mod tests {
     }
 
     #[test]
+    fn key_ranges_cover_what_each_range_did() {
+        let value = json!({"target": 0, "bucket": "b", "indexed_bytes": 7,
+            "pending": [{"after": "c", "up_to": "f"}, {"after": "p"}]});
+        let cp = Checkpoint::from_value(&value).unwrap();
+        for (key, done) in [
+            ("a", true),
+            ("c", true),
+            ("d", false),
+            ("f", false),
+            ("g", true),
+            ("p", true),
+            ("q", false),
+        ] {
+            assert_eq!(cp.covers(0, "b", key), done, "{key}");
+        }
+        let all_done =
+            Checkpoint::from_value(&json!({"target": 0, "bucket": "b", "pending": []})).unwrap();
+        assert!(all_done.covers(0, "b", "zzz"));
+    }
+
+    #[test]
+    fn a_checkpoint_of_an_older_version_still_resumes() {
+        let old = json!({"target": 1, "bucket": "b", "last_key": "m", "indexed_bytes": 3});
+        let cp = Checkpoint::from_value(&old).unwrap();
+        assert!(matches!(cp, Checkpoint::Listing { .. }), "{cp:?}");
+        assert!(cp.covers(1, "b", "m") && !cp.covers(1, "b", "ma") && cp.covers(0, "a", "z"));
+    }
+
+    #[test]
     fn nothing_is_recorded_past_a_failed_target() {
         let mut r = Recorder::default();
         assert_eq!(
-            r.page(0, "a", "k".into()),
-            Some(Checkpoint::Listing {
+            r.ranges(0, "a", vec![after("k")]),
+            Some(Checkpoint::Ranges {
                 target: 0,
                 bucket: "a".into(),
-                last_key: "k".into()
+                pending: vec![after("k")]
             })
         );
         assert!(r.listed().is_some());
         r.failed();
-        assert_eq!(r.page(1, "b", "x".into()), None, "a later target's page");
+        assert_eq!(
+            r.ranges(1, "b", vec![after("x")]),
+            None,
+            "a later target's page"
+        );
         assert_eq!(r.listed(), None, "deletions after a failed listing");
     }
 }

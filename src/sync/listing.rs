@@ -1,9 +1,11 @@
 //! The listing stage: every partition's pages → documents → rules → version check → bulk sink.
 //!
-//! Each page ends with a checkpoint mark in the sink, so a suspended job resumes after the last page
-//! whose documents are all settled. A page is at most `page_size` objects; the versions its objects
-//! have in the index come from one lookup per page, and the ids it produced go to the
-//! reconciliation's [`Seen`]; nothing here grows with the bucket.
+//! A partition is listed whole for its first pages; when keys are left, the rest is cut into key
+//! ranges listed at once (`ranges.rs`, docs/architecture.md#key-ranges). Each page ends with a
+//! checkpoint mark in the sink recording how far every range got, so a suspended job resumes
+//! after the last pages whose documents are all settled. A page is at most `page_size` objects;
+//! the versions its objects have in the index come from one lookup per page, and the ids it
+//! produced go to the reconciliation's [`Seen`]; nothing here grows with the bucket.
 
 use super::ContentIndex;
 use super::SyncError;
@@ -13,6 +15,7 @@ use super::existing::{TEXT_MISSING, fingerprint};
 use super::fit::serialize_within;
 use super::plan::Plan;
 use super::progress::ListingStats;
+use super::ranges::{self, Bounded, KeyRange, Track};
 use super::reconcile::Seen;
 use crate::es::bulk::{BulkSink, Op};
 use crate::source::{Listed, PageLister, Partition, Prefetch, Source};
@@ -20,8 +23,8 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// How the listing went.
@@ -43,7 +46,7 @@ pub struct Lister<'a> {
     /// lookup (every object is new).
     pub lookup: bool,
     /// The ids this sync produced, for the stale pass.
-    pub seen: &'a mut Seen,
+    pub seen: &'a Mutex<Seen>,
     /// Pipeline flags added to every document while requests name a pipeline (`pipeline_on`).
     pub flags: Map<String, Value>,
     pub pipeline_on: Arc<AtomicBool>,
@@ -55,7 +58,18 @@ pub struct Lister<'a> {
     pub content_stats: &'a ContentStats,
     /// Downloads (and extractions) in flight at once within a page.
     pub concurrency: NonZeroUsize,
+    /// Key ranges of one partition listed at once (`service.listing_ranges`).
+    pub ranges: NonZeroUsize,
     pub cancel: &'a CancellationToken,
+}
+
+/// The partition being listed, with its ranges.
+struct Target<'p> {
+    index: usize,
+    partition: &'p Partition,
+    plan: &'p Plan,
+    marks: &'p Recorder,
+    track: Track,
 }
 
 /// An object that passed the partition's keys and the basic rules.
@@ -84,6 +98,22 @@ struct Prepared {
     indexed: bool,
 }
 
+/// How one key range's listing ended.
+enum RangeEnd {
+    Complete,
+    /// The first range of a partition, listed whole, stopped after [`SPLIT_AFTER_PAGES`] pages
+    /// with keys left: the rest is listed over key ranges, after this key.
+    Split(String),
+}
+
+/// Pages a partition is listed whole before the rest is split into key ranges: small partitions
+/// cost no probe.
+const SPLIT_AFTER_PAGES: usize = 2;
+/// Ranges per range listed at once: more, smaller ranges even out the work between listers.
+const RANGES_PER_LISTER: usize = 4;
+/// Probes spent at most on cutting one partition into ranges.
+const PROBE_BUDGET: usize = 256;
+
 impl Lister<'_> {
     pub async fn run(&mut self, plan: &Plan) -> Result<(), ListingFailure> {
         let mut failures = Vec::new();
@@ -105,54 +135,135 @@ impl Lister<'_> {
         Ok(())
     }
 
-    /// Lists one partition. The outer error stops the sync; the inner one is this partition's
-    /// failure.
+    /// Lists one partition: whole for its first pages, then, when keys are left and
+    /// `ranges` > 1, over key ranges listed at once (docs/architecture.md#key-ranges). The outer
+    /// error stops the sync; the inner one is this partition's failure.
     async fn list_partition(
-        &mut self,
+        &self,
         index: usize,
         partition: &Partition,
         plan: &Plan,
         marks: &Recorder,
     ) -> Result<Result<(), String>, ListingFailure> {
-        let source = self.source;
-        let mut lister = match source.list(partition, None).await {
-            Ok(l) => Prefetch::start(l),
+        let at = Target {
+            index,
+            partition,
+            plan,
+            marks,
+            track: Track::default(),
+        };
+        at.track.start(vec![KeyRange::default()]);
+        let split_after = (self.ranges.get() > 1).then_some(SPLIT_AFTER_PAGES);
+        let after = match self
+            .list_range(&at, 0, KeyRange::default(), split_after)
+            .await?
+        {
+            Ok(RangeEnd::Complete) => return Ok(Ok(())),
+            Ok(RangeEnd::Split(after)) => after,
+            Err(message) => return Ok(Err(message)),
+        };
+        let want = self.ranges.get() * RANGES_PER_LISTER;
+        let cuts =
+            match ranges::separators(self.source, partition, &after, want, PROBE_BUDGET).await {
+                Ok(cuts) => cuts,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+        let rest = KeyRange {
+            after: Some(after),
+            up_to: None,
+        }
+        .cut(&cuts);
+        tracing::info!(bucket = %partition.name, ranges = rest.len(), at_once = self.ranges.get(),
+            "listing the rest of the bucket over key ranges");
+        at.track.start(rest.clone());
+        let mut listing = futures_util::stream::iter(rest.into_iter().enumerate())
+            .map(|(slot, range)| self.list_range(&at, slot, range, None))
+            .buffer_unordered(self.ranges.get());
+        // The first range to fail fails the partition; dropping the stream stops the others.
+        while let Some(end) = listing.next().await {
+            if let Err(message) = end? {
+                return Ok(Err(message));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Lists the keys of `range`, page by page, each page followed by a checkpoint of the
+    /// partition's ranges. With `split_after`, stops after that many pages when keys are left.
+    async fn list_range(
+        &self,
+        at: &Target<'_>,
+        slot: usize,
+        range: KeyRange,
+        split_after: Option<usize>,
+    ) -> Result<Result<RangeEnd, String>, ListingFailure> {
+        let (partition, plan) = (at.partition, at.plan);
+        let mut lister = match self.source.list(partition, range.after).await {
+            Ok(l) => Prefetch::start(Box::new(Bounded::new(l, range.up_to))),
             Err(e) => return Ok(Err(e.to_string())),
         };
         let mut next = self.next_page(&mut lister, partition, plan).await?;
+        let mut pages = 0;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(ListingFailure::Fatal(SyncError::Canceled));
             }
             let page = match next {
                 Ok(Some(page)) => page,
-                Ok(None) => return Ok(Ok(())),
+                Ok(None) => {
+                    at.track.finish(slot);
+                    self.mark(at);
+                    return Ok(Ok(RangeEnd::Complete));
+                }
                 Err(message) => return Ok(Err(message)),
             };
             let mut prepared = Vec::with_capacity(page.candidates.len());
-            for c in page.candidates {
-                self.seen
-                    .listed(&c.id)
-                    .map_err(|e| ListingFailure::Fatal(SyncError::Spill(e)))?;
-                let previous = page.versions.get(&c.id).copied();
-                if let Some(p) = self.prepare(index, partition, c, previous) {
-                    prepared.push(p);
+            {
+                let mut seen = self.seen.lock().expect("seen lock");
+                for c in page.candidates {
+                    seen.listed(&c.id)
+                        .map_err(|e| ListingFailure::Fatal(SyncError::Spill(e)))?;
+                    let previous = page.versions.get(&c.id).copied();
+                    if let Some(p) = self.prepare(at.index, partition, c, previous) {
+                        prepared.push(p);
+                    }
                 }
             }
-            // The next page is listed and looked up while this one is fetched and indexed.
-            let this = &*self;
-            let (indexed, following) = tokio::join!(
-                this.index_page(&partition.name, prepared),
-                this.next_page(&mut lister, partition, plan)
-            );
+            pages += 1;
+            let split_now = split_after == Some(pages);
+            // The next page is listed and looked up while this one is fetched and indexed; before
+            // a split it is only peeked at (its keys are listed again by the ranges).
+            let (indexed, following) =
+                tokio::join!(self.index_page(&partition.name, prepared), async {
+                    if !split_now {
+                        return self
+                            .next_page(&mut lister, partition, plan)
+                            .await
+                            .map(|n| (n, false));
+                    }
+                    Ok(match lister.next_page().await {
+                        Ok(more) => (Ok(None), more.is_some()),
+                        Err(e) => (Err(e.to_string()), false),
+                    })
+                });
             indexed?;
-            if let Some(checkpoint) = page
-                .last_key
-                .and_then(|k| marks.page(index, &partition.name, k))
-            {
-                self.sink.mark(checkpoint.to_value());
+            if let Some(key) = &page.last_key {
+                at.track.advance(slot, key.clone());
+                self.mark(at);
             }
-            next = following?;
+            let split;
+            (next, split) = following?;
+            if split {
+                return Ok(Ok(RangeEnd::Split(page.last_key.unwrap_or_default())));
+            }
+        }
+    }
+
+    /// Records where the partition's ranges got, after the operations already sent.
+    fn mark(&self, at: &Target<'_>) {
+        let pending = at.track.pending();
+        if let Some(checkpoint) = at.marks.ranges(at.index, &at.partition.name, pending) {
+            self.sink.mark(checkpoint.to_value());
         }
     }
 

@@ -24,6 +24,7 @@ mod options;
 mod pipeline_tests;
 mod plan;
 pub mod progress;
+mod ranges;
 mod reconcile;
 pub mod rules;
 mod settings;
@@ -157,7 +158,7 @@ async fn sync(
     tracing::info!(index = %index, documents, partitions = plan.partitions.len(), incremental,
         "content index counted");
     plan::check_partitions(&plan.partitions, &index, documents)?;
-    let mut seen = Seen::new(&ctx.config().service.temp_dir());
+    let seen = std::sync::Mutex::new(Seen::new(&ctx.config().service.temp_dir()));
 
     let sink = BulkSink::start(
         es.bulk(),
@@ -173,7 +174,7 @@ async fn sync(
         index: es.as_ref(),
         index_name: &index,
         lookup: documents > 0,
-        seen: &mut seen,
+        seen: &seen,
         flags,
         pipeline_on: sink.pipeline_on(),
         skip_unchanged: incremental || options.skip_unchanged_documents,
@@ -182,6 +183,7 @@ async fn sync(
         content: &content,
         content_stats: &progress.content,
         concurrency: ctx.config().elasticsearch.bulk.concurrent_downloads,
+        ranges: ctx.config().service.listing_ranges,
         cancel,
     }
     .run(&plan)
@@ -197,6 +199,9 @@ async fn sync(
     if !failed_partitions.is_empty() {
         marks.failed();
     }
+    let seen = seen
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Err(e) = delete_stale(
         es.as_ref(),
         &index,

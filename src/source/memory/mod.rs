@@ -33,6 +33,8 @@ pub struct MemoryStore {
     failing: Mutex<HashMap<String, usize>>,
     /// Called with (partition, page number from 1) before each page is handed out.
     on_page: Mutex<Option<PageHook>>,
+    /// `first_key` calls so far.
+    pub probes: std::sync::atomic::AtomicUsize,
 }
 
 type PageHook = Box<dyn Fn(&str, usize) + Send + Sync>;
@@ -221,6 +223,30 @@ impl Source for Connected {
             fail_after,
             done: false,
         }))
+    }
+
+    async fn first_key(
+        &self,
+        partition: &Partition,
+        prefix: &str,
+        after: &str,
+    ) -> Result<Option<String>, SourceError> {
+        self.store
+            .probes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let store = self.store.lock();
+        let Some(objects) = store.get(&partition.name) else {
+            return Ok(None);
+        };
+        let after = (
+            std::ops::Bound::Excluded(after.to_owned()),
+            std::ops::Bound::Unbounded,
+        );
+        Ok(objects
+            .range::<String, _>(after)
+            .map(|(key, _)| key)
+            .find(|key| key.starts_with(prefix))
+            .cloned())
     }
 
     async fn open(&self, partition: &str, key: &str) -> Result<ObjectReader, SourceError> {

@@ -269,6 +269,17 @@ impl S3Client {
         ))
     }
 
+    /// The first key of `bucket` under `prefix` after `after` (ListObjectsV2 with one key), or `None`.
+    pub async fn first_key(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+    ) -> Result<Option<String>, S3Error> {
+        let client = self.client_for_bucket(bucket).await?;
+        super::listing::first_key(&client, bucket, prefix, after).await
+    }
+
     /// Starts downloading an object with the bucket's regional client (GetObject); read the body from the
     /// returned stream.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ByteStream, S3Error> {

@@ -131,6 +131,18 @@ impl Source for S3Store {
         }))
     }
 
+    async fn first_key(
+        &self,
+        partition: &Partition,
+        prefix: &str,
+        after: &str,
+    ) -> Result<Option<String>, SourceError> {
+        self.client
+            .first_key(&partition.name, prefix, after)
+            .await
+            .map_err(|e| scrubbed(&self.settings, e))
+    }
+
     async fn open(&self, partition: &str, key: &str) -> Result<ObjectReader, SourceError> {
         let body = self
             .client

@@ -173,6 +173,32 @@ impl BucketLister {
     }
 }
 
+/// The first key of `bucket` under `prefix` after `after`, or `None`: one ListObjectsV2 request for
+/// one key (the probe that cuts a bucket into key ranges, docs/architecture.md#key-ranges).
+pub(super) async fn first_key(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    after: &str,
+) -> Result<Option<String>, S3Error> {
+    let out = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .max_keys(1)
+        .encoding_type(EncodingType::Url)
+        .set_prefix((!prefix.is_empty()).then(|| prefix.to_owned()))
+        .set_start_after((!after.is_empty()).then(|| after.to_owned()))
+        .send()
+        .await
+        .map_err(|e| S3Error::from_sdk(format!("probing the keys of bucket \"{bucket}\""), e))?;
+    let encoded = out.encoding_type() == Some(&EncodingType::Url);
+    Ok(out
+        .contents()
+        .first()
+        .and_then(Object::key)
+        .map(|k| if encoded { url_decode(k) } else { k.to_owned() }))
+}
+
 /// Decodes S3's `encoding-type=url` form: `%XX` escapes and `+` for a space (botocore's `unquote_plus`).
 pub(super) fn url_decode(s: &str) -> String {
     let bytes = s.as_bytes();

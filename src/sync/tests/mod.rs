@@ -4,6 +4,7 @@
 
 mod memory_index;
 mod pipeline;
+mod ranges;
 
 use super::progress::Progress;
 use super::{Completed, ConnectorNow, ContentIndex, JobEnv, SyncError};

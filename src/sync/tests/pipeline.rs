@@ -136,10 +136,13 @@ async fn a_failed_partition_keeps_its_documents_and_fails_the_job() {
     // b's first page is settled; nothing after the failure may be recorded.
     assert_eq!(
         committed(&progress),
-        Some(Checkpoint::Listing {
+        Some(Checkpoint::Ranges {
             target: 1,
             bucket: "b".into(),
-            last_key: "x.txt".into()
+            pending: vec![crate::sync::ranges::KeyRange {
+                after: Some("x.txt".into()),
+                up_to: None
+            }]
         })
     );
 }

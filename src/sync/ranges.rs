@@ -1,0 +1,400 @@
+//! Key ranges: a big partition listed over several spans of its keys at once
+//! (docs/architecture.md#key-ranges).
+//!
+//! A range is the keys after one key up to and including another, so ranges cut at any keys at
+//! all cover the partition exactly: where the cuts fall decides only how even the ranges are.
+//! The cuts come from probing the source for the first key after a given one, level by level down
+//! the keys' common prefixes (`a`, `b`, … then `a0`, `a1`, …), within a fixed number of probes.
+
+use crate::source::{Listed, PageLister, Partition, Source, SourceError};
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Prefix levels probed at most: a chain of single-child prefixes (a long common prefix) costs
+/// two probes a level.
+const MAX_DEPTH: usize = 64;
+/// Prefixes probed at once.
+const PROBES_AT_ONCE: usize = 8;
+
+/// The keys after `after` (from the first key when `None`) up to and including `up_to` (to the
+/// last when `None`), in byte order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to: Option<String>,
+}
+
+impl KeyRange {
+    pub fn contains(&self, key: &str) -> bool {
+        self.after.as_deref().is_none_or(|a| key > a)
+            && self.up_to.as_deref().is_none_or(|u| key <= u)
+    }
+
+    /// This range cut at `separators` (ascending): one range more than there are separators
+    /// inside it, together holding exactly its keys.
+    pub fn cut(&self, separators: &[String]) -> Vec<KeyRange> {
+        let mut ranges = Vec::with_capacity(separators.len() + 1);
+        let mut after = self.after.clone();
+        for s in separators {
+            let inside = after.as_deref().is_none_or(|a| s.as_str() > a)
+                && self.up_to.as_deref().is_none_or(|u| s.as_str() < u);
+            if inside {
+                ranges.push(KeyRange {
+                    after: after.replace(s.clone()),
+                    up_to: Some(s.clone()),
+                });
+            }
+        }
+        ranges.push(KeyRange {
+            after,
+            up_to: self.up_to.clone(),
+        });
+        ranges
+    }
+}
+
+/// The ranges of the partition being listed, each advanced to the end of its last settled page:
+/// what the partition's checkpoints record.
+#[derive(Debug, Default)]
+pub struct Track {
+    slots: Mutex<Vec<(KeyRange, bool)>>,
+}
+
+impl Track {
+    /// Listing goes on over these ranges, numbered from 0 (the keys before them are done).
+    pub fn start(&self, ranges: Vec<KeyRange>) {
+        *self.lock() = ranges.into_iter().map(|r| (r, false)).collect();
+    }
+
+    /// Range `slot` is done up to `key`.
+    pub fn advance(&self, slot: usize, key: String) {
+        self.lock()[slot].0.after = Some(key);
+    }
+
+    /// Range `slot` is done.
+    pub fn finish(&self, slot: usize) {
+        self.lock()[slot].1 = true;
+    }
+
+    /// The ranges with keys left to list.
+    pub fn pending(&self) -> Vec<KeyRange> {
+        let slots = self.lock();
+        slots
+            .iter()
+            .filter(|(_, done)| !done)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(KeyRange, bool)>> {
+        self.slots.lock().expect("range track lock")
+    }
+}
+
+/// A lister that ends its inner listing at `up_to`.
+pub struct Bounded {
+    inner: Box<dyn PageLister>,
+    up_to: Option<String>,
+    done: bool,
+}
+
+impl Bounded {
+    pub fn new(inner: Box<dyn PageLister>, up_to: Option<String>) -> Self {
+        Self {
+            inner,
+            up_to,
+            done: false,
+        }
+    }
+}
+
+#[async_trait]
+impl PageLister for Bounded {
+    async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let Some(mut page) = self.inner.next_page().await? else {
+            self.done = true;
+            return Ok(None);
+        };
+        if let Some(up_to) = &self.up_to
+            && let Some(past) = page.iter().position(|o| o.key.as_str() > up_to.as_str())
+        {
+            page.truncate(past);
+            self.done = true;
+        }
+        Ok((!page.is_empty()).then_some(page))
+    }
+}
+
+/// Keys that cut the keys of `partition` after `after` into about `want` ranges (ascending, at
+/// most `want - 1`), found with at most `budget` probes of the source. Empty when the source
+/// cannot probe or the keys share one long prefix.
+pub async fn separators(
+    source: &dyn Source,
+    partition: &Partition,
+    after: &str,
+    want: usize,
+    budget: usize,
+) -> Result<Vec<String>, SourceError> {
+    let spent = AtomicUsize::new(0);
+    let mut leaves = vec![partition.prefix.clone().unwrap_or_default()];
+    for _ in 0..MAX_DEPTH {
+        if leaves.len() >= want || spent.load(Ordering::Relaxed) >= budget {
+            break;
+        }
+        let probe = |prefix: String| children(source, partition, prefix, after, &spent, budget);
+        let expanded: Vec<Vec<String>> = futures_util::stream::iter(leaves)
+            .map(probe)
+            .buffered(PROBES_AT_ONCE)
+            .try_collect()
+            .await?;
+        leaves = expanded.into_iter().flatten().collect();
+    }
+    Ok(evenly(&leaves, want))
+}
+
+/// The prefixes one character longer than `prefix` that start keys after `after`, ascending:
+/// each probe finds the next one, then skips every key under it.
+async fn children(
+    source: &dyn Source,
+    partition: &Partition,
+    prefix: String,
+    after: &str,
+    spent: &AtomicUsize,
+    budget: usize,
+) -> Result<Vec<String>, SourceError> {
+    let mut found = Vec::new();
+    let mut cursor = prefix.as_str().max(after).to_owned();
+    while spent.fetch_add(1, Ordering::Relaxed) < budget {
+        let Some(key) = source.first_key(partition, &prefix, &cursor).await? else {
+            break;
+        };
+        let Some(next) = key.get(prefix.len()..).and_then(|rest| rest.chars().next()) else {
+            break;
+        };
+        let mut child = prefix.clone();
+        child.push(next);
+        cursor = upper_bound(&child);
+        found.push(child);
+    }
+    Ok(found)
+}
+
+/// A key after every key starting with `prefix` (bar keys continuing it with U+10FFFF itself,
+/// which the next range holds).
+fn upper_bound(prefix: &str) -> String {
+    let mut bound = prefix.to_owned();
+    bound.push(char::MAX);
+    bound
+}
+
+/// The upper bounds of `want` groups of consecutive `leaves` (the last group left open).
+fn evenly(leaves: &[String], want: usize) -> Vec<String> {
+    let groups = want.min(leaves.len());
+    (1..groups)
+        .map(|g| upper_bound(&leaves[g * leaves.len() / groups - 1]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceKind;
+    use crate::source::memory::{MemoryKind, MemoryStore};
+    use serde_json::{Map, Value, json};
+    use std::sync::Arc;
+
+    fn range(after: Option<&str>, up_to: Option<&str>) -> KeyRange {
+        KeyRange {
+            after: after.map(Into::into),
+            up_to: up_to.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn cut_ranges_hold_every_key_once() {
+        let whole = range(Some("b"), Some("x"));
+        let cuts = ["a", "c", "c", "m", "x", "z"].map(String::from);
+        let parts = whole.cut(&cuts);
+        assert_eq!(
+            parts,
+            [
+                range(Some("b"), Some("c")),
+                range(Some("c"), Some("m")),
+                range(Some("m"), Some("x"))
+            ]
+        );
+        for key in [
+            "a",
+            "b",
+            "b0",
+            "c",
+            "c\u{10FFFF}",
+            "m",
+            "w",
+            "x",
+            "x0",
+            "zz",
+        ] {
+            let holders = parts.iter().filter(|p| p.contains(key)).count();
+            assert_eq!(holders, usize::from(whole.contains(key)), "{key}");
+        }
+        assert_eq!(KeyRange::default().cut(&[]), [KeyRange::default()]);
+    }
+
+    #[test]
+    fn checkpoints_name_only_the_bounds_they_have() {
+        let r = range(Some("a"), None);
+        assert_eq!(serde_json::to_value(&r).unwrap(), json!({"after": "a"}));
+        let back: KeyRange = serde_json::from_value(json!({"up_to": "z"})).unwrap();
+        assert_eq!(back, range(None, Some("z")));
+    }
+
+    struct Pages(Vec<Vec<&'static str>>);
+
+    #[async_trait]
+    impl PageLister for Pages {
+        async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, SourceError> {
+            if self.0.is_empty() {
+                panic!("asked past the end");
+            }
+            let page = self.0.remove(0);
+            Ok((!page.is_empty()).then(|| {
+                page.into_iter()
+                    .map(|k| Listed {
+                        key: k.into(),
+                        size: 0,
+                        etag: None,
+                        document: Map::new(),
+                    })
+                    .collect()
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bounded_lister_stops_at_its_last_key() {
+        let keys =
+            |p: Option<Vec<Listed>>| p.map(|p| p.into_iter().map(|l| l.key).collect::<Vec<_>>());
+        let inner = Pages(vec![vec!["a", "b"], vec!["c", "d"], vec!["e"]]);
+        let mut b = Bounded::new(Box::new(inner), Some("c".into()));
+        assert_eq!(
+            keys(b.next_page().await.unwrap()),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(keys(b.next_page().await.unwrap()), Some(vec!["c".into()]));
+        assert_eq!(
+            keys(b.next_page().await.unwrap()),
+            None,
+            "the inner lister is not asked again"
+        );
+        let ends_on_a_page = Pages(vec![vec!["a", "b"], vec!["c"]]);
+        let mut b = Bounded::new(Box::new(ends_on_a_page), Some("b".into()));
+        assert!(b.next_page().await.unwrap().is_some());
+        assert!(b.next_page().await.unwrap().is_none());
+        let open = Pages(vec![vec!["a"], vec![]]);
+        let mut b = Bounded::new(Box::new(open), None);
+        assert!(b.next_page().await.unwrap().is_some());
+        assert!(b.next_page().await.unwrap().is_none());
+    }
+
+    async fn store_with(keys: &[String]) -> (Arc<MemoryStore>, Box<dyn Source>) {
+        let store = Arc::new(MemoryStore::default());
+        for k in keys {
+            store.put("p", k, b"x", "2026-01-01T00:00:00+00:00");
+        }
+        let kind = MemoryKind::new(store.clone(), 10);
+        let mut config = Map::new();
+        config.insert("partitions".into(), json!({"value": "p"}));
+        let source = kind.connect(&config).await.unwrap();
+        (store, source)
+    }
+
+    fn count_in(keys: &[String], r: &KeyRange) -> usize {
+        keys.iter().filter(|k| r.contains(k)).count()
+    }
+
+    #[tokio::test]
+    async fn probes_cut_a_bucket_into_even_exact_ranges() {
+        let keys: Vec<String> = (0..2000)
+            .map(|i| format!("logs/{}/{i:05}.txt", i % 10))
+            .collect();
+        let (store, source) = store_with(&keys).await;
+        let whole = Partition::whole("p");
+        let cuts = separators(source.as_ref(), &whole, "", 10, 256)
+            .await
+            .unwrap();
+        let ranges = KeyRange::default().cut(&cuts);
+        assert_eq!(ranges.len(), 10, "{cuts:?}: ten prefixes logs/0 … logs/9");
+        let sizes: Vec<usize> = ranges.iter().map(|r| count_in(&keys, r)).collect();
+        assert!(sizes.iter().all(|&n| n == 200), "{sizes:?}");
+        let probes = store.probes.load(Ordering::Relaxed);
+        assert_eq!(
+            probes, 21,
+            "two for each level of `logs/`, eleven for the digits"
+        );
+
+        // After a position, under a partition prefix, and within a budget.
+        let under = Partition {
+            prefix: Some("logs/".into()),
+            ..Partition::whole("p")
+        };
+        let after = "logs/5/00555.txt";
+        let cuts = separators(source.as_ref(), &under, after, 4, 256)
+            .await
+            .unwrap();
+        let rest = range(Some(after), None).cut(&cuts);
+        assert_eq!(rest.len(), 4, "{cuts:?}");
+        let listed: usize = rest.iter().map(|r| count_in(&keys, r)).sum();
+        assert_eq!(listed, count_in(&keys, &range(Some(after), None)));
+        let before = store.probes.load(Ordering::Relaxed);
+        let cuts = separators(source.as_ref(), &whole, "", 1000, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.probes.load(Ordering::Relaxed) - before,
+            5,
+            "the budget bounds the probes"
+        );
+        assert!(cuts.len() < 5, "{cuts:?}");
+    }
+
+    #[tokio::test]
+    async fn a_source_that_cannot_probe_is_listed_whole() {
+        struct Blind;
+        #[async_trait]
+        impl Source for Blind {
+            async fn partitions(
+                &self,
+                _: Option<&Value>,
+            ) -> Result<Vec<Partition>, crate::source::PartitionError> {
+                Ok(vec![])
+            }
+            async fn list(
+                &self,
+                _: &Partition,
+                _: Option<String>,
+            ) -> Result<Box<dyn PageLister>, SourceError> {
+                Ok(Box::new(Pages(vec![])))
+            }
+            async fn open(
+                &self,
+                _: &str,
+                _: &str,
+            ) -> Result<crate::source::ObjectReader, SourceError> {
+                Err(SourceError::new("no"))
+            }
+        }
+        let cuts = separators(&Blind, &Partition::whole("p"), "", 8, 64)
+            .await
+            .unwrap();
+        assert!(cuts.is_empty());
+    }
+}
