@@ -79,9 +79,34 @@ impl BulkLog {
 /// A new process resumes the same job: it skips what the checkpoint covers, indexes every other
 /// object exactly once, its counters continue (final counts exact), the deleted objects' documents
 /// are deleted after the complete listing, and at most one page of documents Elasticsearch already
-/// had is sent again.
+/// had is sent again for each key range listed at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
+    suspend_and_resume(1).await;
+}
+
+/// The same over four key ranges listed at once: the checkpoint records where each range got,
+/// and the resumed job redoes only the keys of the unfinished ranges past their positions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_listed_over_key_ranges_resumes_each_range_from_its_checkpoint() {
+    suspend_and_resume(4).await;
+}
+
+/// Whether the job checkpoint `cp` covers `key`: up to `last_key`, or outside every `pending`
+/// range (docs/architecture.md#key-ranges).
+fn covers(cp: &Value, key: &str) -> bool {
+    if let Some(last) = cp["last_key"].as_str() {
+        return key <= last;
+    }
+    let pending = cp["pending"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checkpoint: {cp}"));
+    !pending.iter().any(|r| {
+        r["after"].as_str().is_none_or(|a| key > a) && r["up_to"].as_str().is_none_or(|u| key <= u)
+    })
+}
+
+async fn suspend_and_resume(ranges: usize) {
     const N: usize = 3000;
     const PAGE: usize = 100;
     let world = TestWorld::start().await;
@@ -100,8 +125,11 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     cfg["page_size"]["value"] = json!(PAGE);
     let (id, index) = world.configured_connector("resume", cfg).await;
     world.without_pipeline(&id).await;
-    let extra = "elasticsearch.bulk.chunk_size: 100\nelasticsearch.bulk.max_concurrency: 1\n";
-    let yaml = world.config_yaml_via(&[&id], extra, &proxy.url());
+    let extra = format!(
+        "elasticsearch.bulk.chunk_size: 100\nelasticsearch.bulk.max_concurrency: 1\n\
+         service.listing_ranges: {ranges}\n"
+    );
+    let yaml = world.config_yaml_via(&[&id], &extra, &proxy.url());
     let job = world.create_pending_job(&id).await;
 
     let mut svc = ServiceProcess::start(&world, &yaml, &[]);
@@ -133,19 +161,18 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     assert_eq!(suspended["status"], "suspended", "{suspended}");
     let cp = &suspended["metadata"]["checkpoint"];
     assert_eq!(cp["bucket"], json!(bucket), "{suspended}");
-    let last_key = cp["last_key"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no checkpoint: {suspended}"));
-    let covered = keys
-        .iter()
-        .position(|k| k == last_key)
-        .expect("last_key is a key")
-        + 1;
-    assert_eq!(
-        covered % PAGE,
-        0,
-        "checkpoints are at page ends: {last_key}"
-    );
+    let is_covered: Vec<bool> = keys.iter().map(|k| covers(cp, k)).collect();
+    let covered = is_covered.iter().filter(|c| **c).count();
+    if ranges == 1 {
+        assert!(
+            is_covered[..covered].iter().all(|c| *c),
+            "one range: the keys up to a point: {cp}"
+        );
+        assert_eq!(covered % PAGE, 0, "checkpoints are at page ends: {cp}");
+    } else {
+        let pending = cp["pending"].as_array().map_or(0, Vec::len);
+        assert!(pending >= 2, "several ranges were left at suspension: {cp}");
+    }
     assert!((1000..N).contains(&covered), "checkpoint at {covered}");
     assert_eq!(
         suspended["indexed_document_count"], covered,
@@ -158,7 +185,15 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     assert_eq!(run1.len(), bulk.ids_of(1).len(), "run 1 sent nothing twice");
 
     // Deleted while suspended: 3 indexed objects, and one the first run did not reach.
-    let gone = [&keys[0], &keys[1], &keys[2], &keys[N - 1]];
+    let mut unreached = None;
+    for (i, key) in keys.iter().enumerate().rev() {
+        if !is_covered[i] && world.get_doc(&index, &doc_id(&bucket, key)).await.is_none() {
+            unreached = Some(i);
+            break;
+        }
+    }
+    let unreached = unreached.expect("an object the first run did not reach");
+    let gone = [&keys[0], &keys[1], &keys[2], &keys[unreached]];
     for key in gone {
         world.delete_object(&bucket, key).await;
     }
@@ -220,9 +255,9 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     let run2 = bulk.ids_of(2);
     let run2_set: BTreeSet<String> = run2.iter().cloned().collect();
     assert_eq!(run2.len(), run2_set.len(), "run 2 sent nothing twice");
-    let mut expected_run2: BTreeSet<String> = keys[covered..N - 1]
-        .iter()
-        .map(|k| doc_id(&bucket, k))
+    let mut expected_run2: BTreeSet<String> = (0..N)
+        .filter(|&i| !is_covered[i] && i != unreached)
+        .map(|i| doc_id(&bucket, &keys[i]))
         .collect();
     expected_run2.extend([doc_id(&bucket, changed), doc_id(&bucket, &added)]);
     assert_eq!(
@@ -231,7 +266,7 @@ async fn sigterm_suspends_at_a_checkpoint_and_the_restart_resumes_from_it() {
     );
     let redone = run1.intersection(&run2_set).count();
     assert!(
-        redone <= PAGE,
+        redone <= PAGE * ranges,
         "{redone} documents ES already had were sent again (at suspension ES had \
          {in_es_at_suspension}, the checkpoint covered {covered})"
     );

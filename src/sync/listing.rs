@@ -212,7 +212,7 @@ impl Lister<'_> {
                 Ok(Some(page)) => page,
                 Ok(None) => {
                     at.track.finish(slot);
-                    self.mark(at);
+                    self.mark(at, None);
                     return Ok(Ok(RangeEnd::Complete));
                 }
                 Err(message) => return Ok(Err(message)),
@@ -233,24 +233,30 @@ impl Lister<'_> {
             let split_now = split_after == Some(pages);
             // The next page is listed and looked up while this one is fetched and indexed; before
             // a split it is only peeked at (its keys are listed again by the ranges).
-            let (indexed, following) =
-                tokio::join!(self.index_page(&partition.name, prepared), async {
-                    if !split_now {
-                        return self
-                            .next_page(&mut lister, partition, plan)
-                            .await
-                            .map(|n| (n, false));
-                    }
-                    Ok(match lister.next_page().await {
-                        Ok(more) => (Ok(None), more.is_some()),
-                        Err(e) => (Err(e.to_string()), false),
-                    })
-                });
+            let group = self.sink.open_group();
+            at.track.open(slot, group);
+            let sent = async {
+                let sent = self.index_page(&partition.name, prepared, group).await;
+                // At once, before any other range can mark: this page's operations are all sent.
+                if sent.is_ok() {
+                    let closed = at.track.close(slot, page.last_key.clone());
+                    self.mark(at, closed);
+                }
+                sent
+            };
+            let (indexed, following) = tokio::join!(sent, async {
+                if !split_now {
+                    return self
+                        .next_page(&mut lister, partition, plan)
+                        .await
+                        .map(|n| (n, false));
+                }
+                Ok(match lister.next_page().await {
+                    Ok(more) => (Ok(None), more.is_some()),
+                    Err(e) => (Err(e.to_string()), false),
+                })
+            });
             indexed?;
-            if let Some(key) = &page.last_key {
-                at.track.advance(slot, key.clone());
-                self.mark(at);
-            }
             let split;
             (next, split) = following?;
             if split {
@@ -259,11 +265,13 @@ impl Lister<'_> {
         }
     }
 
-    /// Records where the partition's ranges got, after the operations already sent.
-    fn mark(&self, at: &Target<'_>) {
+    /// Records where the partition's ranges got, after the operations already sent but those of
+    /// pages partly sent; `closed` is the group of the page that just ended.
+    fn mark(&self, at: &Target<'_>, closed: Option<u64>) {
         let pending = at.track.pending();
         if let Some(checkpoint) = at.marks.ranges(at.index, &at.partition.name, pending) {
-            self.sink.mark(checkpoint.to_value());
+            self.sink
+                .mark_groups(checkpoint.to_value(), at.track.open_groups(), closed);
         }
     }
 
@@ -403,6 +411,7 @@ impl Lister<'_> {
         &self,
         bucket: &str,
         prepared: Vec<Prepared>,
+        group: u64,
     ) -> Result<(), ListingFailure> {
         let (source, content, stats) = (self.source, self.content, self.content_stats);
         let mut filled = futures_util::stream::iter(prepared)
@@ -428,7 +437,7 @@ impl Lister<'_> {
             let Some(op) = op_for(p, filled, content.max_doc_bytes()) else {
                 continue;
             };
-            if let Err(e) = self.sink.send(op).await {
+            if let Err(e) = self.sink.send_in(op, Some(group)).await {
                 return Err(ListingFailure::Fatal(SyncError::Sink(e)));
             }
         }

@@ -60,25 +60,54 @@ impl KeyRange {
 
 /// The ranges of the partition being listed, each advanced to the end of its last settled page:
 /// what the partition's checkpoints record.
+///
+/// A page being sent is *open* under its group in the bulk sink: a checkpoint made meanwhile (by
+/// another range) covers none of it, and its operations stay out of that checkpoint's counters.
 #[derive(Debug, Default)]
 pub struct Track {
-    slots: Mutex<Vec<(KeyRange, bool)>>,
+    slots: Mutex<Vec<Slot>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    range: KeyRange,
+    done: bool,
+    /// The group of the page being sent.
+    open: Option<u64>,
 }
 
 impl Track {
     /// Listing goes on over these ranges, numbered from 0 (the keys before them are done).
     pub fn start(&self, ranges: Vec<KeyRange>) {
-        *self.lock() = ranges.into_iter().map(|r| (r, false)).collect();
+        *self.lock() = ranges
+            .into_iter()
+            .map(|range| Slot {
+                range,
+                done: false,
+                open: None,
+            })
+            .collect();
     }
 
-    /// Range `slot` is done up to `key`.
-    pub fn advance(&self, slot: usize, key: String) {
-        self.lock()[slot].0.after = Some(key);
+    /// Range `slot` starts sending a page as `group`.
+    pub fn open(&self, slot: usize, group: u64) {
+        self.lock()[slot].open = Some(group);
+    }
+
+    /// Range `slot` sent its page, which ends at `key` (`None`: it sent nothing); returns the
+    /// page's group.
+    pub fn close(&self, slot: usize, key: Option<String>) -> Option<u64> {
+        let mut slots = self.lock();
+        let s = &mut slots[slot];
+        if key.is_some() {
+            s.range.after = key;
+        }
+        s.open.take()
     }
 
     /// Range `slot` is done.
     pub fn finish(&self, slot: usize) {
-        self.lock()[slot].1 = true;
+        self.lock()[slot].done = true;
     }
 
     /// The ranges with keys left to list.
@@ -86,12 +115,17 @@ impl Track {
         let slots = self.lock();
         slots
             .iter()
-            .filter(|(_, done)| !done)
-            .map(|(r, _)| r.clone())
+            .filter(|s| !s.done)
+            .map(|s| s.range.clone())
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(KeyRange, bool)>> {
+    /// The groups of the pages being sent.
+    pub fn open_groups(&self) -> Vec<u64> {
+        self.lock().iter().filter_map(|s| s.open).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
         self.slots.lock().expect("range track lock")
     }
 }

@@ -151,6 +151,8 @@ struct Queued {
     op: Op,
     /// Position in send order (see [`Watermark`]).
     seq: u64,
+    /// The listing page it belongs to, if any (see [`Watermark`]).
+    group: Option<u64>,
     _bytes: OwnedSemaphorePermit,
 }
 
@@ -162,6 +164,7 @@ pub struct BulkSink {
     counters: Arc<SinkCounters>,
     watermark: Arc<Watermark>,
     next_seq: AtomicU64,
+    next_group: AtomicU64,
     pipeline_on: Arc<AtomicBool>,
     /// Dropping the sink (e.g. a cancelled sync) stops it and its requests at once.
     task: AbortOnDropHandle<Result<(), SinkError>>,
@@ -201,6 +204,7 @@ impl BulkSink {
             counters,
             watermark,
             next_seq: AtomicU64::new(0),
+            next_group: AtomicU64::new(0),
             pipeline_on,
             task: AbortOnDropHandle::new(tokio::spawn(run(shared, rx))),
         }
@@ -219,6 +223,16 @@ impl BulkSink {
     /// Queues one operation, waiting while the queue is full; returns its sequence number.
     /// `Err(Closed)` means the sink has stopped; [`finish`](Self::finish) then tells why.
     pub async fn send(&self, op: Op) -> Result<u64, SinkError> {
+        self.send_in(op, None).await
+    }
+
+    /// A new group of operations (one listing page): see [`Watermark`].
+    pub fn open_group(&self) -> u64 {
+        self.next_group.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// [`send`](Self::send) as an operation of `group`.
+    pub async fn send_in(&self, op: Op, group: Option<u64>) -> Result<u64, SinkError> {
         let units = (op.encoded_len("") / PERMIT_UNIT + 1).min(self.bytes_total as usize) as u32;
         let permit = self
             .bytes
@@ -231,6 +245,7 @@ impl BulkSink {
             .send(Queued {
                 op,
                 seq,
+                group,
                 _bytes: permit,
             })
             .await
@@ -243,6 +258,13 @@ impl BulkSink {
     pub fn mark(&self, checkpoint: serde_json::Value) {
         self.watermark
             .mark(self.next_seq.load(Ordering::Relaxed), checkpoint);
+    }
+
+    /// [`mark`](Self::mark), except for the operations of the `open` groups (pages partly sent);
+    /// `closed` is the group whose page just ended.
+    pub fn mark_groups(&self, checkpoint: serde_json::Value, open: Vec<u64>, closed: Option<u64>) {
+        let end = self.next_seq.load(Ordering::Relaxed);
+        self.watermark.mark_groups(end, checkpoint, open, closed);
     }
 
     /// Whether the sink has stopped (an error ended it).
@@ -306,7 +328,9 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), 
                 .counters
                 .dropped_too_large
                 .fetch_add(1, Ordering::Relaxed);
-            shared.watermark.settle(queued.seq, Tally::default());
+            shared
+                .watermark
+                .settle(queued.seq, queued.group, Tally::default());
             continue;
         }
         let (l, b) = (queued.op.lines(), queued.op.encoded_len(&s.index));
@@ -520,7 +544,7 @@ impl Shared {
         self.counters
             .deleted
             .fetch_add(tally.deleted, Ordering::Relaxed);
-        self.watermark.settle(queued.seq, tally);
+        self.watermark.settle(queued.seq, queued.group, tally);
         if self.settings.log_operations {
             tracing::debug!(op = op.kind(), id = op.id(), "bulk item succeeded");
         }
@@ -530,7 +554,8 @@ impl Shared {
     fn record_failure(&self, queued: &Queued, status: u16, reason: &str) -> Result<(), SinkError> {
         let op = &queued.op;
         self.counters.item_errors.fetch_add(1, Ordering::Relaxed);
-        self.watermark.settle(queued.seq, Tally::default());
+        self.watermark
+            .settle(queued.seq, queued.group, Tally::default());
         tracing::error!(op = op.kind(), id = op.id(), status, reason = %reason, index = %self.settings.index,
             "bulk item failed");
         let message = format!(
