@@ -99,6 +99,8 @@ bench-sync: stand-ins
 # default N/10, that the syncs must delete; bulk counted and dropped) before a real node (ES_URL, else
 # one started for the run); SCALE_ES=node puts the content index on the real node itself, SCALE_ES=osmem
 # on the OpenSearch-API stand-in. SCALE_TEMP_DIR: the service's temporary directory (measured).
+# RANGES: service.listing_ranges; PAGE: the connector's page_size (default 1000); S3_LATENCY_MS: the
+# synthetic S3 answers each listing request that late, as a distant S3 does.
 SCALE_ES ?= front
 N ?= 100000
 STALE ?=
@@ -107,6 +109,8 @@ bench-scale:
 	@$(if $(filter osmem,$(SCALE_ES)),scripts/with-stand-ins.sh,scripts/with-elasticsearch.sh) \
 		python3 ftest/bench_scale.py --objects $(N) $(if $(STALE),--stale $(STALE)) \
 		--es $(if $(filter front,$(SCALE_ES)),front,node) --binary target/release/content-sync \
+		$(if $(RANGES),--ranges $(RANGES)) $(if $(PAGE),--page-size $(PAGE)) \
+		$(if $(S3_LATENCY_MS),--s3-latency-ms $(S3_LATENCY_MS)) \
 		--s3-binary target/release/examples/synthetic-s3 --es-binary target/release/examples/synthetic-es
 
 # Extraction: a full sync of EXTRACT_N objects cycling the extraction corpus (examples/synthetic-s3

@@ -73,17 +73,17 @@ def start(cmd, banner):
     return proc, line.split("=", 1)[1]
 
 
-def start_s3(binary, bucket):
-    return start([binary, "--bucket", bucket], "S3_ENDPOINT")
+def start_s3(binary, bucket, list_latency_ms=0):
+    return start([binary, "--bucket", bucket, "--list-latency-ms", str(list_latency_ms)], "S3_ENDPOINT")
 
 
-def list_ceiling(endpoint, bucket):
+def list_ceiling(endpoint, bucket, page_size=1000):
     """Lists the whole bucket over one keep-alive connection; returns (keys, seconds)."""
     url = urllib.parse.urlparse(endpoint)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     keys, token, started = 0, None, time.time()
     while True:
-        query = {"list-type": "2", "max-keys": "1000", "fetch-owner": "true", "encoding-type": "url"}
+        query = {"list-type": "2", "max-keys": str(page_size), "fetch-owner": "true", "encoding-type": "url"}
         if token:
             query["continuation-token"] = token
         conn.request("GET", f"/{bucket}?{urllib.parse.urlencode(query)}")
@@ -236,6 +236,10 @@ def main():
     p.add_argument("--jobs", default="full,incremental", help="which syncs the front mode runs")
     p.add_argument("--perf", metavar="DIR",
                    help="profile each job with perf record into DIR/<job>.data (CPU figures then include its cost)")
+    p.add_argument("--page-size", type=int, default=1000, help="the connector's page_size (S3 caps it at 1000)")
+    p.add_argument("--ranges", type=int, help="service.listing_ranges (default: the service's)")
+    p.add_argument("--s3-latency-ms", type=int, default=0,
+                   help="the synthetic S3 answers each listing request this late (a distant S3's round trip)")
     p.add_argument("--binary", default="target/release/content-sync")
     p.add_argument("--s3-binary", default="target/release/examples/synthetic-s3")
     p.add_argument("--es-binary", default="target/release/examples/synthetic-es")
@@ -246,7 +250,7 @@ def main():
     args.temp_dir = args.temp_dir or os.path.join(workdir, "tmp")
     os.makedirs(args.temp_dir, exist_ok=True)
     upstream = world.ES_URL
-    s3, endpoint = start_s3(args.s3_binary, bucket)
+    s3, endpoint = start_s3(args.s3_binary, bucket, args.s3_latency_ms)
     try:
         if args.es == "front":
             stale = n // 10 if args.stale is None else args.stale
@@ -259,7 +263,9 @@ def main():
         s3.wait()
     where = (f"the synthetic front ({stale} stale documents) before Elasticsearch at {upstream}"
              if args.es == "front" else f"Elasticsearch at {upstream}")
-    print(f"\nbench-scale: {n} objects, content index in {where}, synthetic S3 at {endpoint}")
+    print(f"\nbench-scale: {n} objects, content index in {where}, synthetic S3 at {endpoint} "
+          f"(listing answered {args.s3_latency_ms} ms late), page_size {args.page_size}, "
+          f"listing_ranges {args.ranges or 'default'}")
     print("| run | objects | seconds | objects/s | service CPU | service peak RSS | peak temp disk |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, count, secs, rss_kib, cpu, temp in rows:
@@ -278,17 +284,22 @@ def start_front(binary, upstream, bucket, stale):
     return front
 
 
-def connect_through_front(binary, workdir, connector, index, bucket, endpoint, front_url, extract):
+def connect_through_front(binary, workdir, connector, index, bucket, endpoint, front_url, extract,
+                          page_size=1000, ranges=None):
     """Writes the connector for `bucket` on the real node, then points the service at the front
     (the connector documents pass through it to the node); returns the service's config path."""
     config_path = world.write_config(workdir, connector, idling=0.5)
     world.ensure_system_indices(binary, config_path)
     world.es("DELETE", f"/.elastic-connectors/_doc/{connector}?refresh=true", ok_missing=True)
     world.write_connector(connector, index, world.s3_configuration(
-        bucket, "any-key", "any-secret", page_size=1000, endpoint=endpoint),
+        bucket, "any-key", "any-secret", page_size=page_size, endpoint=endpoint),
         pipeline="", extract_binary_content=extract)
     world.ES_URL = front_url
-    return world.write_config(workdir, connector, idling=0.5)
+    path = world.write_config(workdir, connector, idling=0.5)
+    if ranges:
+        with open(path, "a") as f:
+            f.write(f"service.listing_ranges: {ranges}\n")
+    return path
 
 
 def front_call(url, method, path):
@@ -342,9 +353,9 @@ def front_bulk_ceiling(url, bucket, n, size):
 
 def measure_front(args, n, stale, bucket, endpoint, workdir):
     rows = []
-    listed, secs = list_ceiling(endpoint, bucket)
+    listed, secs = list_ceiling(endpoint, bucket, args.page_size)
     check("keys listed by the synthetic S3", listed, n)
-    rows.append(("ceiling: synthetic S3 lists alone", n, secs, None, None, None))
+    rows.append(("ceiling: synthetic S3 lists alone (one listing)", n, secs, None, None, None))
     log(f"listing alone: {n} keys in {secs:.2f} s")
 
     upstream = world.ES_URL
@@ -357,7 +368,7 @@ def measure_front(args, n, stale, bucket, endpoint, workdir):
         log(f"front bulk alone: {n} operations in {secs:.2f} s")
 
         config_path = connect_through_front(args.binary, workdir, CONNECTOR, INDEX, bucket, endpoint, url,
-                                            extract=False)
+                                            extract=False, page_size=args.page_size, ranges=args.ranges)
 
         for job_type, indexed, label in (("full", n, "full sync (re-indexes N, deletes the stale)"),
                                          ("incremental", 0, "no-change incremental sync (deletes the stale)")):
@@ -389,9 +400,10 @@ def measure_front(args, n, stale, bucket, endpoint, workdir):
 
 def measure(args, n, bucket, endpoint, workdir):
     rows = []
-    listed, secs = list_ceiling(endpoint, bucket)
+    page_size = args.page_size
+    listed, secs = list_ceiling(endpoint, bucket, args.page_size)
     check("keys listed by the synthetic S3", listed, n)
-    rows.append(("ceiling: synthetic S3 lists alone", n, secs, None, None, None))
+    rows.append(("ceiling: synthetic S3 lists alone (one listing)", n, secs, None, None, None))
     log(f"listing alone: {n} keys in {secs:.2f} s")
     # Every body is one line (bucket.rs): "synthetic object <key> of bucket <bucket>\n".
     size = len(f"synthetic object {key(0, n)} of bucket {bucket}\n")
@@ -400,11 +412,14 @@ def measure(args, n, bucket, endpoint, workdir):
     log(f"bulk alone: {n} documents in {secs:.2f} s")
 
     config_path = world.write_config(workdir, CONNECTOR, idling=0.5)
+    if args.ranges:
+        with open(config_path, "a") as f:
+            f.write(f"service.listing_ranges: {args.ranges}\n")
     world.ensure_system_indices(args.binary, config_path)
     world.es("DELETE", f"/.elastic-connectors/_doc/{CONNECTOR}?refresh=true", ok_missing=True)
     world.es("DELETE", f"/{INDEX}", ok_missing=True)
     world.write_connector(CONNECTOR, INDEX, world.s3_configuration(
-        bucket, "any-key", "any-secret", page_size=1000, endpoint=endpoint),
+        bucket, "any-key", "any-secret", page_size=page_size, endpoint=endpoint),
         pipeline="", extract_binary_content=False)
 
     job, rss, cpu, temp = run_job(args.binary, config_path, workdir, "full", args.temp_dir)

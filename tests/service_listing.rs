@@ -66,6 +66,116 @@ fn is_list_buckets(method: &str, target: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 0. key ranges (docs/architecture.md#key-ranges)
+
+/// Keys S3 must URL-encode in listings, ten of each shape: with page_size 5 the bucket is cut into
+/// key ranges by probes whose keys and `start-after` carry multi-byte characters.
+fn tricky_keys() -> Vec<String> {
+    let shapes = [
+        "a+b&c {i}.txt",
+        "folder/nested/{i}.md",
+        "percent%20literal-{i}.txt",
+        "space name {i}.txt",
+        "unicodé/文件/ñ-{i}.txt",
+        "z/{i}",
+    ];
+    let mut keys: Vec<String> = (0..10)
+        .flat_map(|i| shapes.map(|s| s.replace("{i}", &i.to_string())))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A bucket of 12 pages is listed over key ranges (four at once) and every object is indexed
+/// exactly once; the next sync deletes the one object that vanished and nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_listed_over_key_ranges_indexes_every_key_once() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("ranges");
+    world.create_bucket(&bucket, None).await;
+    let keys = tricky_keys();
+    for key in &keys {
+        world.put_object(&bucket, key, key.as_bytes()).await;
+    }
+    let config = s3_config(&world, &bucket, &world.s3_endpoint, 5);
+    let (id, index) = world.configured_connector("ranges", config).await;
+    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    let job1 = world.create_pending_job(&id).await;
+    let done = world.wait_completed(&job1, &svc).await;
+    assert!(
+        svc.logs()
+            .contains("listing the rest of the bucket over key ranges"),
+        "{}",
+        common::log_tail(&svc.logs(), 3000)
+    );
+    assert_eq!(done["indexed_document_count"], keys.len(), "{done}");
+    assert_eq!(
+        world.doc_ids_of_bucket(&index, &bucket).await,
+        common::es::doc_ids(&bucket, &keys)
+    );
+
+    let vanished = &keys[keys.len() / 2];
+    world.delete_object(&bucket, vanished).await;
+    let job2 = world.create_pending_job(&id).await;
+    let done = world.wait_completed(&job2, &svc).await;
+    let kept: Vec<&String> = keys.iter().filter(|k| *k != vanished).collect();
+    assert_eq!(
+        world.doc_ids_of_bucket(&index, &bucket).await,
+        common::es::doc_ids(&bucket, &kept)
+    );
+    assert_eq!(done["deleted_document_count"], 1, "{done}");
+    assert_eq!(done["indexed_document_count"], kept.len(), "{done}");
+}
+
+/// When the probes that cut a bucket into ranges fail, that bucket's listing fails: the job ends
+/// `error` naming the bucket, and none of its documents is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_probe_fails_the_bucket_and_deletes_nothing() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("probe");
+    world.create_bucket(&bucket, None).await;
+    let keys = world.put_many(&bucket, "k/", 30).await;
+    let failing = Arc::new(AtomicU8::new(0));
+    let (on, listing) = (failing.clone(), is_listing_of(&bucket));
+    let proxy = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "a probe for one key is denied",
+            move |m, t| {
+                on.load(Ordering::SeqCst) == 1
+                    && listing(m, t)
+                    && query_param(t, "max-keys") == Some("1")
+            },
+            Fault::status(
+                403,
+                "<Error><Code>AccessDenied</Code><Message>denied</Message></Error>",
+            ),
+        )],
+    )
+    .await;
+    let config = s3_config(&world, &bucket, &proxy.url(), 5);
+    let (id, index) = world.configured_connector("probe", config).await;
+    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    let job1 = world.create_pending_job(&id).await;
+    world.wait_completed(&job1, &svc).await;
+    assert_eq!(world.count(&index).await, 30);
+
+    world.delete_object(&bucket, &keys[29]).await;
+    failing.store(1, Ordering::SeqCst);
+    let job2 = world.create_pending_job(&id).await;
+    let done = world.wait_job(&job2, TERMINAL, secs(60), &[&svc]).await;
+    assert_eq!(done["status"], "error", "{done}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&bucket), "{error}");
+    assert!(proxy.injected(0) >= 1, "a probe was denied");
+    assert_eq!(
+        world.count(&index).await,
+        30,
+        "the vanished object's document stays while the listing is incomplete"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // 1. ListObjectsV2 pages that do not say how to go on
 
 /// Some S3-compatible stores answer a truncated page without `NextContinuationToken`. The listing

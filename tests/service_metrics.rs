@@ -49,7 +49,8 @@ async fn metrics_count_what_the_jobs_did() {
     let (id, _index) = world.configured_connector("scraped", configuration).await;
 
     let addr = format!("127.0.0.1:{}", free_port());
-    let extra = format!("service.http.listen: {addr}\n");
+    // One listing, whose slowed pages keep the job running: key ranges would add slowed probes.
+    let extra = format!("service.http.listen: {addr}\nservice.listing_ranges: 1\n");
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], &extra), &[]);
     wait_ready(&world, &addr, &svc).await;
 
@@ -193,7 +194,8 @@ async fn probes_follow_preflight_and_elasticsearch() {
     // Elasticsearch on a closed port: alive, never ready (preflight keeps waiting for it).
     let closed = format!("http://127.0.0.1:{}", free_port());
     let addr = format!("127.0.0.1:{}", free_port());
-    let extra = format!("service.http.listen: {addr}\n");
+    // One listing, whose slowed pages keep the job running: key ranges would add slowed probes.
+    let extra = format!("service.http.listen: {addr}\nservice.listing_ranges: 1\n");
     let yaml = world.with_es_host(&world.config_yaml(&[&id], &extra), &closed);
     let svc = ServiceProcess::start(&world, &yaml, &[]);
     world

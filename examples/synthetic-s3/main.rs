@@ -53,6 +53,10 @@ struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Answer each ListObjectsV2 request this many milliseconds late, as a distant S3 would (the
+    /// listing's round trip, which key ranges listed at once hide).
+    #[arg(long, default_value_t = 0)]
+    list_latency_ms: u64,
 }
 
 /// What every request is answered from.
@@ -81,8 +85,15 @@ fn main() -> std::io::Result<()> {
 async fn run(args: Args) -> std::io::Result<()> {
     let (host, port) = (args.host.clone(), args.port);
     let server = Arc::new(Server::new(args)?);
+    let latency = std::time::Duration::from_millis(server.args.list_latency_ms);
     http::listen(&host, port, "S3_ENDPOINT", 0, move |r| {
-        std::future::ready(route(&server, &r))
+        let server = server.clone();
+        async move {
+            if !latency.is_zero() && r.param("list-type").is_some() {
+                tokio::time::sleep(latency).await;
+            }
+            route(&server, &r)
+        }
     })
     .await
 }

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Prefix levels probed at most: a chain of single-child prefixes (a long common prefix) costs
-/// two probes a level.
+/// Prefix levels expanded at most.
 const MAX_DEPTH: usize = 64;
 /// Prefixes probed at once.
 const PROBES_AT_ONCE: usize = 8;
@@ -169,7 +168,7 @@ impl PageLister for Bounded {
 
 /// Keys that cut the keys of `partition` after `after` into about `want` ranges (ascending, at
 /// most `want - 1`), found with at most `budget` probes of the source. Empty when the source
-/// cannot probe or the keys share one long prefix.
+/// cannot probe.
 pub async fn separators(
     source: &dyn Source,
     partition: &Partition,
@@ -177,15 +176,19 @@ pub async fn separators(
     want: usize,
     budget: usize,
 ) -> Result<Vec<String>, SourceError> {
-    let spent = AtomicUsize::new(0);
+    let prober = Prober {
+        source,
+        partition,
+        spent: AtomicUsize::new(0),
+        budget,
+    };
     let mut leaves = vec![partition.prefix.clone().unwrap_or_default()];
     for _ in 0..MAX_DEPTH {
-        if leaves.len() >= want || spent.load(Ordering::Relaxed) >= budget {
+        if leaves.len() >= want || prober.spent.load(Ordering::Relaxed) >= budget {
             break;
         }
-        let probe = |prefix: String| children(source, partition, prefix, after, &spent, budget);
         let expanded: Vec<Vec<String>> = futures_util::stream::iter(leaves)
-            .map(probe)
+            .map(|prefix| children(&prober, prefix, after))
             .buffered(PROBES_AT_ONCE)
             .try_collect()
             .await?;
@@ -194,26 +197,90 @@ pub async fn separators(
     Ok(evenly(&leaves, want))
 }
 
-/// The prefixes one character longer than `prefix` that start keys after `after`, ascending:
-/// each probe finds the next one, then skips every key under it.
+/// Probes of one partition, within a budget.
+struct Prober<'a> {
+    source: &'a dyn Source,
+    partition: &'a Partition,
+    spent: AtomicUsize,
+    budget: usize,
+}
+
+enum Probe {
+    Key(String),
+    NoKey,
+    /// The budget is spent: no probe was made.
+    Spent,
+}
+
+impl Prober<'_> {
+    /// The first key starting with `prefix` after `after`.
+    async fn first(&self, prefix: &str, after: &str) -> Result<Probe, SourceError> {
+        if self.spent.fetch_add(1, Ordering::Relaxed) >= self.budget {
+            return Ok(Probe::Spent);
+        }
+        let key = self.source.first_key(self.partition, prefix, after).await?;
+        Ok(key.map_or(Probe::NoKey, Probe::Key))
+    }
+}
+
+/// The prefixes under `prefix` that split its keys after `after`, ascending: the longest prefix
+/// those keys share (bisected on the first key: a probe after `shared` + U+10FFFF finding nothing
+/// means every key starts with `shared`), then that prefix's one-character-longer prefixes, each
+/// found by probing after the previous one's keys. A long common prefix (`logs/2026/11/…`) costs
+/// a few probes, not two a character.
 async fn children(
-    source: &dyn Source,
-    partition: &Partition,
+    prober: &Prober<'_>,
     prefix: String,
     after: &str,
-    spent: &AtomicUsize,
-    budget: usize,
 ) -> Result<Vec<String>, SourceError> {
+    let Probe::Key(first) = prober.first(&prefix, prefix.as_str().max(after)).await? else {
+        return Ok(Vec::new());
+    };
+    // Where `first`'s characters past `prefix` end: candidate lengths of the shared prefix.
+    let ends: Vec<usize> = first[prefix.len()..]
+        .char_indices()
+        .map(|(i, c)| prefix.len() + i + c.len_utf8())
+        .collect();
+    // Shared up to `ends[lo - 1]` (`prefix` itself when 0), not up to `ends[hi - 1]`.
+    let (mut lo, mut hi) = (0, ends.len() + 1);
+    let mut second = None;
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        match prober
+            .first(&prefix, &upper_bound(&first[..ends[mid - 1]]))
+            .await?
+        {
+            Probe::NoKey => lo = mid,
+            Probe::Key(key) => {
+                hi = mid;
+                second = Some(key);
+            }
+            Probe::Spent => return Ok(vec![prefix]),
+        }
+    }
+    let shared = if lo == 0 { prefix.len() } else { ends[lo - 1] };
+    let shared = &first[..shared];
+    // The keys already known to start the first children: `first`, and what the probe after
+    // `shared` + its next character found. When `first` is `shared` itself, its children follow it.
+    let mut known: Vec<String> = if shared.len() < first.len() {
+        second.into_iter().chain([first.clone()]).collect()
+    } else {
+        Vec::new()
+    };
+    let mut cursor = first.clone();
     let mut found = Vec::new();
-    let mut cursor = prefix.as_str().max(after).to_owned();
-    while spent.fetch_add(1, Ordering::Relaxed) < budget {
-        let Some(key) = source.first_key(partition, &prefix, &cursor).await? else {
+    loop {
+        let key = match known.pop() {
+            Some(key) => key,
+            None => match prober.first(shared, &cursor).await? {
+                Probe::Key(key) => key,
+                Probe::NoKey | Probe::Spent => break,
+            },
+        };
+        let Some(next) = key.get(shared.len()..).and_then(|rest| rest.chars().next()) else {
             break;
         };
-        let Some(next) = key.get(prefix.len()..).and_then(|rest| rest.chars().next()) else {
-            break;
-        };
-        let mut child = prefix.clone();
+        let mut child = shared.to_owned();
         child.push(next);
         cursor = upper_bound(&child);
         found.push(child);
@@ -371,8 +438,8 @@ mod tests {
         assert!(sizes.iter().all(|&n| n == 200), "{sizes:?}");
         let probes = store.probes.load(Ordering::Relaxed);
         assert_eq!(
-            probes, 21,
-            "two for each level of `logs/`, eleven for the digits"
+            probes, 14,
+            "one for the first key, four to bisect the shared `logs/`, nine for the other digits"
         );
 
         // After a position, under a partition prefix, and within a budget.
@@ -398,6 +465,22 @@ mod tests {
             "the budget bounds the probes"
         );
         assert!(cuts.len() < 5, "{cuts:?}");
+    }
+
+    #[tokio::test]
+    async fn a_long_shared_prefix_of_wide_characters_costs_few_probes() {
+        let keys: Vec<String> = (0..300)
+            .map(|i| format!("日志/2026/11/30/app-{i:03}.log"))
+            .collect();
+        let (store, source) = store_with(&keys).await;
+        let cuts = separators(source.as_ref(), &Partition::whole("p"), "", 4, 256)
+            .await
+            .unwrap();
+        let ranges = KeyRange::default().cut(&cuts);
+        let sizes: Vec<usize> = ranges.iter().map(|r| count_in(&keys, r)).collect();
+        assert_eq!(sizes, [70, 80, 70, 80], "{cuts:?}");
+        let probes = store.probes.load(Ordering::Relaxed);
+        assert!(probes <= 60, "{probes} probes");
     }
 
     #[tokio::test]
