@@ -68,6 +68,10 @@ fn is_list_buckets(method: &str, target: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // 0. key ranges (docs/architecture.md#key-ranges)
 
+/// How late a distant S3 answers each listing request here: longer than a page's work, so that
+/// the sync waits on the listing and cuts big buckets into key ranges.
+const DISTANT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Keys S3 must URL-encode in listings, ten of each shape: with page_size 5 the bucket is cut into
 /// key ranges by probes whose keys and `start-after` carry multi-byte characters.
 fn tricky_keys() -> Vec<String> {
@@ -97,7 +101,18 @@ async fn a_bucket_listed_over_key_ranges_indexes_every_key_once() {
     for key in &keys {
         world.put_object(&bucket, key, key.as_bytes()).await;
     }
-    let config = s3_config(&world, &bucket, &world.s3_endpoint, 5);
+    // A distant S3: the sync waits on the listing, so it cuts the bucket into ranges.
+    let listing = is_listing_of(&bucket);
+    let distant = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "distant listing",
+            move |m, t| listing(m, t),
+            Fault::Delay(DISTANT),
+        )],
+    )
+    .await;
+    let config = s3_config(&world, &bucket, &distant.url(), 5);
     let (id, index) = world.configured_connector("ranges", config).await;
     let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
     let job1 = world.create_pending_job(&id).await;
@@ -139,18 +154,25 @@ async fn a_failed_probe_fails_the_bucket_and_deletes_nothing() {
     let (on, listing) = (failing.clone(), is_listing_of(&bucket));
     let proxy = FaultProxy::start(
         &world.s3_endpoint,
-        vec![Rule::when(
-            "a probe for one key is denied",
-            move |m, t| {
-                on.load(Ordering::SeqCst) == 1
-                    && listing(m, t)
-                    && query_param(t, "max-keys") == Some("1")
-            },
-            Fault::status(
-                403,
-                "<Error><Code>AccessDenied</Code><Message>denied</Message></Error>",
+        vec![
+            Rule::when(
+                "a probe for one key is denied",
+                move |m, t| {
+                    on.load(Ordering::SeqCst) == 1
+                        && listing(m, t)
+                        && query_param(t, "max-keys") == Some("1")
+                },
+                Fault::status(
+                    403,
+                    "<Error><Code>AccessDenied</Code><Message>denied</Message></Error>",
+                ),
             ),
-        )],
+            Rule::when(
+                "distant listing",
+                is_listing_of(&bucket),
+                Fault::Delay(DISTANT),
+            ),
+        ],
     )
     .await;
     let config = s3_config(&world, &bucket, &proxy.url(), 5);

@@ -123,8 +123,36 @@ async fn suspend_and_resume(ranges: usize) {
     .await;
     let mut cfg = s3_configuration(&world, &bucket);
     cfg["page_size"]["value"] = json!(PAGE);
+    // Over ranges: a distant S3 (each listing request 400 ms late, longer than a page's work), so
+    // that the sync waits on the listing, which is what makes it cut the bucket into ranges.
+    let listing = common::is_listing_of(&bucket);
+    let _distant = if ranges > 1 {
+        let s3 = FaultProxy::start(
+            &world.s3_endpoint,
+            vec![Rule::when(
+                "distant listing",
+                move |m, t| listing(m, t),
+                Fault::Delay(Duration::from_millis(400)),
+            )],
+        )
+        .await;
+        cfg["endpoint_url"]["value"] = json!(s3.url());
+        Some(s3)
+    } else {
+        None
+    };
     let (id, index) = world.configured_connector("resume", cfg).await;
     world.without_pipeline(&id).await;
+    if ranges > 1 {
+        // Metadata only: a page's work is quick beside its listing.
+        world
+            .update_connector(
+                &id,
+                json!({"pipeline": {"name": "", "extract_binary_content": false,
+                                    "reduce_whitespace": true, "run_ml_inference": false}}),
+            )
+            .await;
+    }
     let extra = format!(
         "elasticsearch.bulk.chunk_size: 100\nelasticsearch.bulk.max_concurrency: 1\n\
          service.listing_ranges: {ranges}\n"
@@ -171,7 +199,11 @@ async fn suspend_and_resume(ranges: usize) {
         assert_eq!(covered % PAGE, 0, "checkpoints are at page ends: {cp}");
     } else {
         let pending = cp["pending"].as_array().map_or(0, Vec::len);
-        assert!(pending >= 2, "several ranges were left at suspension: {cp}");
+        assert!(
+            pending >= 2,
+            "several ranges were left at suspension: {cp}\n{}",
+            common::log_tail(&svc.logs(), 3000)
+        );
     }
     assert!((1000..N).contains(&covered), "checkpoint at {covered}");
     assert_eq!(

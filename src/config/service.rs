@@ -78,8 +78,9 @@ pub struct ServiceConfig {
     /// memory (content-sync addition; default `content-sync` in the OS temp directory).
     #[serde(default)]
     pub temp_dir: Option<std::path::PathBuf>,
-    /// Key ranges of one bucket listed at once once it has more than two pages (content-sync
-    /// addition; 1 lists every bucket from its first key to its last; docs/architecture.md#key-ranges).
+    /// Key ranges of one bucket listed at once, when it has more than two pages and the sync waits
+    /// on its listing (content-sync addition; 1 lists every bucket from its first key to its last;
+    /// docs/architecture.md#key-ranges).
     #[serde(default = "default_listing_ranges", deserialize_with = "at_least_one")]
     pub listing_ranges: NonZeroUsize,
     /// `service.http.*`: the metrics and health listener (content-sync addition).

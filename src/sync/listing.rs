@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How the listing went.
@@ -101,13 +102,27 @@ struct Prepared {
 /// How one key range's listing ended.
 enum RangeEnd {
     Complete,
-    /// The first range of a partition, listed whole, stopped after [`SPLIT_AFTER_PAGES`] pages
+    /// The first range of a partition, listed whole, stopped once [`Split`] said so
     /// with keys left: the rest is listed over key ranges, after this key.
     Split(String),
 }
 
-/// Pages a partition is listed whole before the rest is split into key ranges: small partitions
-/// cost no probe.
+/// When a partition listed whole is cut into key ranges: after at least `pages` pages, once the
+/// sync spent more than a quarter of its time waiting for the listing (a distant store: more
+/// listings at once go faster). A listing that keeps up (the sync waits on content or on
+/// Elasticsearch) stays whole: more ranges would only hold more pages in memory.
+#[derive(Clone, Copy)]
+struct Split {
+    pages: usize,
+}
+
+impl Split {
+    fn due(&self, pages: usize, waited: Duration, elapsed: Duration) -> bool {
+        pages >= self.pages && waited * 4 > elapsed
+    }
+}
+
+/// Pages a partition is listed whole before it may be cut: small partitions cost no probe.
 const SPLIT_AFTER_PAGES: usize = 2;
 /// Ranges per range listed at once: more, smaller ranges even out the work between listers.
 const RANGES_PER_LISTER: usize = 4;
@@ -153,7 +168,9 @@ impl Lister<'_> {
             track: Track::default(),
         };
         at.track.start(vec![KeyRange::default()]);
-        let split_after = (self.ranges.get() > 1).then_some(SPLIT_AFTER_PAGES);
+        let split_after = (self.ranges.get() > 1).then_some(Split {
+            pages: SPLIT_AFTER_PAGES,
+        });
         let after = match self
             .list_range(&at, 0, KeyRange::default(), split_after)
             .await?
@@ -189,13 +206,13 @@ impl Lister<'_> {
     }
 
     /// Lists the keys of `range`, page by page, each page followed by a checkpoint of the
-    /// partition's ranges. With `split_after`, stops after that many pages when keys are left.
+    /// partition's ranges. With `split_after`, stops when it says so and keys are left.
     async fn list_range(
         &self,
         at: &Target<'_>,
         slot: usize,
         range: KeyRange,
-        split_after: Option<usize>,
+        split_after: Option<Split>,
     ) -> Result<Result<RangeEnd, String>, ListingFailure> {
         let (partition, plan) = (at.partition, at.plan);
         let mut lister = match self.source.list(partition, range.after).await {
@@ -203,6 +220,9 @@ impl Lister<'_> {
             Err(e) => return Ok(Err(e.to_string())),
         };
         let mut next = self.next_page(&mut lister, partition, plan).await?;
+        // From the first page on: how long the range waited for its listing beyond the work of
+        // the page before (the first page's own wait is the start-up's, whatever the store).
+        let (started, mut waited) = (Instant::now(), Duration::ZERO);
         let mut pages = 0;
         loop {
             if self.cancel.is_cancelled() {
@@ -230,7 +250,12 @@ impl Lister<'_> {
                 }
             }
             pages += 1;
-            let split_now = split_after == Some(pages);
+            let split_now = split_after.is_some_and(|s| s.due(pages, waited, started.elapsed()));
+            if split_now {
+                tracing::info!(bucket = %partition.name, pages, waited_ms = waited.as_millis() as u64,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "the sync waits on the listing; cutting the rest of the bucket into key ranges");
+            }
             // The next page is listed and looked up while this one is fetched and indexed; before
             // a split it is only peeked at (its keys are listed again by the ranges).
             let group = self.sink.open_group();
@@ -242,20 +267,22 @@ impl Lister<'_> {
                     let closed = at.track.close(slot, page.last_key.clone());
                     self.mark(at, closed);
                 }
-                sent
+                (sent, Instant::now())
             };
-            let (indexed, following) = tokio::join!(sent, async {
-                if !split_now {
-                    return self
-                        .next_page(&mut lister, partition, plan)
-                        .await
-                        .map(|n| (n, false));
-                }
-                Ok(match lister.next_page().await {
-                    Ok(more) => (Ok(None), more.is_some()),
-                    Err(e) => (Err(e.to_string()), false),
-                })
-            });
+            let listed = async {
+                let following = if split_now {
+                    Ok(match lister.next_page().await {
+                        Ok(more) => (Ok(None), more.is_some()),
+                        Err(e) => (Err(e.to_string()), false),
+                    })
+                } else {
+                    let next = self.next_page(&mut lister, partition, plan).await;
+                    next.map(|n| (n, false))
+                };
+                (following, Instant::now())
+            };
+            let ((indexed, sent_at), (following, listed_at)) = tokio::join!(sent, listed);
+            waited += listed_at.saturating_duration_since(sent_at);
             indexed?;
             let split;
             (next, split) = following?;

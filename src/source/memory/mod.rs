@@ -35,6 +35,8 @@ pub struct MemoryStore {
     on_page: Mutex<Option<PageHook>>,
     /// `first_key` calls so far.
     pub probes: std::sync::atomic::AtomicUsize,
+    /// How long each listing page takes, as from a distant store.
+    page_delay: Mutex<std::time::Duration>,
 }
 
 type PageHook = Box<dyn Fn(&str, usize) + Send + Sync>;
@@ -65,6 +67,11 @@ impl MemoryStore {
             .lock()
             .expect("lock")
             .insert(partition.into(), pages);
+    }
+
+    /// Each listing page takes `delay` from now on.
+    pub fn delay_pages(&self, delay: std::time::Duration) {
+        *self.page_delay.lock().expect("lock") = delay;
     }
 
     /// Calls `hook` with (partition, page number from 1) before each page is handed out.
@@ -277,6 +284,10 @@ impl PageLister for Pages {
     async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, SourceError> {
         if self.done {
             return Ok(None);
+        }
+        let delay = *self.store.page_delay.lock().expect("lock");
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         if self.fail_after.is_some_and(|n| self.pages >= n) {
             return Err(SourceError::new(format!(

@@ -14,6 +14,8 @@ pub struct MemoryIndex {
     docs: Mutex<BTreeMap<String, Map<String, Value>>>,
     /// Bulk requests received (each with its operations).
     pub requests: Mutex<Vec<Vec<String>>>,
+    /// How long each bulk request takes, as on a busy cluster.
+    pub bulk_delay: Mutex<std::time::Duration>,
 }
 
 impl MemoryIndex {
@@ -89,6 +91,10 @@ impl BulkTransport for MemoryIndex {
         ndjson: Vec<u8>,
         _pipeline: Option<&str>,
     ) -> Result<BulkResponse, EsError> {
+        let delay = *self.bulk_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let text = String::from_utf8(ndjson).expect("utf-8 request");
         let mut lines = text.lines();
         let (mut items, mut ops) = (Vec::new(), Vec::new());

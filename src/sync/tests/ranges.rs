@@ -10,9 +10,11 @@ use std::sync::atomic::Ordering::Relaxed;
 const T1: &str = "2026-01-01T00:00:00+00:00";
 const T2: &str = "2026-02-01T00:00:00+00:00";
 
-/// `n` keys over ten folders, in a store listed `page` objects at a time.
+/// `n` keys over ten folders, in a store listed `page` objects at a time, each page 2 ms late (a
+/// listing the sync waits on, which it cuts into ranges).
 fn env_with(n: usize, page: usize) -> (TestEnv, Vec<String>) {
     let env = TestEnv::new(page);
+    env.store.delay_pages(std::time::Duration::from_millis(2));
     let keys: Vec<String> = (0..n).map(|i| format!("f{}/{i:04}.txt", i % 10)).collect();
     for k in &keys {
         env.store.put("a", k, k.as_bytes(), T1);
@@ -65,6 +67,18 @@ async fn a_bucket_of_two_pages_is_listed_whole_without_probes() {
     env.full().await.0.unwrap();
     assert_eq!(env.index.ids().len(), 10);
     assert_eq!(env.store.probes.load(Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_listing_that_keeps_up_is_not_cut() {
+    let (mut env, _) = env_with(600, 5);
+    // A cluster slower than the listing: the sync waits on Elasticsearch, never on the listing.
+    env.store.delay_pages(std::time::Duration::ZERO);
+    *env.index.bulk_delay.lock().unwrap() = std::time::Duration::from_millis(2);
+    env.config.elasticsearch.bulk.queue_max_size = std::num::NonZeroUsize::MIN;
+    env.full().await.0.unwrap();
+    assert_eq!(env.index.ids().len(), 600);
+    assert_eq!(env.store.probes.load(Relaxed), 0, "no probe, one listing");
 }
 
 #[tokio::test]
