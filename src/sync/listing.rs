@@ -252,9 +252,9 @@ impl Lister<'_> {
             pages += 1;
             let split_now = split_after.is_some_and(|s| s.due(pages, waited, started.elapsed()));
             if split_now {
-                tracing::info!(bucket = %partition.name, pages, waited_ms = waited.as_millis() as u64,
+                tracing::debug!(bucket = %partition.name, pages, waited_ms = waited.as_millis() as u64,
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "the sync waits on the listing; cutting the rest of the bucket into key ranges");
+                    "the sync waits on the listing; the rest of the bucket, if any, goes to key ranges");
             }
             // The next page is listed and looked up while this one is fetched and indexed; before
             // a split it is only peeked at (its keys are listed again by the ranges).
