@@ -87,6 +87,8 @@ struct Page {
     last_key: Option<String>,
     candidates: Vec<Candidate>,
     versions: HashMap<String, u64>,
+    /// How long the source took to hand the page over (0 when it was listed ahead).
+    listing_wait: Duration,
 }
 
 /// A document ready for the content stage.
@@ -220,8 +222,8 @@ impl Lister<'_> {
             Err(e) => return Ok(Err(e.to_string())),
         };
         let mut next = self.next_page(&mut lister, partition, plan).await?;
-        // From the first page on: how long the range waited for its listing beyond the work of
-        // the page before (the first page's own wait is the start-up's, whatever the store).
+        // From the first page on: how long the range waited for the source's pages beyond the
+        // work of the page before (the first page's own wait is the start-up's).
         let (started, mut waited) = (Instant::now(), Duration::ZERO);
         let mut pages = 0;
         loop {
@@ -282,7 +284,12 @@ impl Lister<'_> {
                 (following, Instant::now())
             };
             let ((indexed, sent_at), (following, listed_at)) = tokio::join!(sent, listed);
-            waited += listed_at.saturating_duration_since(sent_at);
+            // The wait past this page's work that the source caused (not the versions lookup).
+            if let Ok((Ok(Some(next)), _)) = &following {
+                waited += listed_at
+                    .saturating_duration_since(sent_at)
+                    .min(next.listing_wait);
+            }
             indexed?;
             let split;
             (next, split) = following?;
@@ -310,11 +317,13 @@ impl Lister<'_> {
         partition: &Partition,
         plan: &Plan,
     ) -> Result<Result<Option<Page>, String>, ListingFailure> {
+        let asked = Instant::now();
         let objects = match lister.next_page().await {
             Ok(Some(objects)) => objects,
             Ok(None) => return Ok(Ok(None)),
             Err(e) => return Ok(Err(e.to_string())),
         };
+        let listing_wait = asked.elapsed();
         let last_key = objects.last().map(|o| o.key.clone());
         let mut candidates = Vec::with_capacity(objects.len());
         for object in objects {
@@ -327,6 +336,7 @@ impl Lister<'_> {
             last_key,
             candidates,
             versions,
+            listing_wait,
         })))
     }
 
