@@ -17,7 +17,10 @@
 //!
 //! The pool holds at most `size` workers, started on demand and kept between files; a caller waits
 //! for a free one. Files are streamed to a worker piece by piece ([`Extraction::send`]), so the
-//! service never needs a whole file in memory.
+//! service never needs a whole file in memory. Frames are held back until [`HOLD`] bytes gather
+//! (or the file ends), so a small file reaches its worker in one write, with its begin and end
+//! frames, and wakes it once: every write to a waiting worker costs both processes a context
+//! switch (docs/architecture.md#memory-and-cpu).
 //!
 //! The crate denies `unsafe`; this module is the exception: the limits and the reaping are system
 //! calls (`setrlimit`, `prctl`, `kill`, `wait4`) that the standard library does not offer, each in a
@@ -27,12 +30,13 @@
 use super::ExtractError;
 use super::worker::{self, Begin, MAX_DATA_FRAME, ProtocolError};
 use std::ffi::OsString;
+use std::io::IoSlice;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -126,7 +130,8 @@ pub struct Pool {
 struct Worker {
     child: std::process::Child,
     stdin: ChildStdin,
-    stdout: ChildStdout,
+    /// Buffered: an answer of up to [`ANSWER_BUFFER`] bytes is read in one system call.
+    stdout: BufReader<ChildStdout>,
     /// The last bytes the worker wrote to stderr (the reason of an abort).
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_reader: tokio::task::JoinHandle<()>,
@@ -134,6 +139,12 @@ struct Worker {
 
 /// Bytes of a worker's stderr kept.
 const STDERR_TAIL: usize = 2048;
+
+/// Frames held back before they are written to a worker (the default capacity of a Linux pipe).
+const HOLD: usize = 64 * 1024;
+
+/// Read buffer of a worker's answers.
+const ANSWER_BUFFER: usize = 16 * 1024;
 
 /// How long a worker that closed its stdout is given to exit before it is killed.
 const EXIT_PATIENCE: Duration = Duration::from_secs(2);
@@ -184,6 +195,9 @@ impl Pool {
                 worker: None,
                 inline: Some((key.to_owned(), Vec::new(), limits)),
                 max_answer: 0,
+                held: Vec::new(),
+                delivered: false,
+                reused: false,
                 _permit: permit,
             });
         }
@@ -195,39 +209,23 @@ impl Pool {
             max_input_bytes: limits.max_input_bytes,
         }
         .encode();
-        // An idle worker may have died since its last file (killed from outside): that is not
-        // this file's fault, so it gets a fresh worker.
         let reused = lock(&self.idle).pop();
-        if let Some(mut worker) = reused {
-            if worker.stdin.write_all(&begin).await.is_ok() {
-                return Ok(self.extraction(worker, permit, limits));
-            }
-            self.stop(worker, Ending::Gone).await;
-        }
-        let mut worker = self.spawn()?;
-        if let Err(e) = worker.stdin.write_all(&begin).await {
-            let death = self.stop(worker, Ending::Gone).await;
-            return Err(Failure::Spawn(std::io::Error::other(format!(
-                "{e}; {}",
-                death.cause(self.config.max_memory)
-            ))));
-        }
-        Ok(self.extraction(worker, permit, limits))
-    }
-
-    fn extraction<'a>(
-        &'a self,
-        worker: Worker,
-        permit: SemaphorePermit<'a>,
-        limits: FileLimits,
-    ) -> Extraction<'a> {
-        Extraction {
+        let (worker, reused) = match reused {
+            Some(worker) => (worker, true),
+            None => (self.spawn()?, false),
+        };
+        let mut held = Vec::with_capacity(begin.len() + 16 * 1024);
+        held.extend_from_slice(&begin);
+        Ok(Extraction {
             pool: self,
             worker: Some(worker),
             inline: None,
             max_answer: limits.max_chars.saturating_mul(4).saturating_add(64 * 1024),
+            held,
+            delivered: false,
+            reused,
             _permit: permit,
-        }
+        })
     }
 
     fn spawn(&self) -> Result<Worker, Failure> {
@@ -250,7 +248,10 @@ impl Pool {
         let pipes = (|| {
             Ok::<_, std::io::Error>((
                 ChildStdin::from_std(child.stdin.take().expect("piped"))?,
-                ChildStdout::from_std(child.stdout.take().expect("piped"))?,
+                BufReader::with_capacity(
+                    ANSWER_BUFFER,
+                    ChildStdout::from_std(child.stdout.take().expect("piped"))?,
+                ),
                 ChildStderr::from_std(child.stderr.take().expect("piped"))?,
             ))
         })();
@@ -358,6 +359,12 @@ pub struct Extraction<'a> {
     /// The file, when the pool extracts in this process.
     inline: Option<(String, Vec<u8>, FileLimits)>,
     max_answer: usize,
+    /// Frames not written yet (the begin frame first), at most about [`HOLD`] bytes.
+    held: Vec<u8>,
+    /// Some of this file's frames reached the worker.
+    delivered: bool,
+    /// The worker served files before this one.
+    reused: bool,
     _permit: SemaphorePermit<'a>,
 }
 
@@ -368,26 +375,58 @@ impl Extraction<'_> {
             .expect("present until the extraction ends")
     }
 
-    /// Hands the next piece of the file to the worker.
+    /// Hands the next piece of the file to the worker: held back while the held frames stay
+    /// under [`HOLD`] bytes, else written with them.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         if let Some((_, file, _)) = &mut self.inline {
             file.extend_from_slice(bytes);
             return Ok(());
         }
         for piece in bytes.chunks(MAX_DATA_FRAME) {
-            let head = worker::header(piece.len() + 1);
-            let stdin = &mut self.worker().stdin;
-            let written = async {
-                stdin.write_all(&head).await?;
-                stdin.write_all(&[worker::DATA]).await?;
-                stdin.write_all(piece).await
-            }
-            .await;
-            if written.is_err() {
-                return Err(self.died("closed its input").await);
+            self.held
+                .extend_from_slice(&worker::header(piece.len() + 1));
+            self.held.push(worker::DATA);
+            if self.held.len() + piece.len() <= HOLD {
+                self.held.extend_from_slice(piece);
+            } else {
+                self.deliver(piece).await?;
             }
         }
         Ok(())
+    }
+
+    /// Writes the held frames, then `tail`. A worker that takes none of this file's bytes was gone
+    /// before the file: a reused one (an idle worker killed from outside) is replaced by a fresh
+    /// one, which is not the file's fault; a fresh one that takes nothing could not be started.
+    async fn deliver(&mut self, tail: &[u8]) -> Result<(), Failure> {
+        loop {
+            let worker = self
+                .worker
+                .as_mut()
+                .expect("present until the extraction ends");
+            let written = write_all_of(&mut worker.stdin, &self.held, tail).await;
+            let (accepted, e) = match written {
+                Ok(()) => {
+                    self.held.clear();
+                    self.delivered = true;
+                    return Ok(());
+                }
+                Err(failed) => failed,
+            };
+            if self.delivered || accepted > 0 {
+                return Err(self.died("closed its input").await);
+            }
+            let worker = self.worker.take().expect("present");
+            let death = self.pool.stop(worker, Ending::Gone).await;
+            if !self.reused {
+                return Err(Failure::Spawn(std::io::Error::other(format!(
+                    "{e}; {}",
+                    death.cause(self.pool.config.max_memory)
+                ))));
+            }
+            self.reused = false;
+            self.worker = Some(self.pool.spawn()?);
+        }
     }
 
     /// The file is complete: waits for the worker's answer, at most the timeout and its grace.
@@ -403,15 +442,8 @@ impl Extraction<'_> {
                 .map_err(|e| Failure::Died(e.to_string()))?
                 .map_err(Failure::Extract);
         }
-        if self
-            .worker()
-            .stdin
-            .write_all(&worker::framed(&[worker::END]))
-            .await
-            .is_err()
-        {
-            return Err(self.died("closed its input").await);
-        }
+        self.held.extend_from_slice(&worker::framed(&[worker::END]));
+        self.deliver(&[]).await?;
         let patience = self.pool.config.timeout + self.pool.config.grace;
         let max = self.max_answer;
         let answer = tokio::time::timeout(patience, read_frame(&mut self.worker().stdout, max));
@@ -443,12 +475,16 @@ impl Extraction<'_> {
         if self.inline.is_some() {
             return;
         }
-        let frame = worker::framed(&[worker::ABORT]);
-        if self.worker().stdin.write_all(&frame).await.is_ok() {
-            let worker = self.worker.take().expect("present");
-            lock(&self.pool.idle).push(worker);
+        // A worker that got nothing of the file has nothing to forget.
+        if self.delivered {
+            let frame = worker::framed(&[worker::ABORT]);
+            if self.worker().stdin.write_all(&frame).await.is_err() {
+                // `drop` kills what is left of it.
+                return;
+            }
         }
-        // Otherwise `drop` kills what is left of it.
+        let worker = self.worker.take().expect("present");
+        lock(&self.pool.idle).push(worker);
     }
 
     /// The worker's pipes closed under us: it died.
@@ -476,6 +512,31 @@ impl Drop for Extraction<'_> {
             self.pool.discard(worker);
         }
     }
+}
+
+/// Writes `head` then `tail` to a worker's input, in as few system calls as the pipe allows; on
+/// failure, how many bytes it took first.
+async fn write_all_of(
+    stdin: &mut ChildStdin,
+    head: &[u8],
+    tail: &[u8],
+) -> Result<(), (usize, std::io::Error)> {
+    let mut done = 0;
+    while done < head.len() + tail.len() {
+        let written = if done < head.len() {
+            let bufs = [IoSlice::new(&head[done..]), IoSlice::new(tail)];
+            stdin.write_vectored(&bufs).await
+        } else {
+            stdin.write(&tail[done - head.len()..]).await
+        };
+        match written {
+            Ok(0) => return Err((done, std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Reads one answer frame, `None` when the worker's output ended first.

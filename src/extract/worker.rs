@@ -258,7 +258,8 @@ pub fn main() -> ExitCode {
     // A parser's panic is caught by `extract` and answered as `Panicked` with its message; the
     // default hook would only add noise to the stderr the supervisor reads when a worker dies.
     std::panic::set_hook(Box::new(|_| {}));
-    let mut input = io::stdin().lock();
+    // The supervisor writes a small file with its begin and end frames at once: read it at once.
+    let mut input = io::BufReader::with_capacity(64 * 1024, io::stdin().lock());
     let mut output = io::BufWriter::new(io::stdout().lock());
     match serve(&mut input, &mut output) {
         Ok(()) => ExitCode::SUCCESS,

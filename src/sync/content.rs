@@ -41,9 +41,21 @@ pub enum Mode {
     Service(ExtractionServiceConfig),
 }
 
-/// Per-job counts (logged at job end and kept in the job's `metadata`).
+/// Per-job counts (logged at job end and kept in the job's `metadata`). Cheap to clone: the
+/// clones share the counts, so that each object's content can be filled in a task of its own.
+#[derive(Debug, Default, Clone)]
+pub struct ContentStats(Arc<ContentCounts>);
+
+impl std::ops::Deref for ContentStats {
+    type Target = ContentCounts;
+    fn deref(&self) -> &ContentCounts {
+        &self.0
+    }
+}
+
+/// The counts behind [`ContentStats`].
 #[derive(Debug, Default)]
-pub struct ContentStats {
+pub struct ContentCounts {
     pub extracted: AtomicU64,
     pub skipped_too_large: AtomicU64,
     pub skipped_unsupported: AtomicU64,
@@ -73,8 +85,15 @@ pub enum Unavailable {
     Worker(String),
 }
 
-/// The stage's settings for one job.
-pub struct ContentStage {
+/// The stage of one job. Cheap to clone (the clones share the stage, its workers and its download
+/// limit), so that each object's content can be filled in a task of its own, on any core.
+#[derive(Clone)]
+pub struct ContentStage(Arc<Stage>);
+
+/// The stage's settings and resources for one job.
+struct Stage {
+    /// The job's source, which the objects are read from.
+    source: Arc<dyn Source>,
     mode: Mode,
     max_file_bytes: u64,
     max_chars: usize,
@@ -126,8 +145,10 @@ const METADATA_ROOM: usize = 4096;
 
 impl ContentStage {
     /// Picks the mode from the connector's settings, the job's pipeline and `config.yml`.
-    /// `pipeline_on` tells whether bulk requests (still) name the pipeline.
+    /// `pipeline_on` tells whether bulk requests (still) name the pipeline; objects are read from
+    /// `source`.
     pub fn new(
+        source: Arc<dyn Source>,
         config: &Config,
         settings: &SyncOptions,
         pipeline: &Pipeline,
@@ -173,7 +194,8 @@ impl ContentStage {
                 command: (!cfg!(test)).then(WorkerCommand::this_binary),
             })
         });
-        Self {
+        Self(Arc::new(Stage {
+            source,
             mode,
             max_file_bytes: config.service.max_file_download_size,
             max_chars: config.extraction.max_chars.get(),
@@ -190,16 +212,16 @@ impl ContentStage {
                 config.elasticsearch.bulk.concurrent_downloads.get(),
                 config.elasticsearch.bulk.adaptive_concurrency,
             ),
-        }
+        }))
     }
 
     pub fn mode(&self) -> &Mode {
-        &self.mode
+        &self.0.mode
     }
 
     /// The cap on a serialized document without `_attachment`, if any.
     pub fn max_doc_bytes(&self) -> Option<usize> {
-        self.max_doc_bytes
+        self.0.max_doc_bytes
     }
 
     /// Adds the object's content to `doc`. `Ok(true)` when the document carries `_attachment`;
@@ -210,7 +232,19 @@ impl ContentStage {
     /// file whose extraction worker died or had to be killed: the file did that to it.
     pub async fn fill(
         &self,
-        source: &dyn Source,
+        bucket: &str,
+        key: &str,
+        size: u64,
+        doc: &mut Map<String, Value>,
+        stats: &ContentStats,
+    ) -> Result<bool, Unavailable> {
+        self.0.fill(bucket, key, size, doc, stats).await
+    }
+}
+
+impl Stage {
+    async fn fill(
+        &self,
         bucket: &str,
         key: &str,
         size: u64,
@@ -248,7 +282,7 @@ impl ContentStage {
         // Held until the file is done: its download may last as long as its extraction.
         let mut permit = self.downloads.acquire().await;
         let deadline = Deadline::new(download_deadline(self.download_floor, size));
-        let open = open_counted(source, bucket, key, &deadline, &mut permit);
+        let open = open_counted(self.source.as_ref(), bucket, key, &deadline, &mut permit);
         let extracted = match &self.mode {
             Mode::Off => return Ok(false),
             Mode::Service(cfg) => {

@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 /// How the listing went.
 pub enum ListingFailure {
@@ -443,23 +445,37 @@ impl Lister<'_> {
         })
     }
 
-    /// Fetches the page's content (a bounded number at once, in order) and queues the documents.
+    /// Fetches the page's content and queues the documents in the page's order. Each object's
+    /// download and extraction runs in a task of its own, so that every core does per-object work;
+    /// at most `concurrency` of them exist at once, finished ones included, so no more objects
+    /// than that are held (docs/architecture.md#memory-and-cpu). Dropping this future (a canceled
+    /// sync) aborts them.
     async fn index_page(
         &self,
         bucket: &str,
         prepared: Vec<Prepared>,
         group: u64,
     ) -> Result<(), ListingFailure> {
-        let (source, content, stats) = (self.source, self.content, self.content_stats);
+        let (content, stats) = (self.content, self.content_stats);
         let mut filled = futures_util::stream::iter(prepared)
-            .map(|mut p| async move {
-                let filled = content
-                    .fill(source, bucket, &p.key, p.size, &mut p.doc, stats)
-                    .await;
-                (p, filled)
+            .map(|mut p| {
+                let (content, stats, bucket) = (content.clone(), stats.clone(), bucket.to_owned());
+                let fill = async move {
+                    let filled = content
+                        .fill(&bucket, &p.key, p.size, &mut p.doc, &stats)
+                        .await;
+                    (p, filled)
+                };
+                // The task's log lines keep the job's labels.
+                AbortOnDropHandle::new(tokio::spawn(fill.instrument(tracing::Span::current())))
             })
             .buffered(self.concurrency.get());
-        while let Some((p, filled)) = filled.next().await {
+        while let Some(joined) = filled.next().await {
+            let (p, filled) = match joined {
+                Ok(done) => done,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(ListingFailure::Fatal(SyncError::Canceled)),
+            };
             if let Err(reason) = &filled {
                 stats.unavailable.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::extraction(&p.key, "unavailable");

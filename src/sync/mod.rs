@@ -34,6 +34,7 @@ use crate::es::bulk::{BulkSink, Op, SinkError};
 use crate::es::connector::Pipeline;
 use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
+use crate::source::Source;
 use checkpoint::Recorder;
 pub use env::{ConnectorNow, ContentIndex, JobEnv};
 pub use existing::ReadError;
@@ -42,6 +43,7 @@ use options::SyncOptions;
 use progress::Progress;
 use reconcile::{Seen, SpillError};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Deletions between two checkpoints.
@@ -131,10 +133,12 @@ async fn sync(
         .get(&service_type)
         .ok_or_else(|| SyncError::UnknownSource(service_type.clone()))?;
     let configuration = job.configuration();
-    let source = kind
+    // Shared with the content stage, which reads objects in tasks of their own.
+    let source: Arc<dyn Source> = kind
         .connect(&configuration)
         .await
-        .map_err(|e| SyncError::Source(e.to_string()))?;
+        .map_err(|e| SyncError::Source(e.to_string()))?
+        .into();
     let options = SyncOptions::from_configuration(&configuration);
     let incremental = job.job_type() == crate::es::kinds::JobType::Incremental;
     let plan = plan::build(&job.filtering(), kind.as_ref(), source.as_ref()).await?;
@@ -166,7 +170,13 @@ async fn sync(
         progress.counters.clone(),
         progress.watermark.clone(),
     );
-    let content = content::ContentStage::new(ctx.config(), &options, &pipeline, sink.pipeline_on());
+    let content = content::ContentStage::new(
+        source.clone(),
+        ctx.config(),
+        &options,
+        &pipeline,
+        sink.pipeline_on(),
+    );
     tracing::debug!(mode = ?content.mode(), "content extraction");
     let listing = Lister {
         source: source.as_ref(),

@@ -179,3 +179,50 @@ fn a_death_is_told_in_words() {
     let killed = death(Some(libc::SIGKILL), "");
     assert_eq!(killed.cause(None), "killed by signal 9 (SIGKILL)");
 }
+
+#[tokio::test]
+async fn a_small_file_reaches_its_worker_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("first-read");
+    // Counts what its first read of its input brings, then answers "hi".
+    let pool = pool(
+        &format!(
+            r"dd bs=65536 count=1 2>/dev/null | wc -c > {}; printf '\003\000\000\000Thi'; exec sleep 30",
+            file.display()
+        ),
+        Duration::from_secs(30),
+    );
+    let mut extraction = pool.begin("a.txt", LIMITS).await.unwrap();
+    // The worker is up and waiting for its input by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    extraction.send(b"words").await.unwrap();
+    assert_eq!(extraction.finish().await.unwrap(), "hi");
+    // Begin (4 + 1 + 32 + 5 bytes of key), data (4 + 1 + 5) and end (4 + 1) frames.
+    let first_read = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(first_read.trim(), "57");
+}
+
+#[tokio::test]
+async fn an_idle_worker_killed_from_outside_is_replaced_for_the_next_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pids");
+    // Answers "hi" at once, then waits.
+    let pool = pool(
+        &format!(
+            r"echo $$ >> {}; printf '\003\000\000\000Thi'; exec sleep 30",
+            file.display()
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(pool.extract("a.txt", b"words", LIMITS).await.unwrap(), "hi");
+    let first = pids(&file)[0];
+    // SAFETY: plain system call on our own child.
+    unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
+    while std::fs::read_to_string(format!("/proc/{first}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.extract("b.txt", b"words", LIMITS).await.unwrap(), "hi");
+    let tally = pool.tally();
+    assert_eq!((tally.started, tally.died), (2, 1), "{tally:?}");
+}
