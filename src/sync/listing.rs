@@ -10,7 +10,7 @@
 use super::ContentIndex;
 use super::SyncError;
 use super::checkpoint::{Checkpoint, Recorder};
-use super::content::{ContentStage, ContentStats, Unavailable};
+use super::content::{ContentStage, ContentStats, Mode, Unavailable};
 use super::existing::{TEXT_MISSING, fingerprint};
 use super::fit::serialize_within;
 use super::plan::Plan;
@@ -19,7 +19,8 @@ use super::ranges::{self, Bounded, KeyRange, Track};
 use super::reconcile::Seen;
 use crate::es::bulk::{BulkSink, Op};
 use crate::source::{Listed, PageLister, Partition, Prefetch, Source};
-use futures_util::StreamExt;
+use futures_util::future::Either;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -457,6 +458,8 @@ impl Lister<'_> {
         group: u64,
     ) -> Result<(), ListingFailure> {
         let (content, stats) = (self.content, self.content_stats);
+        // Metadata only: nothing is downloaded, and a task would cost more than the work.
+        let inline = matches!(content.mode(), Mode::Off);
         let mut filled = futures_util::stream::iter(prepared)
             .map(|mut p| {
                 let (content, stats, bucket) = (content.clone(), stats.clone(), bucket.to_owned());
@@ -466,8 +469,12 @@ impl Lister<'_> {
                         .await;
                     (p, filled)
                 };
+                if inline {
+                    return Either::Left(fill.map(Ok));
+                }
                 // The task's log lines keep the job's labels.
-                AbortOnDropHandle::new(tokio::spawn(fill.instrument(tracing::Span::current())))
+                let task = tokio::spawn(fill.instrument(tracing::Span::current()));
+                Either::Right(AbortOnDropHandle::new(task))
             })
             .buffered(self.concurrency.get());
         while let Some(joined) = filled.next().await {
