@@ -19,9 +19,9 @@ use crate::config::{Config, ExtractionServiceConfig};
 use crate::es::connector::Pipeline;
 use crate::extract::pool::{Extraction, Failure, FileLimits, Pool, PoolConfig, WorkerCommand};
 use crate::extract::{self, ExtractError};
-use crate::source::{ObjectReader, Source, SourceError};
+use crate::source::{Document, ObjectReader, Source, SourceError};
 use base64::Engine;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -197,6 +197,11 @@ impl ContentStage {
         &self.mode
     }
 
+    /// Whether [`ContentStage::fill`] leaves every document as it is (no download at all).
+    pub fn downloads_nothing(&self) -> bool {
+        matches!(self.mode, Mode::Off)
+    }
+
     /// The cap on a serialized document without `_attachment`, if any.
     pub fn max_doc_bytes(&self) -> Option<usize> {
         self.max_doc_bytes
@@ -214,7 +219,7 @@ impl ContentStage {
         bucket: &str,
         key: &str,
         size: u64,
-        doc: &mut Map<String, Value>,
+        doc: &mut Document,
         stats: &ContentStats,
     ) -> Result<bool, Unavailable> {
         if matches!(self.mode, Mode::Off) {
@@ -282,7 +287,7 @@ impl ContentStage {
                     .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 if self.pipeline_on.load(Ordering::Relaxed) {
                     let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                    doc.insert("_attachment".into(), Value::String(encoded));
+                    doc.insert("_attachment", Value::String(encoded));
                     stats.extracted.fetch_add(1, Ordering::Relaxed);
                     crate::metrics::extraction(key, "extracted");
                     return Ok(true);
@@ -295,7 +300,7 @@ impl ContentStage {
         };
         match extracted {
             Ok(text) => {
-                doc.insert("body".into(), Value::String(self.finish_text(text)));
+                doc.insert("body", Value::String(self.finish_text(text)));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::extraction(key, "extracted");
                 Ok(false)
