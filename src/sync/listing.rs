@@ -447,7 +447,7 @@ impl Lister<'_> {
             for p in prepared {
                 if let Some(op) = op_for(p, Ok(false), content.max_doc_bytes()) {
                     self.sink
-                        .send(op)
+                        .send_in(op, Some(group))
                         .await
                         .map_err(|e| ListingFailure::Fatal(SyncError::Sink(e)))?;
                 }
