@@ -44,6 +44,8 @@ pub enum Retry {
 /// A request body.
 pub enum Body {
     Json(Value),
+    /// JSON already serialized (a body written straight from its parts, no tree built).
+    JsonBytes(Vec<u8>),
     Ndjson(Vec<u8>),
 }
 
@@ -199,6 +201,7 @@ impl EsClient {
                 Some("application/json"),
                 Some(serde_json::to_vec(&v).expect("json")),
             ),
+            Some(Body::JsonBytes(b)) => (Some("application/json"), Some(b)),
             Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(b)),
         };
         let policy = match retry {
@@ -274,6 +277,28 @@ impl EsClient {
         body: Option<Value>,
     ) -> Result<T, EsError> {
         let (_, bytes) = self.transient(method, segments, query, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
+            path: format!("/{}", segments.join("/")),
+            cause: e.to_string(),
+        })
+    }
+
+    /// [`EsClient::typed`] with a body already serialized as JSON.
+    pub async fn typed_bytes<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Vec<u8>,
+    ) -> Result<T, EsError> {
+        let (_, bytes) = self
+            .send(
+                method,
+                segments,
+                &[],
+                Some(Body::JsonBytes(body)),
+                Retry::Transient,
+            )
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
             path: format!("/{}", segments.join("/")),
             cause: e.to_string(),

@@ -13,6 +13,7 @@
 //! implementing both traits, plus one line in [`Registry::new`] (docs/architecture.md walks
 //! through it with the in-memory source of `source/memory`).
 
+mod document;
 pub mod fields;
 #[cfg(test)]
 pub mod memory;
@@ -20,6 +21,7 @@ mod prefetch;
 mod registry;
 pub mod s3;
 
+pub use document::Document;
 pub use prefetch::Prefetch;
 pub use registry::Registry;
 
@@ -97,7 +99,7 @@ pub struct Listed {
     pub size: u64,
     /// The store's version tag (S3: the ETag); with `_timestamp` it tells changed objects apart.
     pub etag: Option<String>,
-    pub document: Map<String, Value>,
+    pub document: Document,
 }
 
 /// An object's bytes, read as a stream (the caller bounds how much it reads, and for how long).

@@ -64,7 +64,7 @@ impl PageLister for Prefetch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Map;
+    use crate::source::Document;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -84,7 +84,7 @@ mod tests {
                     key: format!("k{n}"),
                     size: 1,
                     etag: None,
-                    document: Map::new(),
+                    document: Document::default(),
                 }]));
             }
             if self.fail {

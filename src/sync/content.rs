@@ -19,9 +19,9 @@ use crate::config::{Config, ExtractionServiceConfig};
 use crate::es::connector::Pipeline;
 use crate::extract::pool::{Extraction, Failure, FileLimits, Pool, PoolConfig, WorkerCommand};
 use crate::extract::{self, ExtractError};
-use crate::source::{ObjectReader, Source, SourceError};
+use crate::source::{Document, ObjectReader, Source, SourceError};
 use base64::Engine;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -219,6 +219,11 @@ impl ContentStage {
         &self.0.mode
     }
 
+    /// Whether [`ContentStage::fill`] leaves every document as it is (no download at all).
+    pub fn downloads_nothing(&self) -> bool {
+        matches!(self.0.mode, Mode::Off)
+    }
+
     /// The cap on a serialized document without `_attachment`, if any.
     pub fn max_doc_bytes(&self) -> Option<usize> {
         self.0.max_doc_bytes
@@ -235,7 +240,7 @@ impl ContentStage {
         bucket: &str,
         key: &str,
         size: u64,
-        doc: &mut Map<String, Value>,
+        doc: &mut Document,
         stats: &ContentStats,
     ) -> Result<bool, Unavailable> {
         self.0.fill(bucket, key, size, doc, stats).await
@@ -248,7 +253,7 @@ impl Stage {
         bucket: &str,
         key: &str,
         size: u64,
-        doc: &mut Map<String, Value>,
+        doc: &mut Document,
         stats: &ContentStats,
     ) -> Result<bool, Unavailable> {
         if matches!(self.mode, Mode::Off) {
@@ -316,7 +321,7 @@ impl Stage {
                     .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 if self.pipeline_on.load(Ordering::Relaxed) {
                     let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                    doc.insert("_attachment".into(), Value::String(encoded));
+                    doc.insert("_attachment", Value::String(encoded));
                     stats.extracted.fetch_add(1, Ordering::Relaxed);
                     crate::metrics::extraction(key, "extracted");
                     return Ok(true);
@@ -329,7 +334,7 @@ impl Stage {
         };
         match extracted {
             Ok(text) => {
-                doc.insert("body".into(), Value::String(self.finish_text(text)));
+                doc.insert("body", Value::String(self.finish_text(text)));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::extraction(key, "extracted");
                 Ok(false)

@@ -9,9 +9,12 @@ use crate::es::scroll::Next;
 use crate::es::search::{SearchHit, SearchPage, flag, text};
 use crate::es::{EsClient, EsError};
 use reqwest::Method;
-use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{Hash, Hasher};
 
 /// What a scan calls with each document's id and bucket.
@@ -38,19 +41,134 @@ pub fn unfinished(version: u64) -> u64 {
     !version
 }
 
-/// What the versions lookup reads of a document.
-#[derive(Debug, Default, Deserialize)]
-struct VersionSource {
-    #[serde(rename = "_timestamp", default, deserialize_with = "text")]
-    timestamp: Option<String>,
-    #[serde(default, deserialize_with = "text")]
-    etag: Option<String>,
-    #[serde(
-        rename = "content_sync_text_missing",
-        default,
-        deserialize_with = "flag"
-    )]
-    text_missing: bool,
+/// What the versions lookup reads of a document: its version, computed while the document is
+/// read (`_timestamp` and `etag` borrowed from the answer where they need no unescaping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VersionSource(u64);
+
+impl<'de> Deserialize<'de> for VersionSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(VersionVisitor)
+    }
+}
+
+struct VersionVisitor;
+
+impl<'de> Visitor<'de> for VersionVisitor {
+    type Value = VersionSource;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a document's _source")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VersionSource, A::Error> {
+        let (mut timestamp, mut etag, mut missing) = (None, None, None);
+        while let Some(key) = map.next_key::<VersionField>()? {
+            match key {
+                VersionField::Timestamp => {
+                    once(&mut timestamp, "_timestamp", map.next_value::<Text>()?.0)?
+                }
+                VersionField::Etag => once(&mut etag, "etag", map.next_value::<Text>()?.0)?,
+                VersionField::Missing => {
+                    once(&mut missing, TEXT_MISSING, map.next_value::<Flag>()?.0)?
+                }
+                VersionField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let version = fingerprint(timestamp.flatten().as_deref(), etag.flatten().as_deref());
+        Ok(VersionSource(match missing.unwrap_or(false) {
+            true => unfinished(version),
+            false => version,
+        }))
+    }
+}
+
+/// The fields of `_source` a version is made of (derived: keys are matched without a copy).
+#[derive(Deserialize)]
+enum VersionField {
+    #[serde(rename = "_timestamp")]
+    Timestamp,
+    #[serde(rename = "etag")]
+    Etag,
+    #[serde(rename = "content_sync_text_missing")]
+    Missing,
+    #[serde(other)]
+    Other,
+}
+
+/// Sets a field read once; a field given twice fails the read, as for any struct we decode.
+fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(field));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// [`text`] without a `String` where the answer's text needs no unescaping.
+struct Text<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // serde's `Cow<str>` always copies; a borrowed `&str` is taken when the input allows it.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<Cow<'de, str>>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V).map(Text)
+    }
+}
+
+/// [`flag`] as a value.
+struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        flag(d).map(Flag)
+    }
 }
 
 /// What the stale pass reads of a document.
@@ -62,23 +180,15 @@ struct IdSource {
     bucket: Option<String>,
 }
 
-/// The version of the document a hit carries.
+/// The version of the document a hit carries (one without `_source` has neither field).
 fn version_of(source: Option<&VersionSource>) -> u64 {
-    let s = source.map_or((None, None, false), |s| {
-        (s.timestamp.as_deref(), s.etag.as_deref(), s.text_missing)
-    });
-    let version = fingerprint(s.0, s.1);
-    match s.2 {
-        true => unfinished(version),
-        false => version,
-    }
+    source.map_or_else(|| fingerprint(None, None), |s| s.0)
 }
 
 /// The version of a document held as JSON (the in-memory index of the unit tests).
 #[cfg(test)]
 pub(crate) fn version_of_document(source: &serde_json::Value) -> u64 {
-    let read = VersionSource::deserialize(source).unwrap_or_default();
-    version_of(Some(&read))
+    VersionSource::deserialize(source).map_or_else(|_| fingerprint(None, None), |v| v.0)
 }
 
 /// The id a hit names (`_source.id`, which our documents carry, else `_id`) and its bucket.
@@ -153,18 +263,33 @@ pub async fn versions(
     index: &str,
     ids: &[&str],
 ) -> Result<HashMap<String, u64>, ReadError> {
-    let body = json!({"size": ids.len(), "query": {"ids": {"values": ids}},
-        "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING],
-        "track_total_hits": false});
     let page: SearchPage<VersionSource> = es
-        .typed(Method::POST, &[index, "_search"], &[], Some(body))
+        .typed_bytes(Method::POST, &[index, "_search"], versions_query(ids))
         .await
         .map_err(|e| read_error(index)(e.into()))?;
-    let hits = page_hits(&page).map_err(read_error(index))?;
+    page_hits(&page).map_err(read_error(index))?;
+    let hits = page.hits.map(|h| h.hits).unwrap_or_default();
     Ok(hits
-        .iter()
-        .map(|hit| (hit.id.clone(), version_of(hit.source.as_ref())))
+        .into_iter()
+        .map(|hit| {
+            let version = version_of(hit.source.as_ref());
+            (hit.id, version)
+        })
         .collect())
+}
+
+/// The versions lookup's query, written straight from the ids: `{"size":…,"query":{"ids":{"values":
+/// […]}},"_source":[…],"track_total_hits":false}`.
+fn versions_query(ids: &[&str]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(160 + ids.iter().map(|id| id.len() + 3).sum::<usize>());
+    body.extend_from_slice(br#"{"size":"#);
+    serde_json::to_writer(&mut body, &ids.len()).expect("a number serializes");
+    body.extend_from_slice(br#","query":{"ids":{"values":"#);
+    serde_json::to_writer(&mut body, ids).expect("strings serialize");
+    body.extend_from_slice(br#"}},"_source":["id","bucket","_timestamp","etag",""#);
+    body.extend_from_slice(TEXT_MISSING.as_bytes());
+    body.extend_from_slice(br#""],"track_total_hits":false}"#);
+    body
 }
 
 /// Calls `visit` with the id and bucket of every document in the index (a scroll reading only
@@ -242,6 +367,45 @@ mod tests {
             fingerprint(None, Some(etag)),
             "a number reads as no timestamp"
         );
+    }
+
+    #[test]
+    fn the_versions_query_is_the_json_it_always_was() {
+        let ids = ["a", "b\"c"];
+        let body = json!({"size": ids.len(), "query": {"ids": {"values": ids}},
+            "_source": ["id", "bucket", "_timestamp", "etag", TEXT_MISSING],
+            "track_total_hits": false});
+        assert_eq!(
+            String::from_utf8(versions_query(&ids)).unwrap(),
+            serde_json::to_string(&body).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_version_is_read_from_a_page_as_it_comes() {
+        let (ts, etag) = ("2024-01-02T03:04:05+00:00", "\"abc\"");
+        let answer = format!(
+            r#"{{"hits":{{"hits":[{{"_id":"i","_source":{{"etag":"\"abc\"","x":[1,{{"y":2}}],"_timestamp":"{ts}"}}}},
+            {{"_id":"j","_source":{{"_timestamp":"{ts}","etag":null,"{TEXT_MISSING}":true}}}},{{"_id":"k"}}]}}}}"#
+        );
+        let page: SearchPage<VersionSource> = serde_json::from_str(&answer).unwrap();
+        let versions: Vec<u64> = page
+            .hits
+            .unwrap()
+            .hits
+            .iter()
+            .map(|h| version_of(h.source.as_ref()))
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                fingerprint(Some(ts), Some(etag)),
+                unfinished(fingerprint(Some(ts), None)),
+                fingerprint(None, None)
+            ]
+        );
+        let twice = r#"{"hits":{"hits":[{"_id":"i","_source":{"etag":"a","etag":"b"}}]}}"#;
+        assert!(serde_json::from_str::<SearchPage<VersionSource>>(twice).is_err());
     }
 
     #[test]

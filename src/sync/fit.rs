@@ -5,15 +5,19 @@
 //! make the sink drop the whole document. So the body is cut here, by its escaped length, until
 //! the serialized document fits.
 
+use crate::source::Document;
 use serde_json::{Map, Value};
 
 /// The document as JSON, its `body` cut (on a char boundary) so that the result is at most
 /// `cap` bytes. A document too large without any body is returned whole: the sink decides.
-pub fn serialize_within(mut doc: Map<String, Value>, cap: Option<usize>) -> Vec<u8> {
-    let full = serde_json::to_vec(&doc).expect("document serializes");
+pub fn serialize_within(doc: Document, cap: Option<usize>) -> Vec<u8> {
+    let full = doc.into_json();
     let Some(cap) = cap.filter(|c| full.len() > *c) else {
         return full;
     };
+    // Too large (rare): the body is cut in the document read back as a map, same fields, same order.
+    let mut doc: Map<String, Value> =
+        serde_json::from_slice(&full).expect("a serialized document parses");
     let Some(Value::String(body)) = doc.get_mut("body") else {
         return full;
     };
@@ -64,7 +68,7 @@ mod tests {
     fn a_body_of_quotes_is_cut_by_its_escaped_size() {
         let cap = 3 * 1_048_576;
         let quotes = "\"".repeat(cap);
-        let out = serialize_within(doc(&quotes), Some(cap));
+        let out = serialize_within(doc(&quotes).into(), Some(cap));
         assert!(out.len() <= cap, "{} > {cap}", out.len());
         assert!(
             out.len() > cap - 8,
@@ -80,7 +84,7 @@ mod tests {
     fn cuts_fall_on_char_boundaries_whatever_the_escapes() {
         let text: String = "é\u{1}\"a€\n😀".repeat(5000);
         for cap in [100, 101, 102, 103, 104, 105, 1000, 4097, 20_000] {
-            let out = serialize_within(doc(&text), Some(cap));
+            let out = serialize_within(doc(&text).into(), Some(cap));
             assert!(out.len() <= cap, "cap {cap}: {}", out.len());
             let back: Value = serde_json::from_slice(&out).unwrap();
             assert!(text.starts_with(back["body"].as_str().unwrap()));
@@ -91,11 +95,11 @@ mod tests {
     fn fitting_and_uncapped_documents_are_left_alone() {
         let d = doc("short \"text\"");
         let whole = serde_json::to_vec(&d).unwrap();
-        assert_eq!(serialize_within(d.clone(), Some(whole.len())), whole);
-        assert_eq!(serialize_within(d.clone(), None), whole);
+        assert_eq!(serialize_within(d.clone().into(), Some(whole.len())), whole);
+        assert_eq!(serialize_within(d.clone().into(), None), whole);
         let mut no_body = d;
         no_body.remove("body");
         let bare = serde_json::to_vec(&no_body).unwrap();
-        assert_eq!(serialize_within(no_body, Some(5)), bare);
+        assert_eq!(serialize_within(no_body.into(), Some(5)), bare);
     }
 }

@@ -10,7 +10,7 @@
 use super::ContentIndex;
 use super::SyncError;
 use super::checkpoint::{Checkpoint, Recorder};
-use super::content::{ContentStage, ContentStats, Mode, Unavailable};
+use super::content::{ContentStage, ContentStats, Unavailable};
 use super::existing::{TEXT_MISSING, fingerprint};
 use super::fit::serialize_within;
 use super::plan::Plan;
@@ -18,9 +18,8 @@ use super::progress::ListingStats;
 use super::ranges::{self, Bounded, KeyRange, Track};
 use super::reconcile::Seen;
 use crate::es::bulk::{BulkSink, Op};
-use crate::source::{Listed, PageLister, Partition, Prefetch, Source};
-use futures_util::future::Either;
-use futures_util::{FutureExt, StreamExt};
+use crate::source::{Document, Listed, PageLister, Partition, Prefetch, Source};
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -82,7 +81,7 @@ struct Candidate {
     key: String,
     size: u64,
     etag: Option<String>,
-    doc: Map<String, Value>,
+    doc: Document,
 }
 
 /// A listed page, with the versions the index holds of its candidates.
@@ -99,7 +98,7 @@ struct Prepared {
     id: String,
     key: String,
     size: u64,
-    doc: Map<String, Value>,
+    doc: Document,
     /// The index held a document of this object before the sync.
     indexed: bool,
 }
@@ -357,19 +356,21 @@ impl Lister<'_> {
             return Ok(None);
         }
         let mut doc = object.document;
-        let Some(Value::String(id)) = doc.remove("_id") else {
+        let Some(id) = doc.take_id() else {
             return Ok(None);
         };
         // content-sync addition: the ETag, so incremental syncs can tell changed objects apart.
-        doc.insert(
-            "etag".into(),
-            object.etag.clone().map_or(Value::Null, Value::String),
-        );
-        doc.insert("id".into(), Value::String(id.clone()));
-        let included = plan
-            .basic
-            .includes(&doc)
-            .map_err(|e| ListingFailure::Fatal(SyncError::Rules(e.to_string())))?;
+        match &object.etag {
+            Some(etag) => doc.insert_str("etag", etag),
+            None => doc.insert("etag", Value::Null),
+        }
+        doc.insert_str("id", &id);
+        // Without rules every object is included, and the document need not be read as a map.
+        let included = plan.basic.is_empty()
+            || plan
+                .basic
+                .includes(doc.map())
+                .map_err(|e| ListingFailure::Fatal(SyncError::Rules(e.to_string())))?;
         if !included {
             self.stats.excluded_by_rules.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
@@ -414,10 +415,7 @@ impl Lister<'_> {
             etag,
             mut doc,
         } = candidate;
-        let version = fingerprint(
-            doc.get("_timestamp").and_then(Value::as_str),
-            etag.as_deref(),
-        );
+        let version = fingerprint(doc.get_str("_timestamp").as_deref(), etag.as_deref());
         // Covered by the checkpoint: settled before the suspension — as the version the index holds.
         // An object added or overwritten while the job was not running (its instance killed, or
         // suspended) is not: it is indexed like any other, or the job would complete without it.
@@ -435,7 +433,9 @@ impl Lister<'_> {
             return None;
         }
         if self.pipeline_on.load(Ordering::Relaxed) {
-            doc.extend(self.flags.clone());
+            for (key, value) in &self.flags {
+                doc.insert(key.clone(), value.clone());
+            }
         }
         Some(Prepared {
             id,
@@ -458,8 +458,18 @@ impl Lister<'_> {
         group: u64,
     ) -> Result<(), ListingFailure> {
         let (content, stats) = (self.content, self.content_stats);
-        // Metadata only: nothing is downloaded, and a task would cost more than the work.
-        let inline = matches!(content.mode(), Mode::Off);
+        if content.downloads_nothing() {
+            // No download: every document goes as it is (what `fill` answers for each).
+            for p in prepared {
+                if let Some(op) = op_for(p, Ok(false), content.max_doc_bytes()) {
+                    self.sink
+                        .send_in(op, Some(group))
+                        .await
+                        .map_err(|e| ListingFailure::Fatal(SyncError::Sink(e)))?;
+                }
+            }
+            return Ok(());
+        }
         let mut filled = futures_util::stream::iter(prepared)
             .map(|mut p| {
                 let (content, stats, bucket) = (content.clone(), stats.clone(), bucket.to_owned());
@@ -469,12 +479,8 @@ impl Lister<'_> {
                         .await;
                     (p, filled)
                 };
-                if inline {
-                    return Either::Left(fill.map(Ok));
-                }
                 // The task's log lines keep the job's labels.
-                let task = tokio::spawn(fill.instrument(tracing::Span::current()));
-                Either::Right(AbortOnDropHandle::new(task))
+                AbortOnDropHandle::new(tokio::spawn(fill.instrument(tracing::Span::current())))
             })
             .buffered(self.concurrency.get());
         while let Some(joined) = filled.next().await {
@@ -520,12 +526,12 @@ fn op_for(
         Err(_) if p.indexed => return None,
         Err(_) => {
             p.doc.remove("body");
-            p.doc.insert(TEXT_MISSING.into(), Value::Bool(true));
+            p.doc.insert(TEXT_MISSING, Value::Bool(true));
             false
         }
     };
     let source = if has_attachment {
-        serde_json::to_vec(&p.doc).expect("document serializes")
+        p.doc.into_json()
     } else {
         serialize_within(p.doc, max_doc_bytes)
     };
@@ -549,7 +555,7 @@ mod tests {
             id: "i".into(),
             key: "a.txt".into(),
             size: 3,
-            doc,
+            doc: doc.into(),
             indexed,
         }
     }
@@ -577,7 +583,7 @@ mod tests {
     #[test]
     fn readable_content_is_indexed_unmarked_and_fitted() {
         let mut p = prepared(true);
-        p.doc.insert("body".into(), json!("\"".repeat(1000)));
+        p.doc.insert("body", json!("\"".repeat(1000)));
         let doc = source(op_for(p, Ok(false), Some(1000)));
         assert!(doc.get(TEXT_MISSING).is_none());
         let body = doc["body"].as_str().unwrap();

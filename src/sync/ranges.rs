@@ -373,7 +373,7 @@ mod tests {
                         key: k.into(),
                         size: 0,
                         etag: None,
-                        document: Map::new(),
+                        document: Default::default(),
                     })
                     .collect()
             }))

@@ -340,6 +340,6 @@ fn listed(partition: &str, key: &str, object: &Object) -> Listed {
         key: key.into(),
         size: object.bytes.len() as u64,
         etag: Some(object.etag.clone()),
-        document,
+        document: document.into(),
     }
 }

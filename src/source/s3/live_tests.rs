@@ -84,7 +84,7 @@ async fn lists_tricky_keys_and_reports_missing_buckets() {
                 o.key.len()
             }
         );
-        assert_eq!(to_document(o)["filename"], o.key.as_str());
+        assert_eq!(to_document(o).get_str("filename").unwrap(), o.key.as_str());
     }
 
     // Prefix and resume-after.
