@@ -112,7 +112,7 @@ enum RangeEnd {
 }
 
 /// When a partition listed whole is cut into key ranges: after at least `pages` pages, once the
-/// sync spent more than a quarter of its time waiting for the listing (a distant store: more
+/// sync spent more than half its time waiting for the listing (a distant store: more
 /// listings at once go faster). A listing that keeps up (the sync waits on content or on
 /// Elasticsearch) stays whole: more ranges would only hold more pages in memory.
 #[derive(Clone, Copy)]
@@ -122,7 +122,7 @@ struct Split {
 
 impl Split {
     fn due(&self, pages: usize, waited: Duration, elapsed: Duration) -> bool {
-        pages >= self.pages && waited * 4 > elapsed
+        pages >= self.pages && waited * 2 > elapsed
     }
 }
 
