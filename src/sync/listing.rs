@@ -106,24 +106,17 @@ struct Prepared {
 /// How one key range's listing ended.
 enum RangeEnd {
     Complete,
-    /// The first range of a partition, listed whole, stopped once [`Split`] said so
-    /// with keys left: the rest is listed over key ranges, after this key.
+    /// The first range of a partition, listed whole, stopped once [`split_due`] with keys left:
+    /// the rest is listed over key ranges, after this key.
     Split(String),
 }
 
-/// When a partition listed whole is cut into key ranges: after at least `pages` pages, once the
-/// sync spent more than half its time waiting for the listing (a distant store: more
-/// listings at once go faster). A listing that keeps up (the sync waits on content or on
-/// Elasticsearch) stays whole: more ranges would only hold more pages in memory.
-#[derive(Clone, Copy)]
-struct Split {
-    pages: usize,
-}
-
-impl Split {
-    fn due(&self, pages: usize, waited: Duration, elapsed: Duration) -> bool {
-        pages >= self.pages && waited * 2 > elapsed
-    }
+/// Whether a partition listed whole is cut into key ranges after `pages` pages: once there were
+/// [`SPLIT_AFTER_PAGES`], when the sync spent more than half its time waiting for the listing (a
+/// distant store: more listings at once go faster). A listing that keeps up (the sync waits on
+/// content or on Elasticsearch) stays whole: more ranges would only hold more pages in memory.
+fn split_due(pages: usize, waited: Duration, elapsed: Duration) -> bool {
+    pages >= SPLIT_AFTER_PAGES && waited * 2 > elapsed
 }
 
 /// Pages a partition is listed whole before it may be cut: small partitions cost no probe.
@@ -172,11 +165,9 @@ impl Lister<'_> {
             track: Track::default(),
         };
         at.track.start(vec![KeyRange::default()]);
-        let split_after = (self.ranges.get() > 1).then_some(Split {
-            pages: SPLIT_AFTER_PAGES,
-        });
+        let may_split = self.ranges.get() > 1;
         let after = match self
-            .list_range(&at, 0, KeyRange::default(), split_after)
+            .list_range(&at, 0, KeyRange::default(), may_split)
             .await?
         {
             Ok(RangeEnd::Complete) => return Ok(Ok(())),
@@ -198,7 +189,7 @@ impl Lister<'_> {
             "listing the rest of the bucket over key ranges");
         at.track.start(rest.clone());
         let mut listing = futures_util::stream::iter(rest.into_iter().enumerate())
-            .map(|(slot, range)| self.list_range(&at, slot, range, None))
+            .map(|(slot, range)| self.list_range(&at, slot, range, false))
             .buffer_unordered(self.ranges.get());
         // The first range to fail fails the partition; dropping the stream stops the others.
         while let Some(end) = listing.next().await {
@@ -210,13 +201,13 @@ impl Lister<'_> {
     }
 
     /// Lists the keys of `range`, page by page, each page followed by a checkpoint of the
-    /// partition's ranges. With `split_after`, stops when it says so and keys are left.
+    /// partition's ranges. With `may_split`, stops once [`split_due`] and keys are left.
     async fn list_range(
         &self,
         at: &Target<'_>,
         slot: usize,
         range: KeyRange,
-        split_after: Option<Split>,
+        may_split: bool,
     ) -> Result<Result<RangeEnd, String>, ListingFailure> {
         let (partition, plan) = (at.partition, at.plan);
         let mut lister = match self.source.list(partition, range.after).await {
@@ -254,7 +245,7 @@ impl Lister<'_> {
                 }
             }
             pages += 1;
-            let split_now = split_after.is_some_and(|s| s.due(pages, waited, started.elapsed()));
+            let split_now = may_split && split_due(pages, waited, started.elapsed());
             if split_now {
                 tracing::debug!(bucket = %partition.name, pages, waited_ms = waited.as_millis() as u64,
                     elapsed_ms = started.elapsed().as_millis() as u64,
