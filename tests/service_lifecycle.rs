@@ -296,6 +296,33 @@ async fn a_second_sync_deletes_the_documents_of_removed_objects() {
     assert_eq!(c["status"], "connected");
 }
 
+/// Once a sync is recorded on its connector, the connector stays as recorded: the executor's next
+/// polls may still find the job `pending` in a search that does not show the latest writes yet, and
+/// must not mark the connector `in_progress` again for a job that has ended (Kibana would show a
+/// running sync and disable "Sync" for a moment).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_whose_sync_ended_stays_ended() {
+    let world = TestWorld::start().await;
+    let (id, _index, _bucket) = world.bucket_with_connector("stays", 3).await;
+    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    for round in 0..3 {
+        let job = world.create_pending_job(&id).await;
+        wait_completed(&world, &svc, &job, secs(20)).await;
+        world
+            .wait_connector(&id, "sync recorded", secs(10), |c| {
+                c["last_sync_status"] == "completed"
+            })
+            .await;
+        // Several executor polls (every 0.5 s) within one refresh interval of the jobs index and after.
+        let until = Instant::now() + secs(3);
+        while Instant::now() < until {
+            let c = world.connector(&id).await.expect("connector");
+            assert_eq!(c["last_sync_status"], "completed", "round {round}: {c}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn several_buckets_and_star_index_every_listed_bucket() {
     let world = TestWorld::start().await;

@@ -265,11 +265,15 @@ impl Termination {
 /// docs/protocol.md#a-jobs-life: mark the connector `in_progress` with optimistic concurrency. Of two instances that
 /// race for the same job, exactly one gets the job (with the connector's `sync_cursor`).
 ///
-/// The job was read by an executor poll, possibly long ago: another instance may have run it to
-/// the end since. So once the mark is ours, a fresh read of the job decides; if it is no longer
-/// waiting, the connector gets back the fields the mark replaced.
+/// The job was read by an executor poll, possibly long ago, from a search that may not show the
+/// latest writes yet: this instance or another may have run it to the end since. So the job is read
+/// fresh first, and a job no longer waiting leaves the connector untouched (else the connector would
+/// flash `in_progress` after its sync ended). Once the mark is ours, a second fresh read decides (another
+/// instance may have ended the job between the two); if it is no longer waiting, the connector gets
+/// back the fields the mark replaced.
 async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<(SyncJob, Value)> {
     const MARKED: [&str; 4] = ["status", "error", "last_sync_status", "last_sync_error"];
+    waiting_job(ctx, job_id).await?;
     let mut replaced = serde_json::Map::new();
     let mut cursor = Value::Null;
     let result = ctx
@@ -289,14 +293,7 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<
         .await;
     match result {
         Ok(Some((_, true))) => {
-            let fresh = match ctx.jobs.get(job_id).await {
-                Ok(Some(j))
-                    if matches!(j.status(), Some(JobStatus::Pending | JobStatus::Suspended)) =>
-                {
-                    Some(j)
-                }
-                _ => None,
-            };
+            let fresh = waiting_job(ctx, job_id).await;
             if fresh.is_none() {
                 tracing::info!(
                     connector_id,
@@ -331,6 +328,23 @@ async fn sync_starts(ctx: &Context, connector_id: &str, job_id: &str) -> Option<
         }
         Err(e) => {
             tracing::warn!(connector_id, job_id, error = %e, "could not start sync job");
+            None
+        }
+    }
+}
+
+/// The job as stored now, if it still waits to run (pending, or suspended to resume).
+async fn waiting_job(ctx: &Context, job_id: &str) -> Option<SyncJob> {
+    match ctx.jobs.get(job_id).await {
+        Ok(Some(j)) if matches!(j.status(), Some(JobStatus::Pending | JobStatus::Suspended)) => {
+            Some(j)
+        }
+        Ok(_) => {
+            tracing::debug!(job_id, "job is no longer waiting; not starting it");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(job_id, error = %e, "could not read the job before starting it");
             None
         }
     }
