@@ -1,6 +1,8 @@
 //! Paged, resumable listing of one bucket with ListObjectsV2 (docs/architecture.md#the-s3-source; errors are surfaced, never a short listing).
 
 use super::error::S3Error;
+use super::list_decode::{Listed, ListingDecoder, Slot};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use super::paging::{Advance, PageView, Paging};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{EncodingType, Object, Owner};
@@ -8,9 +10,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 /// The `owner` of a listed object, with Elastic's three shapes (docs/architecture.md#the-s3-source).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum OwnerField {
     /// No `Owner` element in the listing: `""`.
+    #[default]
     Absent,
     /// `Owner` without `DisplayName`: `null`.
     NoDisplayName,
@@ -122,6 +125,7 @@ impl BucketLister {
     /// `paging`) end it with an error.
     pub async fn next_page(&mut self) -> Result<Option<Vec<S3Object>>, S3Error> {
         while !self.paging.is_done() {
+            let slot = Slot::default();
             let out = self
                 .client
                 .list_objects_v2()
@@ -133,27 +137,25 @@ impl BucketLister {
                 .set_prefix(self.prefix.clone())
                 .set_start_after(self.paging.start_after().map(str::to_owned))
                 .set_continuation_token(self.paging.token().map(str::to_owned))
+                .customize()
+                .interceptor(ListingDecoder::new(slot.clone(), &self.bucket))
                 .send()
                 .await
                 .map_err(|e| S3Error::from_sdk(format!("listing bucket \"{}\"", self.bucket), e))?;
-
-            // Decode only when the server says it encoded (some S3-compatible stores ignore the parameter).
-            let encoded = out.encoding_type() == Some(&EncodingType::Url);
-            let objects: Vec<S3Object> = out
-                .contents()
-                .iter()
-                .map(|o| S3Object::from_listing(&self.bucket, o, encoded))
-                .collect();
+            let decoded = slot.lock().expect("lock").take();
+            let Listed {
+                objects,
+                truncated,
+                next_token,
+            } = decoded.unwrap_or_else(|| Listed::from_sdk(&out, &self.bucket));
             let advance = self
                 .paging
                 .advance(PageView {
                     first: objects.first().map(|o| o.key.as_str()),
                     last: objects.last().map(|o| o.key.as_str()),
                     // Without IsTruncated, a continuation token still says more follows.
-                    truncated: out
-                        .is_truncated()
-                        .unwrap_or(out.next_continuation_token().is_some()),
-                    next_token: out.next_continuation_token(),
+                    truncated: truncated.unwrap_or(next_token.is_some()),
+                    next_token: next_token.as_deref(),
                 })
                 .map_err(|cause| S3Error::Paging {
                     action: format!("listing bucket \"{}\"", self.bucket),
@@ -170,6 +172,23 @@ impl BucketLister {
             }
         }
         Ok(None)
+    }
+}
+
+impl Listed {
+    /// A page as the SDK decoded it (when our decoder left it to the SDK, see `list_decode`).
+    pub(super) fn from_sdk(out: &ListObjectsV2Output, bucket: &str) -> Self {
+        // Decode only when the server says it encoded (some S3-compatible stores ignore the parameter).
+        let encoded = out.encoding_type() == Some(&EncodingType::Url);
+        Listed {
+            objects: out
+                .contents()
+                .iter()
+                .map(|o| S3Object::from_listing(bucket, o, encoded))
+                .collect(),
+            truncated: out.is_truncated(),
+            next_token: out.next_continuation_token().map(str::to_owned),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! * [`limits`]: what config.yml's `s3.*` lets those settings do;
 //! * [`client`]: [`S3Client`], the configured client (ping, bucket resolution, listing, download);
 //! * [`listing`]: [`BucketLister`], paged ListObjectsV2, and [`S3Object`];
+//! * `list_decode`: ListObjectsV2 answers decoded straight into [`S3Object`]s (the SDK's decoding is slow);
 //! * `paging`: when a paginated listing is complete, and when a server's pages cannot be trusted;
 //! * [`document`]: the document indexed for each object.
 
@@ -16,6 +17,7 @@ mod endpoint;
 pub mod error;
 pub mod kind;
 pub mod limits;
+mod list_decode;
 pub mod listing;
 mod paging;
 pub mod rules;
