@@ -339,8 +339,9 @@ async fn waiting_job(ctx: &Context, job_id: &str) -> Option<SyncJob> {
         Ok(Some(j)) if matches!(j.status(), Some(JobStatus::Pending | JobStatus::Suspended)) => {
             Some(j)
         }
-        Ok(_) => {
-            tracing::debug!(job_id, "job is no longer waiting; not starting it");
+        Ok(j) => {
+            let status = j.as_ref().map_or("deleted", SyncJob::status_text);
+            tracing::info!(job_id, status, "job is no longer waiting; not starting it");
             None
         }
         Err(e) => {

@@ -125,7 +125,9 @@ pub(super) fn decode(body: &[u8], bucket: &str) -> Option<Listed> {
                 let tag = path.pop()?;
                 let value = std::mem::take(&mut text);
                 if tag == Tag::Contents {
-                    listed.objects.push(std::mem::take(&mut object).finish(bucket));
+                    listed
+                        .objects
+                        .push(std::mem::take(&mut object).finish(bucket));
                 } else {
                     end(tag, value, &mut object, &mut listed, &mut encoded)?;
                 }

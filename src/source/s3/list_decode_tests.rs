@@ -56,7 +56,10 @@ fn an_s3_page_decodes_every_field_we_index() {
     let third = &listed.objects[2];
     assert_eq!(third.owner, OwnerField::NoDisplayName, "<Owner/>");
     assert_eq!(third.size, 9_007_199_254_740_993);
-    assert_eq!((third.etag.as_ref(), third.storage_class.as_ref()), (None, None));
+    assert_eq!(
+        (third.etag.as_ref(), third.storage_class.as_ref()),
+        (None, None)
+    );
 }
 
 #[test]
@@ -84,7 +87,10 @@ fn what_the_decoder_does_not_understand_is_left_to_the_sdk() {
         with("<Size>12</Size>", "<Size>twelve</Size>"),
         with("2024-01-02T03:04:05.000Z", "2024-01-02T03:04:05+01:00"),
         with("2024-01-02T03:04:05.000Z", "Tue, 02 Jan 2024 03:04:05 GMT"),
-        with("<IsTruncated>true</IsTruncated>", "<IsTruncated>yes</IsTruncated>"),
+        with(
+            "<IsTruncated>true</IsTruncated>",
+            "<IsTruncated>yes</IsTruncated>",
+        ),
         with("&amp;file", "&nbsp;file"),
         with("</ListBucketResult>", ""),
         with("</Key>", "</Kex>"),

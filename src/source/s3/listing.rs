@@ -2,9 +2,9 @@
 
 use super::error::S3Error;
 use super::list_decode::{Listed, ListingDecoder, Slot};
-use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use super::paging::{Advance, PageView, Paging};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::types::{EncodingType, Object, Owner};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
