@@ -115,7 +115,13 @@ pub(super) fn decode(body: &[u8], bucket: &str) -> Option<Listed> {
                     Tag::Root => return Some(listed),
                     Tag::Contents => listed.objects.push(Partial::default().finish(bucket)),
                     Tag::Owner => object.owner = OwnerField::NoDisplayName,
-                    tag => end(tag, String::new(), &mut object, &mut listed, &mut encoded)?,
+                    tag => end(
+                        tag,
+                        &mut String::new(),
+                        &mut object,
+                        &mut listed,
+                        &mut encoded,
+                    )?,
                 }
             }
             Event::Text(t) => text.push_str(&t.into_inner()),
@@ -123,14 +129,14 @@ pub(super) fn decode(body: &[u8], bucket: &str) -> Option<Listed> {
             Event::GeneralRef(r) => push_ref(&r, &mut text)?,
             Event::End(_) => {
                 let tag = path.pop()?;
-                let value = std::mem::take(&mut text);
                 if tag == Tag::Contents {
                     listed
                         .objects
                         .push(std::mem::take(&mut object).finish(bucket));
                 } else {
-                    end(tag, value, &mut object, &mut listed, &mut encoded)?;
+                    end(tag, &mut text, &mut object, &mut listed, &mut encoded)?;
                 }
+                text.clear();
             }
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
@@ -148,23 +154,24 @@ pub(super) fn decode(body: &[u8], bucket: &str) -> Option<Listed> {
     Some(listed)
 }
 
-/// Records the text of a leaf element that just ended.
+/// Records the text of a leaf element that just ended (taken from `value` only when kept).
 fn end(
     tag: Tag,
-    value: String,
+    value: &mut String,
     object: &mut Partial,
     listed: &mut Listed,
     encoded: &mut bool,
 ) -> Option<()> {
+    let mut take = || std::mem::take(value);
     match tag {
-        Tag::Key => object.key = Some(value),
+        Tag::Key => object.key = Some(take()),
+        Tag::Etag => object.etag = Some(take()),
+        Tag::StorageClass => object.storage_class = Some(take()),
+        Tag::DisplayName => object.owner = OwnerField::DisplayName(take()),
+        Tag::NextToken => listed.next_token = Some(take()),
         Tag::Size => object.size = Some(value.trim().parse().ok()?),
-        Tag::LastModified => object.last_modified = Some(parse_time(&value)?),
-        Tag::Etag => object.etag = Some(value),
-        Tag::StorageClass => object.storage_class = Some(value),
-        Tag::DisplayName => object.owner = OwnerField::DisplayName(value),
-        Tag::IsTruncated => listed.truncated = Some(parse_bool(&value)?),
-        Tag::NextToken => listed.next_token = Some(value),
+        Tag::LastModified => object.last_modified = Some(parse_time(value)?),
+        Tag::IsTruncated => listed.truncated = Some(parse_bool(value)?),
         Tag::EncodingType => *encoded = value == "url",
         Tag::Root | Tag::Contents | Tag::Owner | Tag::Other => {}
     }
