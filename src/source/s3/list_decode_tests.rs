@@ -1,5 +1,5 @@
 use super::*;
-use crate::source::s3::{BucketLister, S3Client, S3Settings};
+use crate::source::s3::{BucketLister, S3Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An answer in S3's own form: namespace, escaped ETags, owners, fields we do not read (some nested),
@@ -133,17 +133,9 @@ async fn serve(status: u16, body: &'static str) -> String {
 }
 
 async fn client(endpoint: String) -> S3Client {
-    let settings = S3Settings {
-        buckets: vec!["b".into()],
-        access_key_id: Some("test".into()),
-        secret_access_key: Some(crate::config::Secret::new("test")),
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(endpoint),
-        page_size: 3,
-        max_attempts: 0,
-        ..S3Settings::default()
-    };
-    S3Client::new(&settings).await.unwrap()
+    S3Client::new(&crate::source::s3::live_tests::local_settings(endpoint))
+        .await
+        .unwrap()
 }
 
 /// The page the lister returns (our decoder) equals the SDK's own decoding of the same answer.

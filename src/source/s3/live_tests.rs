@@ -17,12 +17,10 @@ const KEYS: [&str; 8] = [
     "z/glacier.bin",
 ];
 
-#[tokio::test]
-#[ignore = "needs a live S3-compatible server at S3_TEST_ENDPOINT"]
-async fn lists_tricky_keys_and_reports_missing_buckets() {
-    let endpoint = std::env::var("S3_TEST_ENDPOINT")
-        .expect("S3_TEST_ENDPOINT names the S3-compatible server this test runs against");
-    let settings = S3Settings {
+/// Settings for a local test server at `endpoint`: every bucket, static test keys, pages of 3, no
+/// retries.
+pub(super) fn local_settings(endpoint: String) -> S3Settings {
+    S3Settings {
         buckets: vec!["*".into()],
         access_key_id: Some("test".into()),
         secret_access_key: Some(crate::config::Secret::new("test")),
@@ -31,8 +29,15 @@ async fn lists_tricky_keys_and_reports_missing_buckets() {
         page_size: 3,
         max_attempts: 0,
         ..S3Settings::default()
-    };
-    let source = S3Client::new(&settings).await.unwrap();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a live S3-compatible server at S3_TEST_ENDPOINT"]
+async fn lists_tricky_keys_and_reports_missing_buckets() {
+    let endpoint = std::env::var("S3_TEST_ENDPOINT")
+        .expect("S3_TEST_ENDPOINT names the S3-compatible server this test runs against");
+    let source = S3Client::new(&local_settings(endpoint)).await.unwrap();
     source.ping().await.unwrap();
     let bucket = format!("content-sync-live-{}", fastrand::u32(..));
     let client = source.client();
