@@ -171,20 +171,7 @@ impl Document {
         }
     }
 
-    /// The serialized document.
-    pub fn to_json(&self) -> Vec<u8> {
-        match &self.repr {
-            Repr::Json { json, .. } => {
-                let mut out = Vec::with_capacity(json.len() + 1);
-                out.extend_from_slice(json);
-                out.push(b'}');
-                out
-            }
-            Repr::Map(map) => serde_json::to_vec(map).expect("document serializes"),
-        }
-    }
-
-    /// The serialized document, reusing its buffer.
+    /// The serialized document (its buffer, when written as JSON).
     pub fn into_json(self) -> Vec<u8> {
         match self.repr {
             Repr::Json { mut json, .. } => {
@@ -223,7 +210,7 @@ mod tests {
         let mut map = Map::new();
         steps(&mut doc, &mut map);
         assert_eq!(
-            String::from_utf8(doc.to_json()).unwrap(),
+            String::from_utf8(doc.clone().into_json()).unwrap(),
             serde_json::to_string(&map).unwrap()
         );
         let mut read_back = doc.clone();
@@ -298,7 +285,7 @@ mod tests {
         doc.map();
         assert_eq!(doc.take_id().as_deref(), Some("i"));
         assert_eq!(doc.take_id(), None);
-        assert_eq!(doc.to_json(), br#"{"a":"x"}"#);
+        assert_eq!(doc.clone().into_json(), br#"{"a":"x"}"#);
 
         let Value::Object(map) = json!({"_id": "m", "a": 1, "b": 2}) else {
             unreachable!()
@@ -306,7 +293,7 @@ mod tests {
         let mut from_map = Document::from(map);
         assert_eq!(from_map.take_id().as_deref(), Some("m"));
         assert_eq!(
-            from_map.to_json(),
+            from_map.clone().into_json(),
             br#"{"b":2,"a":1}"#,
             "as Map::remove leaves it"
         );

@@ -159,21 +159,31 @@ mod tests {
         assert_eq!(iso_timestamp(early), "0999-01-02T03:04:05+00:00");
     }
 
-    #[test]
-    fn document_fields_in_order() {
-        let obj = S3Object {
-            bucket: "b".into(),
+    /// An object of `bucket-1` listed with every field.
+    fn listed() -> S3Object {
+        S3Object {
+            bucket: "bucket-1".into(),
             key: "folder/a.txt".into(),
             size: 42,
             last_modified: Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
             owner: OwnerField::NoDisplayName,
+            storage_class: Some("STANDARD".into()),
+            etag: Some("\"0123abc\"".into()),
+        }
+    }
+
+    #[test]
+    fn document_fields_in_order() {
+        let obj = S3Object {
+            bucket: "b".into(),
             storage_class: None,
             etag: Some("\"e\"".into()),
+            ..listed()
         };
         let mut doc = to_document(&obj);
         assert_eq!(doc.take_id(), Some(document_id("b", "folder/a.txt")));
         assert_eq!(
-            String::from_utf8(doc.to_json()).unwrap(),
+            String::from_utf8(doc.clone().into_json()).unwrap(),
             r#"{"_timestamp":"2024-01-02T03:04:05+00:00","filename":"folder/a.txt","size_in_bytes":42,"bucket":"b","owner":null,"storage_class":null}"#
         );
     }
@@ -203,15 +213,7 @@ mod tests {
 
     #[test]
     fn documents_are_the_bytes_the_map_made() {
-        let base = S3Object {
-            bucket: "bucket-1".into(),
-            key: "folder/a.txt".into(),
-            size: 42,
-            last_modified: Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
-            owner: OwnerField::NoDisplayName,
-            storage_class: Some("STANDARD".into()),
-            etag: Some("\"0123abc\"".into()),
-        };
+        let base = listed();
         let variants = [
             base.clone(),
             S3Object {
@@ -239,7 +241,7 @@ mod tests {
             }
             doc.insert_str("id", &id);
             assert_eq!(
-                String::from_utf8(doc.to_json()).unwrap(),
+                String::from_utf8(doc.clone().into_json()).unwrap(),
                 String::from_utf8(as_a_map_used_to_be(&obj)).unwrap()
             );
         }
