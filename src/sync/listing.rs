@@ -43,7 +43,7 @@ pub struct Lister<'a> {
     pub source: &'a dyn Source,
     pub sink: &'a BulkSink,
     /// The content index, asked for the versions of each page's documents.
-    pub index: &'a dyn ContentIndex,
+    pub index: Arc<dyn ContentIndex>,
     pub index_name: &'a str,
     /// Whether the index held documents when the sync began; when it did not, no page needs a
     /// lookup (every object is new).
@@ -383,11 +383,23 @@ impl Lister<'_> {
         if !self.lookup || candidates.is_empty() {
             return Ok(HashMap::new());
         }
-        let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-        self.index
-            .versions(self.index_name, &ids)
-            .await
-            .map_err(|e| ListingFailure::Fatal(SyncError::Existing(Box::new(e))))
+        let ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
+        let (index, name) = (self.index.clone(), self.index_name.to_owned());
+        // A task of its own: the answer is read on another runtime thread while this one works
+        // on the page before (docs/architecture.md#memory-and-cpu).
+        let lookup = AbortOnDropHandle::new(tokio::spawn(async move {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            index.versions(&name, &ids).await
+        }));
+        match lookup.await {
+            Ok(versions) => {
+                versions.map_err(|e| ListingFailure::Fatal(SyncError::Existing(Box::new(e))))
+            }
+            Err(e) => Err(ListingFailure::Fatal(SyncError::TaskStopped {
+                what: format!("the versions lookup in index \"{}\"", self.index_name),
+                cause: e.to_string(),
+            })),
+        }
     }
 
     /// The candidate ready for the content stage, or `None` when resumption or an unchanged
@@ -450,16 +462,23 @@ impl Lister<'_> {
     ) -> Result<(), ListingFailure> {
         let (content, stats) = (self.content, self.content_stats);
         if content.downloads_nothing() {
-            // No download: every document goes as it is (what `fill` answers for each).
-            for p in prepared {
-                if let Some(op) = op_for(p, Ok(false), content.max_doc_bytes()) {
-                    self.sink
-                        .send_in(op, Some(group))
-                        .await
-                        .map_err(|e| ListingFailure::Fatal(SyncError::Sink(e)))?;
+            // No download: every document goes as it is (what `fill` answers for each), written
+            // out and queued in a task of its own, so that this one can go on to the next page's
+            // candidates on another runtime thread (docs/architecture.md#memory-and-cpu).
+            let (sink, max) = (self.sink.sender(), content.max_doc_bytes());
+            let queue = async move {
+                for p in prepared {
+                    if let Some(op) = op_for(p, Ok(false), max) {
+                        sink.send_in(op, Some(group)).await?;
+                    }
                 }
-            }
-            return Ok(());
+                Ok(())
+            };
+            return match AbortOnDropHandle::new(tokio::spawn(queue)).await {
+                Ok(queued) => queued.map_err(|e| ListingFailure::Fatal(SyncError::Sink(e))),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Err(ListingFailure::Fatal(SyncError::Canceled)),
+            };
         }
         let mut filled = futures_util::stream::iter(prepared)
             .map(|mut p| {

@@ -41,10 +41,11 @@ pub use existing::ReadError;
 use listing::{Lister, ListingFailure};
 use options::SyncOptions;
 use progress::Progress;
-use reconcile::{Seen, SpillError};
+use reconcile::{NO_PARTITION, Seen, SpillError};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Deletions between two checkpoints.
 const DELETES_PER_MARK: usize = 500;
@@ -80,6 +81,9 @@ pub enum SyncError {
         "buckets \"*\" matched no bucket, yet index \"{index}\" holds {documents} documents; nothing was deleted"
     )]
     NoBuckets { index: String, documents: u64 },
+    /// A task of the sync ended without an answer (it panicked).
+    #[error("{what} stopped: {cause}; nothing was deleted")]
+    TaskStopped { what: String, cause: String },
     #[error("canceled")]
     Canceled,
 }
@@ -162,7 +166,19 @@ async fn sync(
     tracing::info!(index = %index, documents, partitions = plan.partitions.len(), incremental,
         "content index counted");
     plan::check_partitions(&plan.partitions, &index, documents)?;
-    let seen = std::sync::Mutex::new(Seen::new(&ctx.config().service.temp_dir()));
+    let seen = Arc::new(std::sync::Mutex::new(Seen::new(
+        &ctx.config().service.temp_dir(),
+    )));
+    // What the index holds when the sync begins is read while the listing runs, in a task of its
+    // own (docs/architecture.md#reconciliation); an empty index holds nothing to delete.
+    let scan = (documents > 0).then(|| {
+        AbortOnDropHandle::new(tokio::spawn(scan_indexed(
+            es.clone(),
+            index.clone(),
+            plan.partitions.iter().map(|p| p.name.clone()).collect(),
+            seen.clone(),
+        )))
+    });
 
     let sink = BulkSink::start(
         es.bulk(),
@@ -181,7 +197,7 @@ async fn sync(
     let listing = Lister {
         source: source.as_ref(),
         sink: &sink,
-        index: es.as_ref(),
+        index: es.clone(),
         index_name: &index,
         lookup: documents > 0,
         seen: &seen,
@@ -209,55 +225,85 @@ async fn sync(
     if !failed_partitions.is_empty() {
         marks.failed();
     }
-    let seen = seen
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Err(e) = delete_stale(
-        es.as_ref(),
-        &index,
-        seen,
-        &failed_partitions,
-        &sink,
-        cancel,
-        &marks,
-    )
-    .await
-    {
+    let scanned = match scan {
+        None => Ok(()),
+        Some(task) => task.await.unwrap_or_else(|e| {
+            Err(SyncError::TaskStopped {
+                what: format!("reading the ids index \"{index}\" holds"),
+                cause: e.to_string(),
+            })
+        }),
+    };
+    if let Err(e) = scanned {
+        return finish(sink, Err(ListingFailure::Fatal(e)), &plan).await;
+    }
+    // The listing and the scan are over: nothing else holds `seen`.
+    let seen = Arc::into_inner(seen)
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
+        .expect("the listing and the scan have ended");
+    let keep = plan
+        .partitions
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| failed_partitions.contains(&p.name))
+        .map(|(i, _)| i as u32)
+        .collect();
+    if let Err(e) = delete_stale(&index, seen, keep, &sink, cancel, &marks).await {
         return finish(sink, Err(ListingFailure::Fatal(e)), &plan).await;
     }
     finish(sink, listing, &plan).await
 }
 
-/// Deletes what the index holds and the listing did not produce, except the documents of
-/// partitions whose listing failed (`keep`): the index is scanned once into `seen`, then the stale
-/// ids stream into the sink.
-async fn delete_stale(
-    es: &dyn ContentIndex,
-    index: &str,
-    mut seen: Seen,
-    keep: &[String],
-    sink: &BulkSink,
-    cancel: &CancellationToken,
-    marks: &Recorder,
+/// Records every id the index holds into `seen`, each with the position of its document's bucket
+/// among `partitions` (the scroll is a snapshot: what the index held when it began).
+async fn scan_indexed(
+    es: Arc<dyn ContentIndex>,
+    index: String,
+    partitions: Vec<String>,
+    seen: Arc<std::sync::Mutex<Seen>>,
 ) -> Result<(), SyncError> {
+    let position: std::collections::HashMap<&str, u32> = partitions
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i as u32))
+        .collect();
     let mut spill_failed = None;
-    es.scan(index, &mut |id, bucket| {
-        let kept = bucket.is_some_and(|b| keep.iter().any(|k| k == b));
-        if kept || id.is_empty() || spill_failed.is_some() {
+    es.scan(&index, &mut |id, bucket| {
+        if id.is_empty() || spill_failed.is_some() {
             return;
         }
-        if let Err(e) = seen.indexed(id) {
+        let partition = bucket
+            .and_then(|b| position.get(b).copied())
+            .unwrap_or(NO_PARTITION);
+        if let Err(e) = seen.lock().expect("seen lock").indexed(id, partition) {
             spill_failed = Some(e);
         }
     })
     .await
     .map_err(|e| SyncError::Existing(Box::new(e)))?;
-    if let Some(e) = spill_failed {
-        return Err(e.into());
+    match spill_failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
+}
+
+/// Deletes what the index held and the listing did not produce, except the documents of the
+/// partitions whose listing failed (`keep`, their positions in the plan): the stale ids stream
+/// into the sink.
+async fn delete_stale(
+    index: &str,
+    seen: Seen,
+    keep: Vec<u32>,
+    sink: &BulkSink,
+    cancel: &CancellationToken,
+    marks: &Recorder,
+) -> Result<(), SyncError> {
     let spilled = seen.spilled_bytes();
     let mut deletes = 0;
-    for id in seen.stale() {
+    for id in seen.stale(keep) {
         if cancel.is_cancelled() || sink.send(Op::Delete { id: id? }).await.is_err() {
             break;
         }

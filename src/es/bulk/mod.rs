@@ -158,12 +158,9 @@ struct Queued {
 
 /// The producer side of a running sink.
 pub struct BulkSink {
-    tx: mpsc::Sender<Queued>,
-    bytes: Arc<Semaphore>,
-    bytes_total: u32,
+    sender: SinkSender,
     counters: Arc<SinkCounters>,
     watermark: Arc<Watermark>,
-    next_seq: AtomicU64,
     next_group: AtomicU64,
     pipeline_on: Arc<AtomicBool>,
     /// Dropping the sink (e.g. a cancelled sync) stops it and its requests at once.
@@ -198,12 +195,14 @@ impl BulkSink {
             settings,
         });
         Self {
-            tx,
-            bytes: Arc::new(Semaphore::new(bytes_total as usize)),
-            bytes_total,
+            sender: SinkSender {
+                tx,
+                bytes: Arc::new(Semaphore::new(bytes_total as usize)),
+                bytes_total,
+                next_seq: Arc::new(AtomicU64::new(0)),
+            },
             counters,
             watermark,
-            next_seq: AtomicU64::new(0),
             next_group: AtomicU64::new(0),
             pipeline_on,
             task: AbortOnDropHandle::new(tokio::spawn(run(shared, rx))),
@@ -233,6 +232,58 @@ impl BulkSink {
 
     /// [`send`](Self::send) as an operation of `group`.
     pub async fn send_in(&self, op: Op, group: Option<u64>) -> Result<u64, SinkError> {
+        self.sender.send_in(op, group).await
+    }
+
+    /// A handle that queues operations like [`send_in`](Self::send_in), for a task of its own.
+    pub fn sender(&self) -> SinkSender {
+        self.sender.clone()
+    }
+
+    /// Records that every operation sent so far belongs to `checkpoint` (committed in the
+    /// watermark once they are all settled).
+    pub fn mark(&self, checkpoint: serde_json::Value) {
+        self.watermark
+            .mark(self.sender.next_seq.load(Ordering::Relaxed), checkpoint);
+    }
+
+    /// [`mark`](Self::mark), except for the operations of the `open` groups (pages partly sent);
+    /// `closed` is the group whose page just ended.
+    pub fn mark_groups(&self, checkpoint: serde_json::Value, open: Vec<u64>, closed: Option<u64>) {
+        let end = self.sender.next_seq.load(Ordering::Relaxed);
+        self.watermark.mark_groups(end, checkpoint, open, closed);
+    }
+
+    /// Whether the sink has stopped (an error ended it).
+    pub fn is_closed(&self) -> bool {
+        self.sender.tx.is_closed()
+    }
+
+    /// Flushes what is queued, waits for every request, and reports the sink's fate.
+    pub async fn finish(self) -> Result<(), SinkError> {
+        drop(self.sender);
+        self.task.await.unwrap_or(Err(SinkError::Closed))
+    }
+
+    /// Stops at once, dropping what is queued and in flight (cancel/suspend); same as dropping it.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Queues operations into a running sink (see [`BulkSink::sender`]); the sink flushes when the
+/// last one is dropped.
+#[derive(Clone)]
+pub struct SinkSender {
+    tx: mpsc::Sender<Queued>,
+    bytes: Arc<Semaphore>,
+    bytes_total: u32,
+    next_seq: Arc<AtomicU64>,
+}
+
+impl SinkSender {
+    /// [`BulkSink::send_in`].
+    pub async fn send_in(&self, op: Op, group: Option<u64>) -> Result<u64, SinkError> {
         let units = (op.encoded_len("") / PERMIT_UNIT + 1).min(self.bytes_total as usize) as u32;
         let permit = self
             .bytes
@@ -251,36 +302,6 @@ impl BulkSink {
             .await
             .map_err(|_| SinkError::Closed)?;
         Ok(seq)
-    }
-
-    /// Records that every operation sent so far belongs to `checkpoint` (committed in the
-    /// watermark once they are all settled).
-    pub fn mark(&self, checkpoint: serde_json::Value) {
-        self.watermark
-            .mark(self.next_seq.load(Ordering::Relaxed), checkpoint);
-    }
-
-    /// [`mark`](Self::mark), except for the operations of the `open` groups (pages partly sent);
-    /// `closed` is the group whose page just ended.
-    pub fn mark_groups(&self, checkpoint: serde_json::Value, open: Vec<u64>, closed: Option<u64>) {
-        let end = self.next_seq.load(Ordering::Relaxed);
-        self.watermark.mark_groups(end, checkpoint, open, closed);
-    }
-
-    /// Whether the sink has stopped (an error ended it).
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// Flushes what is queued, waits for every request, and reports the sink's fate.
-    pub async fn finish(self) -> Result<(), SinkError> {
-        drop(self.tx);
-        self.task.await.unwrap_or(Err(SinkError::Closed))
-    }
-
-    /// Stops at once, dropping what is queued and in flight (cancel/suspend); same as dropping it.
-    pub fn abort(self) {
-        self.task.abort();
     }
 }
 

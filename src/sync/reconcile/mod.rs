@@ -1,9 +1,10 @@
 //! Which indexed documents vanished from the source, in memory that does not grow with the bucket
 //! (docs/architecture.md#reconciliation).
 //!
-//! While it lists, a sync records the id of every object it produced ([`Seen::listed`]). After a
-//! complete listing it scans the ids the index holds ([`Seen::indexed`]); what the index holds and
-//! the listing did not produce is stale ([`Seen::stale`]).
+//! While it lists, a sync records the id of every object it produced ([`Seen::listed`]) and, at
+//! the same time, the ids the index held when the sync began ([`Seen::indexed`], each with the
+//! partition its document names). After a complete listing, what the index held and the listing
+//! did not produce is stale ([`Seen::stale`]), but for the documents of partitions kept whole.
 //!
 //! Both sides are split on their id into [`SHARDS`] shards (our ids are MD5 digests, so the split
 //! is even). While a side is small its shards stay in memory; past [`SPILL_BYTES`] they are
@@ -11,7 +12,7 @@
 //! join then takes one shard at a time: its listed keys sorted in memory, its indexed records
 //! streamed against them. Memory is two buffers of [`SPILL_BYTES`] plus one shard of listed keys
 //! (16 bytes an object, 1/256 of the bucket: 625 KiB at 10 million objects); disk is 18 bytes per
-//! listed object and per indexed document (more for ids that are not MD5 hex).
+//! listed object and 22 per indexed document (more for ids that are not MD5 hex).
 
 mod dir;
 mod shards;
@@ -26,6 +27,8 @@ use std::path::{Path, PathBuf};
 pub const SHARDS: usize = 256;
 /// Bytes a side keeps in memory before it writes its shards out.
 pub const SPILL_BYTES: usize = 4 << 20;
+/// The partition of an indexed document that names none of the sync's.
+pub const NO_PARTITION: u32 = u32::MAX;
 
 /// A fixed-size key for any id: the 16 bytes of an MD5-hex id (the ids our sources make), else an
 /// MD5 of the id with a prefix no hex id has.
@@ -40,21 +43,33 @@ fn key_of(id: &str) -> ([u8; 16], bool) {
 }
 
 fn parse_md5(id: &str) -> Option<[u8; 16]> {
-    let bytes = id.as_bytes();
-    if bytes.len() != 32 {
-        return None;
-    }
-    let nibble = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    };
+    let bytes: &[u8; 32] = id.as_bytes().try_into().ok()?;
     let mut out = [0u8; 16];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    // Any byte that is not lowercase hex sets the high bit of `bad` (its table entry is 0x10).
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = hi << 4 | (lo & 0x0f);
     }
-    Some(out)
+    (bad & 0x10 == 0).then_some(out)
 }
+
+/// Each byte's value as a lowercase hex digit, or 0x10 when it is none.
+const NIBBLE: [u8; 256] = {
+    let mut table = [0x10u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 fn hex(raw: &[u8; 16]) -> String {
     use std::fmt::Write;
@@ -85,8 +100,8 @@ impl Seen {
     pub fn new(base: &Path) -> Seen {
         Seen {
             dir: SpillDir::new(base),
-            listed: Shards::new("listed"),
-            indexed: Shards::new("indexed"),
+            listed: Shards::new("listed", false),
+            indexed: Shards::new("indexed", true),
         }
     }
 
@@ -94,16 +109,17 @@ impl Seen {
     pub fn listed(&mut self, id: &str) -> Result<(), SpillError> {
         let (key, _) = key_of(id);
         self.listed
-            .push(&mut self.dir, &key, None)
+            .push(&mut self.dir, &key, 0, None)
             .map_err(|e| self.err(e))
     }
 
-    /// The index holds a document with this id.
-    pub fn indexed(&mut self, id: &str) -> Result<(), SpillError> {
+    /// The index holds a document with this id, of partition `partition` ([`NO_PARTITION`]
+    /// when it names none of the sync's).
+    pub fn indexed(&mut self, id: &str, partition: u32) -> Result<(), SpillError> {
         let (key, ours) = key_of(id);
         let original = (!ours).then_some(id);
         self.indexed
-            .push(&mut self.dir, &key, original)
+            .push(&mut self.dir, &key, partition, original)
             .map_err(|e| self.err(e))
     }
 
@@ -112,11 +128,12 @@ impl Seen {
         self.listed.spilled + self.indexed.spilled
     }
 
-    /// Every id the index holds and the listing did not produce, shard by shard. The spill
-    /// directory goes when the returned iterator is dropped.
-    pub fn stale(self) -> Stale {
+    /// Every id the index holds and the listing did not produce, shard by shard, but for those of
+    /// the partitions in `keep`. The spill directory goes when the returned iterator is dropped.
+    pub fn stale(self, keep: Vec<u32>) -> Stale {
         Stale {
             seen: self,
+            keep,
             shard: 0,
             current: None,
         }
@@ -133,6 +150,8 @@ impl Seen {
 /// The stale ids, read shard by shard.
 pub struct Stale {
     seen: Seen,
+    /// Partitions whose documents are never stale.
+    keep: Vec<u32>,
     /// The next shard to open.
     shard: usize,
     /// The open shard: its listed keys, sorted, and its indexed records.
@@ -175,7 +194,10 @@ impl Iterator for Stale {
                     self.current = None;
                     return Some(Err(self.seen.err(e)));
                 }
-                Some(Ok(record)) if listed.binary_search(&record.key).is_err() => {
+                Some(Ok(record))
+                    if !self.keep.contains(&record.tag)
+                        && listed.binary_search(&record.key).is_err() =>
+                {
                     return Some(Ok(record.into_id()));
                 }
                 Some(Ok(_)) => {}

@@ -1,8 +1,9 @@
 //! One side of a reconciliation: records split into shards, in memory until they outgrow
 //! [`SPILL_BYTES`](super::SPILL_BYTES), then appended to one file per shard.
 //!
-//! A record is the 16-byte key, a little-endian `u16` length and, for an id that is not an MD5
-//! hex string, the id itself (so that it can be deleted by its own name).
+//! A record is the 16-byte key, on a tagged side a little-endian `u32` tag (the indexed side's
+//! partition), a little-endian `u16` length and, for an id that is not an MD5 hex string, the id
+//! itself (so that it can be deleted by its own name).
 
 use super::dir::SpillDir;
 use super::{SHARDS, SPILL_BYTES};
@@ -11,6 +12,8 @@ use std::io::{self, BufReader, Read, Write};
 
 pub(super) struct Shards {
     name: &'static str,
+    /// Whether records carry a tag.
+    tagged: bool,
     buffers: Vec<Vec<u8>>,
     buffered: usize,
     /// Bytes written to files so far.
@@ -21,13 +24,16 @@ pub(super) struct Shards {
 /// One record read back.
 pub(super) struct Record {
     pub key: [u8; 16],
+    /// The record's tag (0 on an untagged side).
+    pub tag: u32,
     pub original: Option<String>,
 }
 
 impl Shards {
-    pub fn new(name: &'static str) -> Shards {
+    pub fn new(name: &'static str, tagged: bool) -> Shards {
         Shards {
             name,
+            tagged,
             buffers: vec![Vec::new(); SHARDS],
             buffered: 0,
             spilled: 0,
@@ -43,6 +49,7 @@ impl Shards {
         &mut self,
         dir: &mut SpillDir,
         key: &[u8; 16],
+        tag: u32,
         original: Option<&str>,
     ) -> io::Result<()> {
         let original = original.map(str::as_bytes).unwrap_or_default();
@@ -50,10 +57,14 @@ impl Shards {
         let len = u16::try_from(original.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "id longer than 64 KiB"))?;
         let buffer = &mut self.buffers[usize::from(key[0])];
+        let before = buffer.len();
         buffer.extend_from_slice(key);
+        if self.tagged {
+            buffer.extend_from_slice(&tag.to_le_bytes());
+        }
         buffer.extend_from_slice(&len.to_le_bytes());
         buffer.extend_from_slice(original);
-        self.buffered += 18 + original.len();
+        self.buffered += buffer.len() - before;
         if self.buffered >= SPILL_BYTES {
             self.spill(dir)?;
         }
@@ -103,6 +114,7 @@ impl Shards {
         Ok(Records {
             file,
             memory: io::Cursor::new(memory),
+            tagged: self.tagged,
         })
     }
 }
@@ -111,6 +123,7 @@ impl Shards {
 pub(super) struct Records {
     file: Option<BufReader<File>>,
     memory: io::Cursor<Vec<u8>>,
+    tagged: bool,
 }
 
 impl Iterator for Records {
@@ -118,19 +131,20 @@ impl Iterator for Records {
 
     fn next(&mut self) -> Option<io::Result<Record>> {
         if let Some(file) = &mut self.file {
-            match read_record(file) {
+            match read_record(file, self.tagged) {
                 Ok(Some(r)) => return Some(Ok(r)),
                 Ok(None) => self.file = None,
                 Err(e) => return Some(Err(e)),
             }
         }
-        read_record(&mut self.memory).transpose()
+        read_record(&mut self.memory, self.tagged).transpose()
     }
 }
 
 /// The next record, `None` at a clean end; a record cut short is an error.
-fn read_record(from: &mut impl Read) -> io::Result<Option<Record>> {
-    let mut head = [0u8; 18];
+fn read_record(from: &mut impl Read, tagged: bool) -> io::Result<Option<Record>> {
+    let mut head = [0u8; 22];
+    let head = &mut head[..if tagged { 22 } else { 18 }];
     let mut got = 0;
     while got < head.len() {
         match from.read(&mut head[got..])? {
@@ -141,7 +155,14 @@ fn read_record(from: &mut impl Read) -> io::Result<Option<Record>> {
     }
     let mut key = [0u8; 16];
     key.copy_from_slice(&head[..16]);
-    let len = usize::from(u16::from_le_bytes([head[16], head[17]]));
+    let (tag, len) = match tagged {
+        true => (
+            u32::from_le_bytes([head[16], head[17], head[18], head[19]]),
+            [head[20], head[21]],
+        ),
+        false => (0, [head[16], head[17]]),
+    };
+    let len = usize::from(u16::from_le_bytes(len));
     let original = match len {
         0 => None,
         _ => {
@@ -153,5 +174,5 @@ fn read_record(from: &mut impl Read) -> io::Result<Option<Record>> {
             )
         }
     };
-    Ok(Some(Record { key, original }))
+    Ok(Some(Record { key, tag, original }))
 }

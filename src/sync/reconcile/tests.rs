@@ -5,7 +5,7 @@ fn id(n: u32) -> String {
 }
 
 fn stale_of(seen: Seen) -> Vec<String> {
-    let mut out: Vec<String> = seen.stale().map(Result::unwrap).collect();
+    let mut out: Vec<String> = seen.stale(Vec::new()).map(Result::unwrap).collect();
     out.sort();
     out
 }
@@ -18,10 +18,11 @@ fn what_the_index_holds_and_the_listing_did_not_produce_is_stale() {
         seen.listed(&id(n)).unwrap();
     }
     for n in 5..20 {
-        seen.indexed(&id(n)).unwrap();
+        seen.indexed(&id(n), NO_PARTITION).unwrap();
     }
-    seen.indexed("custom-id").unwrap();
-    seen.indexed("D0295955CDB6D488A4A1D3F10DBF141B").unwrap();
+    seen.indexed("custom-id", NO_PARTITION).unwrap();
+    seen.indexed("D0295955CDB6D488A4A1D3F10DBF141B", NO_PARTITION)
+        .unwrap();
     assert_eq!(seen.spilled_bytes(), 0, "small sides stay in memory");
     let mut want: Vec<String> = (10..20).map(id).collect();
     want.push("custom-id".into());
@@ -41,9 +42,9 @@ fn sides_larger_than_memory_spill_and_join_exactly() {
     }
     // The index holds every listed object but one in a hundred, and `stale` more.
     for n in (0..objects + stale).filter(|n| n % 100 != 1) {
-        seen.indexed(&id(n)).unwrap();
+        seen.indexed(&id(n), NO_PARTITION).unwrap();
     }
-    seen.indexed("other-id").unwrap();
+    seen.indexed("other-id", NO_PARTITION).unwrap();
     assert!(
         seen.spilled_bytes() > SPILL_BYTES as u64,
         "both sides spilled"
@@ -73,6 +74,16 @@ fn keys_of_our_ids_are_their_digest_and_others_never_collide_with_them() {
     let (upper, is_ours) = key_of(&ours.to_uppercase());
     assert!(!is_ours, "uppercase hex is not one of our ids");
     assert_ne!(upper, key);
+    // Every digit value in every position round-trips; any other byte anywhere is not ours.
+    let all = "0123456789abcdef0123456789abcdef";
+    assert_eq!(hex(&key_of(all).0), all);
+    for at in 0..32 {
+        for other in ["g", "G", "/", ":", "`", "{", "é"] {
+            let id = format!("{}{other}{}", &all[..at], &all[at + 1..]);
+            assert!(!key_of(&id).1, "{id:?} is not md5 hex");
+        }
+    }
+    assert!(!key_of(&all[1..]).1, "31 digits are not an md5");
 }
 
 #[test]
@@ -96,4 +107,29 @@ fn debris_of_interrupted_syncs_is_swept_and_live_directories_are_not() {
     assert!(unrelated.exists(), "only our own directories are swept");
     drop(live);
     assert!(!live_path.exists());
+}
+
+#[test]
+fn documents_of_kept_partitions_are_never_stale_in_memory_or_spilled() {
+    for indexed in [100u32, 400_000] {
+        let base = tempfile::tempdir().unwrap();
+        let mut seen = Seen::new(base.path());
+        seen.listed(&id(0)).unwrap();
+        // Partitions 0, 1 and 2 by turns; every fifth document names none of the sync's.
+        let partition = |n: u32| if n % 5 == 4 { NO_PARTITION } else { n % 3 };
+        for n in 0..indexed {
+            seen.indexed(&id(n), partition(n)).unwrap();
+        }
+        seen.indexed("other-id", 1).unwrap();
+        assert_eq!(seen.spilled_bytes() > 0, indexed > 100, "{indexed}");
+        let mut want: Vec<String> = (1..indexed)
+            .filter(|&n| partition(n) != 1)
+            .map(id)
+            .collect();
+        want.sort();
+        let mut got: Vec<String> = seen.stale(vec![1]).map(Result::unwrap).collect();
+        got.sort();
+        assert_eq!(got.len(), want.len(), "{indexed}");
+        assert_eq!(got, want, "{indexed}");
+    }
 }
