@@ -318,7 +318,9 @@ struct Shared {
 
 async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), SinkError> {
     let s = &shared.settings;
-    let mut batch: Vec<Queued> = Vec::new();
+    // A batch holds at most `chunk_lines` operations; each starts with room for a full one.
+    let room = s.chunk_lines.min(4096);
+    let mut batch: Vec<Queued> = Vec::with_capacity(room);
     let (mut lines, mut bytes) = (0usize, 0usize);
     let mut inflight: JoinSet<Result<(), SinkError>> = JoinSet::new();
     loop {
@@ -328,7 +330,12 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), 
             match tokio::time::timeout(s.flush_interval, rx.recv()).await {
                 Ok(item) => item,
                 Err(_) => {
-                    dispatch(&shared, &mut inflight, std::mem::take(&mut batch)).await?;
+                    dispatch(
+                        &shared,
+                        &mut inflight,
+                        std::mem::replace(&mut batch, Vec::with_capacity(room)),
+                    )
+                    .await?;
                     (lines, bytes) = (0, 0);
                     continue;
                 }
@@ -356,13 +363,23 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), 
         }
         let (l, b) = (queued.op.lines(), queued.op.encoded_len(&s.index));
         if !batch.is_empty() && (lines + l > s.chunk_lines || bytes + b > s.chunk_bytes) {
-            dispatch(&shared, &mut inflight, std::mem::take(&mut batch)).await?;
+            dispatch(
+                &shared,
+                &mut inflight,
+                std::mem::replace(&mut batch, Vec::with_capacity(room)),
+            )
+            .await?;
             (lines, bytes) = (0, 0);
         }
         batch.push(queued);
         (lines, bytes) = (lines + l, bytes + b);
         if lines >= s.chunk_lines || bytes >= s.chunk_bytes {
-            dispatch(&shared, &mut inflight, std::mem::take(&mut batch)).await?;
+            dispatch(
+                &shared,
+                &mut inflight,
+                std::mem::replace(&mut batch, Vec::with_capacity(room)),
+            )
+            .await?;
             (lines, bytes) = (0, 0);
         }
     }

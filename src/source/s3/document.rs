@@ -89,7 +89,9 @@ impl Write for Stack {
 /// That field order is the one our documents have always had: they used to be built as a map
 /// starting with `_id`, whose removal moved the last field, `_timestamp`, to the front.
 pub fn to_document(obj: &S3Object) -> Document {
-    let mut doc = Document::with_capacity(160 + 2 * obj.key.len() + obj.bucket.len());
+    // Room for the fields, the ETag and id the lister adds, and the key written twice at most
+    // (escaped), so that writing them never grows the buffer.
+    let mut doc = Document::with_capacity(320 + 2 * obj.key.len() + obj.bucket.len());
     doc.set_id(document_id(&obj.bucket, &obj.key));
     let mut stamp = Stack {
         buf: [0; 64],

@@ -261,10 +261,17 @@ impl Intercept for ListingDecoder {
         *self.slot.lock().expect("lock") = None;
         let response = context.response_mut();
         if response.status().as_u16() == 200 {
+            // Room for the whole answer when its length is known, up to the 1 MiB a page of
+            // 1 000 keys stays within (a larger one grows as it arrives, up to the cap).
+            let length = response
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
             let inner = std::mem::replace(response.body_mut(), SdkBody::taken());
             *response.body_mut() = SdkBody::from_body_1_x(Decoding {
                 inner,
-                buf: Vec::new(),
+                buf: Vec::with_capacity(length.min(RESERVE_MAX)),
                 out: None,
                 done: false,
                 slot: self.slot.clone(),
@@ -274,6 +281,9 @@ impl Intercept for ListingDecoder {
         Ok(())
     }
 }
+
+/// The most bytes reserved for a body before it arrives.
+const RESERVE_MAX: usize = 1 << 20;
 
 /// A listing body read whole, then decoded (see the module documentation).
 struct Decoding {
