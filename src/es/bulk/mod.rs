@@ -320,6 +320,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), 
     let s = &shared.settings;
     // A batch holds at most `chunk_lines` operations; each starts with room for a full one.
     let room = s.chunk_lines.min(4096);
+    let take = |batch: &mut Vec<Queued>| std::mem::replace(batch, Vec::with_capacity(room));
     let mut batch: Vec<Queued> = Vec::with_capacity(room);
     let (mut lines, mut bytes) = (0usize, 0usize);
     let mut inflight: JoinSet<Result<(), SinkError>> = JoinSet::new();
@@ -330,12 +331,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), 
             match tokio::time::timeout(s.flush_interval, rx.recv()).await {
                 Ok(item) => item,
                 Err(_) => {
-                    dispatch(
-                        &shared,
-                        &mut inflight,
-                        std::mem::replace(&mut batch, Vec::with_capacity(room)),
-                    )
-                    .await?;
+                    dispatch(&shared, &mut inflight, take(&mut batch)).await?;
                     (lines, bytes) = (0, 0);
                     continue;
                 }
@@ -363,23 +359,13 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) -> Result<(), 
         }
         let (l, b) = (queued.op.lines(), queued.op.encoded_len(&s.index));
         if !batch.is_empty() && (lines + l > s.chunk_lines || bytes + b > s.chunk_bytes) {
-            dispatch(
-                &shared,
-                &mut inflight,
-                std::mem::replace(&mut batch, Vec::with_capacity(room)),
-            )
-            .await?;
+            dispatch(&shared, &mut inflight, take(&mut batch)).await?;
             (lines, bytes) = (0, 0);
         }
         batch.push(queued);
         (lines, bytes) = (lines + l, bytes + b);
         if lines >= s.chunk_lines || bytes >= s.chunk_bytes {
-            dispatch(
-                &shared,
-                &mut inflight,
-                std::mem::replace(&mut batch, Vec::with_capacity(room)),
-            )
-            .await?;
+            dispatch(&shared, &mut inflight, take(&mut batch)).await?;
             (lines, bytes) = (0, 0);
         }
     }
