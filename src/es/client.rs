@@ -277,10 +277,7 @@ impl EsClient {
         body: Option<Value>,
     ) -> Result<T, EsError> {
         let (_, bytes) = self.transient(method, segments, query, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
-            path: format!("/{}", segments.join("/")),
-            cause: e.to_string(),
-        })
+        decode_typed(&bytes, || format!("/{}", segments.join("/")))
     }
 
     /// [`EsClient::typed`] with a body already serialized as JSON.
@@ -299,10 +296,7 @@ impl EsClient {
                 Retry::Transient,
             )
             .await?;
-        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
-            path: format!("/{}", segments.join("/")),
-            cause: e.to_string(),
-        })
+        decode_typed(&bytes, || format!("/{}", segments.join("/")))
     }
 
     async fn transient(
@@ -497,10 +491,7 @@ impl EsClient {
             .await;
         crate::metrics::bulk_request(started.elapsed(), sent.is_ok());
         let (_, bytes) = sent?;
-        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
-            path: "/_bulk".into(),
-            cause: e.to_string(),
-        })
+        decode_typed(&bytes, || "/_bulk".into())
     }
 }
 
@@ -529,6 +520,17 @@ fn auth_header(cfg: &EsConfig, api_key: Option<&Secret>) -> Result<Option<Header
     })?;
     header.set_sensitive(true);
     Ok(Some(header))
+}
+
+/// An answer read into `T`; `path` names the request in the error.
+fn decode_typed<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: impl FnOnce() -> String,
+) -> Result<T, EsError> {
+    serde_json::from_slice(bytes).map_err(|e| EsError::Decode {
+        path: path(),
+        cause: e.to_string(),
+    })
 }
 
 fn decode(bytes: &[u8], segments: &[&str]) -> Result<Value, EsError> {
@@ -583,28 +585,5 @@ fn status_error(status: StatusCode, method: &Method, path: &str, body: &[u8]) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_errors_keep_type_and_reason() {
-        let body = br#"{"error":{"type":"index_not_found_exception","reason":"no such index [x]"},"status":404}"#;
-        let e = status_error(StatusCode::NOT_FOUND, &Method::GET, "/x", body);
-        assert!(e.is_not_found());
-        assert_eq!(
-            e.to_string(),
-            "elasticsearch returned 404 Not Found for GET /x: index_not_found_exception: no such index [x]"
-        );
-    }
-
-    #[test]
-    fn our_ids_look_like_elasticsearch_ids() {
-        let (a, b) = (new_doc_id(), new_doc_id());
-        assert_eq!(a.len(), 20);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
-        assert_ne!(a, b);
-    }
-}
+#[path = "client_tests.rs"]
+mod tests;

@@ -553,55 +553,5 @@ fn op_for(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn prepared(indexed: bool) -> Prepared {
-        let Value::Object(doc) = json!({"id": "i", "filename": "a.txt"}) else {
-            unreachable!()
-        };
-        Prepared {
-            id: "i".into(),
-            key: "a.txt".into(),
-            size: 3,
-            doc: doc.into(),
-            indexed,
-        }
-    }
-
-    fn source(op: Option<Op>) -> Value {
-        match op {
-            Some(Op::Index { source, .. }) => serde_json::from_slice(&source).unwrap(),
-            other => panic!("expected an index op: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn unreadable_content_keeps_an_indexed_document_and_marks_a_new_one() {
-        let timeout = || Err(Unavailable::ExtractionTimeout);
-        assert!(op_for(prepared(true), timeout(), None).is_none());
-        let new = source(op_for(prepared(false), timeout(), None));
-        assert_eq!(
-            new,
-            json!({"id": "i", "filename": "a.txt", TEXT_MISSING: true})
-        );
-        let deadline = Err(Unavailable::Deadline(std::time::Duration::from_secs(31)));
-        assert!(op_for(prepared(true), deadline, None).is_none());
-    }
-
-    #[test]
-    fn readable_content_is_indexed_unmarked_and_fitted() {
-        let mut p = prepared(true);
-        p.doc.insert("body", json!("\"".repeat(1000)));
-        let doc = source(op_for(p, Ok(false), Some(1000)));
-        assert!(doc.get(TEXT_MISSING).is_none());
-        let body = doc["body"].as_str().unwrap();
-        assert!(body.len() > 400 && body.len() < 500, "{}", body.len());
-        let unparsed = source(op_for(prepared(false), Ok(false), None));
-        assert!(
-            unparsed.get(TEXT_MISSING).is_none(),
-            "a corrupt file is not retried"
-        );
-    }
-}
+#[path = "listing_tests.rs"]
+mod tests;
