@@ -116,15 +116,16 @@ bench-scale:
 # Extraction: a full sync of EXTRACT_N objects cycling the extraction corpus (examples/synthetic-s3
 # --corpus) with native extraction, bulk counted and dropped by examples/synthetic-es before a real node
 # (ES_URL, else one started for the run), beside the same objects' single-core extraction throughput
-# (examples/extract --objects) and the synthetic S3's GET ceiling (ftest/bench_extract.py).
+# (examples/extract --objects), the synthetic S3's GET ceiling to a plain HTTP client and the same GETs
+# through the service's own GetObject (examples/get-ceiling), in ftest/bench_extract.py.
 EXTRACT_N ?= 20000
 DOWNLOADS ?=
 bench-extract:
-	$(CARGO) build --release --bin content-sync --example synthetic-s3 --example synthetic-es --example extract
+	$(CARGO) build --release --bin content-sync --example synthetic-s3 --example synthetic-es --example extract --example get-ceiling
 	@scripts/with-elasticsearch.sh python3 ftest/bench_extract.py --objects $(EXTRACT_N) \
 		$(if $(DOWNLOADS),--downloads $(DOWNLOADS)) --binary target/release/content-sync \
 		--s3-binary target/release/examples/synthetic-s3 --es-binary target/release/examples/synthetic-es \
-		--extract-binary target/release/examples/extract
+		--extract-binary target/release/examples/extract --get-binary target/release/examples/get-ceiling
 
 # The container image. Without a registry (this project's machines) scripts/image.sh first makes the
 # Dockerfile's two base images locally from Debian packages and the machine's Rust toolchain.

@@ -8,8 +8,10 @@ extraction throughput) × cores when S3 and Elasticsearch are not the bottleneck
    (examples/extract.rs `--objects`): objects/s and MB/s per CPU second;
 2. the servers' ceilings: the synthetic S3 (examples/synthetic-s3 `--corpus`: a bucket `mixed-<N>`
    whose object i is file i % len of tests/corpus, sorted, `expected.json` left out) answering GETs of
-   the N objects alone (`--downloads` connections, the service's concurrent downloads), and listing
-   them alone;
+   the N objects alone (`--downloads` connections, the service's concurrent downloads) to a plain HTTP
+   client (examples/get-ceiling), and listing them alone; then the same GETs through the service's own
+   download path (the AWS SDK's GetObject, no extraction), with the CPU each client took: what a
+   download costs the service before any extraction;
 3. the service (release binary, fresh process): a full sync of the bucket with native extraction into
    the synthetic Elasticsearch front (examples/synthetic-es, bulk counted and dropped; the connector
    indices on the real node at ES_URL). Wall time (the job's started_at → completed_at), objects/s,
@@ -30,11 +32,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import http.client
-from concurrent.futures import ThreadPoolExecutor
 
 import world
 from bench_scale import check, connect_through_front, front_call, proc_cpu, start
@@ -109,25 +109,17 @@ def outcomes(ref, files, n):
     return counts
 
 
-def get_ceiling(endpoint, bucket, keys, connections):
-    """GETs every key over `connections` keep-alive connections; returns (bytes, seconds)."""
-    url = urllib.parse.urlparse(endpoint)
-    local = threading.local()
-
-    def get(key):
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-        local.conn.request("GET", f"/{bucket}/{key}")
-        answer = local.conn.getresponse()
-        body = answer.read()
-        if answer.status != 200:
-            raise RuntimeError(f"GET {key}: {answer.status}")
-        return len(body)
-
-    started = time.time()
-    with ThreadPoolExecutor(connections) as pool:
-        total = sum(pool.map(get, keys, chunksize=64))
-    return total, time.time() - started
+def get_ceiling(binary, endpoint, bucket, keys, connections, client):
+    """GETs every key once, `connections` at a time, with examples/get-ceiling: `plain` (a bare HTTP
+    client: the server's ceiling) or `service` (the service's own GetObject path through the AWS SDK).
+    Returns its JSON line: objects, bytes, seconds, cpu_seconds (the client's own)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".keys") as f:
+        f.write("\n".join(keys) + "\n")
+        f.flush()
+        out = subprocess.run([binary, "--endpoint", endpoint, "--bucket", bucket, "--keys", f.name,
+                              "--connections", str(connections), "--client", client],
+                             check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def list_keys(endpoint, bucket):
@@ -207,6 +199,7 @@ def main():
     p.add_argument("--s3-binary", default="target/release/examples/synthetic-s3")
     p.add_argument("--es-binary", default="target/release/examples/synthetic-es")
     p.add_argument("--extract-binary", default="target/release/examples/extract")
+    p.add_argument("--get-binary", default="target/release/examples/get-ceiling")
     args = p.parse_args()
     n, cores = args.objects, os.cpu_count()
     bucket = f"mixed-{n}"
@@ -234,10 +227,15 @@ def main():
         keys, list_secs = list_keys(endpoint, bucket)
         check("keys listed by the synthetic S3", len(keys), n)
         connections = args.downloads or 10
-        got_bytes, get_secs = get_ceiling(endpoint, bucket, keys, connections)
-        check("bytes the GETs returned", got_bytes, sum(os.path.getsize(files[i % len(files)]) for i in range(n)))
+        gets = {client: get_ceiling(args.get_binary, endpoint, bucket, keys, connections, client)
+                for client in ("plain", "service")}
+        got_bytes = gets["plain"]["bytes"]
+        for client, got in gets.items():
+            check(f"bytes the {client} GETs returned", got["bytes"],
+                  sum(os.path.getsize(files[i % len(files)]) for i in range(n)))
         log(f"S3 alone: listed {n} keys in {list_secs:.2f} s; GET {n} objects ({got_bytes / 1e6:.1f} MB) "
-            f"in {get_secs:.2f} s over {connections} connections")
+            f"over {connections} connections in {gets['plain']['seconds']:.2f} s (plain HTTP), "
+            f"{gets['service']['seconds']:.2f} s (the service's GetObject)")
 
         front, url = start([args.es_binary, "--upstream", upstream, "--index", INDEX, "--bucket", bucket,
                             *corpus_args], "ES_URL")
@@ -279,8 +277,12 @@ def main():
     print(f"| single-core reference (extract, one thread, {ref_n} objects; per CPU second) | "
           f"{ref['cpu_seconds']:.2f} | {ref_rate:,.0f} | {ref_mb_rate:.1f} | {ref['cpu_seconds']:.2f} | 1 core | – |")
     print(f"| ceiling: synthetic S3 lists alone | {list_secs:.2f} | {n / list_secs:,.0f} | – | – | – | – |")
-    print(f"| ceiling: synthetic S3 GETs alone ({connections} connections) | {get_secs:.2f} | "
-          f"{n / get_secs:,.0f} | {mb / get_secs:.1f} | – | – | – |")
+    for client, what in (("plain", "ceiling: synthetic S3 GETs alone, plain HTTP client"),
+                         ("service", "the service's GetObject alone (AWS SDK), no extraction")):
+        got = gets[client]
+        print(f"| {what} ({connections} connections; CPU: the client's) | {got['seconds']:.2f} | "
+              f"{n / got['seconds']:,.0f} | {mb / got['seconds']:.1f} | {got['cpu_seconds']:.2f} | "
+              f"{got['cpu_seconds'] / got['seconds'] / cores:.0%} of {cores} | – |")
     print(f"| service: full sync with native extraction | {secs:.2f} | {rate:,.0f} | {mb / secs:.1f} | "
           f"{cpu:.2f} ({figures['own_cpu']:.2f} + {figures['workers_cpu']:.2f}) | "
           f"{cpu / secs / cores:.0%} of {cores} | {figures['rss_kib'] / 1024:.1f} MiB "
@@ -288,7 +290,9 @@ def main():
     print(f"\nservers' CPU during the sync: {figures['servers_cpu']:.2f} s "
           f"({figures['servers_cpu'] / secs / cores:.0%} of {cores} cores)")
     print(f"CPU per object: reference {ref['cpu_seconds'] / ref_n * 1e6:.0f} µs, sync {cpu / n * 1e6:.0f} µs "
-          f"(service {figures['own_cpu'] / n * 1e6:.0f} + workers {figures['workers_cpu'] / n * 1e6:.0f})")
+          f"(service {figures['own_cpu'] / n * 1e6:.0f} + workers {figures['workers_cpu'] / n * 1e6:.0f}); "
+          f"a download alone: {gets['service']['cpu_seconds'] / n * 1e6:.0f} µs through the service's "
+          f"GetObject, {gets['plain']['cpu_seconds'] / n * 1e6:.0f} µs through a plain HTTP client")
     print(f"ratio: {rate:,.0f} objects/s ÷ ({ref_rate:,.0f} × {cores} cores) = {ratio:.0%} (target ≥ 90%)")
     log(f"service log in {workdir}; front saw {json.dumps(seen)}")
 
