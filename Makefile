@@ -117,7 +117,7 @@ bench-scale:
 # --corpus) with native extraction, bulk counted and dropped by examples/synthetic-es before a real node
 # (ES_URL, else one started for the run), beside the same objects' single-core extraction throughput
 # (examples/extract --objects), the synthetic S3's GET ceiling to a plain HTTP client and the same GETs
-# through the service's own GetObject (examples/get-ceiling), in ftest/bench_extract.py.
+# through the service's own download path (examples/get-ceiling), in ftest/bench_extract.py.
 EXTRACT_N ?= 20000
 DOWNLOADS ?=
 bench-extract:

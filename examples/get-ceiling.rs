@@ -7,9 +7,9 @@
 //!
 //! * `plain`: a bare HTTP GET per object (reqwest, keep-alive, no signing, no retries). With a fast
 //!   server this is the server's ceiling, and its CPU per object the least a download costs a client.
-//! * `service`: the service's own download path, `S3Client::get_object` (the AWS SDK's GetObject:
-//!   signing, endpoint resolution, retries, interceptors) with the body read whole. Its CPU per
-//!   object beside `plain`'s is what the SDK adds to each download.
+//! * `service`: the service's own download path, `S3Client::get_object` (signed requests with the
+//!   SDK's credentials and endpoint rules, its retries; `src/source/s3/download.rs`) with the body
+//!   read whole. Its CPU per object beside `plain`'s is what signing and the rest add to a download.
 //!
 //! The keys are sent as given: give keys made of URL-safe characters.
 
@@ -68,7 +68,7 @@ fn args() -> Result<Args, String> {
 
 enum Client {
     Plain(reqwest::Client, String),
-    Service(S3Client, String),
+    Service(Box<S3Client>, String),
 }
 
 impl Client {
@@ -134,7 +134,7 @@ async fn run(args: Args) -> Result<String, String> {
             ..S3Settings::default()
         };
         let s3 = S3Client::new(&settings).await.map_err(|e| e.to_string())?;
-        Client::Service(s3, args.bucket.clone())
+        Client::Service(Box::new(s3), args.bucket.clone())
     } else {
         let http = reqwest::Client::builder()
             .no_proxy()

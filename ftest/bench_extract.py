@@ -10,7 +10,7 @@ extraction throughput) × cores when S3 and Elasticsearch are not the bottleneck
    whose object i is file i % len of tests/corpus, sorted, `expected.json` left out) answering GETs of
    the N objects alone (`--downloads` connections, the service's concurrent downloads) to a plain HTTP
    client (examples/get-ceiling), and listing them alone; then the same GETs through the service's own
-   download path (the AWS SDK's GetObject, no extraction), with the CPU each client took: what a
+   download path (`S3Client::get_object`, no extraction), with the CPU each client took: what a
    download costs the service before any extraction;
 3. the service (release binary, fresh process): a full sync of the bucket with native extraction into
    the synthetic Elasticsearch front (examples/synthetic-es, bulk counted and dropped; the connector
@@ -111,7 +111,7 @@ def outcomes(ref, files, n):
 
 def get_ceiling(binary, endpoint, bucket, keys, connections, client):
     """GETs every key once, `connections` at a time, with examples/get-ceiling: `plain` (a bare HTTP
-    client: the server's ceiling) or `service` (the service's own GetObject path through the AWS SDK).
+    client: the server's ceiling) or `service` (the service's own download path).
     Returns its JSON line: objects, bytes, seconds, cpu_seconds (the client's own)."""
     with tempfile.NamedTemporaryFile("w", suffix=".keys") as f:
         f.write("\n".join(keys) + "\n")
@@ -235,7 +235,7 @@ def main():
                   sum(os.path.getsize(files[i % len(files)]) for i in range(n)))
         log(f"S3 alone: listed {n} keys in {list_secs:.2f} s; GET {n} objects ({got_bytes / 1e6:.1f} MB) "
             f"over {connections} connections in {gets['plain']['seconds']:.2f} s (plain HTTP), "
-            f"{gets['service']['seconds']:.2f} s (the service's GetObject)")
+            f"{gets['service']['seconds']:.2f} s (the service's download path)")
 
         front, url = start([args.es_binary, "--upstream", upstream, "--index", INDEX, "--bucket", bucket,
                             *corpus_args], "ES_URL")
@@ -278,7 +278,7 @@ def main():
           f"{ref['cpu_seconds']:.2f} | {ref_rate:,.0f} | {ref_mb_rate:.1f} | {ref['cpu_seconds']:.2f} | 1 core | – |")
     print(f"| ceiling: synthetic S3 lists alone | {list_secs:.2f} | {n / list_secs:,.0f} | – | – | – | – |")
     for client, what in (("plain", "ceiling: synthetic S3 GETs alone, plain HTTP client"),
-                         ("service", "the service's GetObject alone (AWS SDK), no extraction")):
+                         ("service", "the service's downloads alone, no extraction")):
         got = gets[client]
         print(f"| {what} ({connections} connections; CPU: the client's) | {got['seconds']:.2f} | "
               f"{n / got['seconds']:,.0f} | {mb / got['seconds']:.1f} | {got['cpu_seconds']:.2f} | "
@@ -292,7 +292,7 @@ def main():
     print(f"CPU per object: reference {ref['cpu_seconds'] / ref_n * 1e6:.0f} µs, sync {cpu / n * 1e6:.0f} µs "
           f"(service {figures['own_cpu'] / n * 1e6:.0f} + workers {figures['workers_cpu'] / n * 1e6:.0f}); "
           f"a download alone: {gets['service']['cpu_seconds'] / n * 1e6:.0f} µs through the service's "
-          f"GetObject, {gets['plain']['cpu_seconds'] / n * 1e6:.0f} µs through a plain HTTP client")
+          f"download path, {gets['plain']['cpu_seconds'] / n * 1e6:.0f} µs through a plain HTTP client")
     print(f"ratio: {rate:,.0f} objects/s ÷ ({ref_rate:,.0f} × {cores} cores) = {ratio:.0%} (target ≥ 90%)")
     log(f"service log in {workdir}; front saw {json.dumps(seen)}")
 

@@ -88,7 +88,7 @@ impl TestWorld {
         let (s3_endpoint, external_s3) = match env_nonempty("S3_ENDPOINT") {
             Some(url) => (url.trim_end_matches('/').to_string(), true),
             None => {
-                let (child, url) = spawn_moto(tmp.path()).await;
+                let (child, url) = spawn_moto(tmp.path(), &[]).await;
                 children.push(child);
                 (url, false)
             }
@@ -131,6 +131,21 @@ impl TestWorld {
         world.es_stand_in =
             root.status == 200 && root.body["version"]["distribution"] == "opensearch";
         world
+    }
+
+    /// A moto server of this world's own, whatever `S3_ENDPOINT` says, with `envs` in its
+    /// environment (e.g. moto's `INITIAL_NO_AUTH_ACTION_COUNT`, after which it checks signatures);
+    /// stopped with the world. Its URL.
+    pub async fn private_moto(&mut self, envs: &[(&str, &str)]) -> String {
+        let (child, url) = spawn_moto(self.tmp.path(), envs).await;
+        self.children.push(child);
+        url
+    }
+
+    /// The Python beside moto (its venv holds boto3), for helper scripts.
+    pub fn python(&self) -> PathBuf {
+        locate_bin("MOTO_SERVER_BIN", Some(venv_dir().join("bin/moto_server")))
+            .with_file_name("python")
     }
 
     /// `"<base>-<suffix>"`: a name unique to this world (valid as index, bucket and connector id).
@@ -319,9 +334,9 @@ async fn spawn_osmem(dir: &Path) -> (Child, String) {
     }
 }
 
-/// Spawns `moto_server` on a free port and waits until `GET /moto-api/` answers.
-/// Retries with another port if the server dies at once (port race).
-async fn spawn_moto(dir: &Path) -> (Child, String) {
+/// Spawns `moto_server` on a free port, with `envs` in its environment, and waits until
+/// `GET /moto-api/` answers. Retries with another port if the server dies at once (port race).
+async fn spawn_moto(dir: &Path, envs: &[(&str, &str)]) -> (Child, String) {
     let bin = locate_bin("MOTO_SERVER_BIN", Some(venv_dir().join("bin/moto_server")));
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -334,6 +349,7 @@ async fn spawn_moto(dir: &Path) -> (Child, String) {
         let err = out.try_clone().expect("clone log fd");
         let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -1,5 +1,6 @@
 //! The S3 client: configuration (docs/architecture.md#the-s3-source), per-region clients, ping, bucket resolution, listing and download.
 
+use super::download::{Attempt, Direct};
 use super::endpoint::{is_local_or_ip, redact_userinfo};
 use super::error::S3Error;
 use super::listing::BucketLister;
@@ -33,6 +34,8 @@ pub struct S3Client {
     buckets: Vec<String>,
     page_size: i32,
     cache: Mutex<ClientCache>,
+    /// Downloads in one plain signed request (`download.rs`); `None`: all through the SDK.
+    direct: Option<Direct>,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +110,17 @@ impl S3Client {
             .interceptor(crate::metrics::S3Interceptor)
             .interceptor(throttled.clone())
             .build();
+        let direct = Direct::new(
+            &sdk,
+            endpoint.clone(),
+            path_style,
+            (
+                Duration::from_secs(settings.connect_timeout_secs),
+                Duration::from_secs(settings.read_timeout_secs),
+            ),
+            settings.max_attempts.saturating_add(1),
+            throttled.clone(),
+        );
         let default_region = config
             .region()
             .map_or_else(|| FALLBACK_REGION.to_owned(), |r| r.to_string());
@@ -125,6 +139,7 @@ impl S3Client {
             buckets: settings.buckets.clone(),
             page_size: settings.page_size,
             cache: Mutex::new(ClientCache::default()),
+            direct,
         })
     }
 
@@ -198,17 +213,7 @@ impl S3Client {
     /// `EU` means `eu-west-1`. If S3 refuses to tell the location (a service error such as AccessDenied),
     /// a warning is logged and the default client is used; transport errors are returned.
     pub async fn client_for_bucket(&self, bucket: &str) -> Result<Client, S3Error> {
-        let cached = self.lock().bucket_region.get(bucket).cloned();
-        let region = match cached {
-            Some(region) => region,
-            None => {
-                let region = self.fetch_bucket_region(bucket).await?;
-                self.lock()
-                    .bucket_region
-                    .insert(bucket.to_owned(), region.clone());
-                region
-            }
-        };
+        let region = self.bucket_region(bucket).await?;
         let Some(region) = region.filter(|r| *r != self.default_region) else {
             return Ok(self.default.clone());
         };
@@ -224,6 +229,18 @@ impl S3Client {
             )
         });
         Ok(client.clone())
+    }
+
+    /// The region of `bucket` (`None`: the default client's), asked once per bucket.
+    async fn bucket_region(&self, bucket: &str) -> Result<Option<String>, S3Error> {
+        if let Some(region) = self.lock().bucket_region.get(bucket) {
+            return Ok(region.clone());
+        }
+        let region = self.fetch_bucket_region(bucket).await?;
+        self.lock()
+            .bucket_region
+            .insert(bucket.to_owned(), region.clone());
+        Ok(region)
     }
 
     async fn fetch_bucket_region(&self, bucket: &str) -> Result<Option<String>, S3Error> {
@@ -280,9 +297,29 @@ impl S3Client {
         super::listing::first_key(&client, bucket, prefix, after).await
     }
 
-    /// Starts downloading an object with the bucket's regional client (GetObject); read the body from the
-    /// returned stream.
+    /// Starts downloading an object (GetObject in the bucket's region); read the body from the
+    /// returned stream. Plain signed requests (`download.rs`); what that path leaves to the SDK goes
+    /// through the SDK's GetObject.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ByteStream, S3Error> {
+        let Some(direct) = &self.direct else {
+            return self.sdk_get_object(bucket, key).await;
+        };
+        let region = self.bucket_region(bucket).await?;
+        let region = region.as_deref().unwrap_or(&self.default_region);
+        match direct.get(bucket, region, key).await {
+            Attempt::Body(body) => Ok(body),
+            Attempt::Failed(err) => Err(err),
+            Attempt::Unsupported => self.sdk_get_object(bucket, key).await,
+            Attempt::AskSdk(status) => {
+                let body = self.sdk_get_object(bucket, key).await?;
+                direct.sdk_succeeded_after(status, bucket);
+                Ok(body)
+            }
+        }
+    }
+
+    /// GetObject through the SDK, with the bucket's regional client.
+    async fn sdk_get_object(&self, bucket: &str, key: &str) -> Result<ByteStream, S3Error> {
         let client = self.client_for_bucket(bucket).await?;
         let out = client
             .get_object()

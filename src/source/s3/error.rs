@@ -31,24 +31,46 @@ impl S3Error {
     where
         E: ProvideErrorMetadata + StdError + 'static,
     {
+        match &err {
+            SdkError::ServiceError(ctx) => Self::answered(
+                action,
+                ctx.raw().status().as_u16(),
+                err.code().map(str::to_owned),
+                err.message().map(str::to_owned),
+            ),
+            _ => Self::transport(action, &source_chain(&err)),
+        }
+    }
+
+    /// A request S3 answered with an error `status`, and the code and message of its `<Error>`
+    /// document when it had one: `Code: message`, else `HTTP status 404[: message]`.
+    pub fn answered(
+        action: impl Into<String>,
+        status: u16,
+        code: Option<String>,
+        message: Option<String>,
+    ) -> Self {
         // The answer may come from any host a connector names: only a code shaped like S3's is kept.
-        let code = err.code().filter(|c| is_error_code(c)).map(str::to_owned);
-        let cause = match (&err, code.as_deref(), err.message()) {
-            (_, Some(code), Some(message)) => format!("{code}: {message}"),
-            (_, Some(code), None) => code.to_owned(),
-            (SdkError::ServiceError(ctx), None, message) => {
-                let status = ctx.raw().status().as_u16();
-                match message {
-                    Some(message) => format!("HTTP status {status}: {message}"),
-                    None => format!("HTTP status {status}"),
-                }
-            }
-            _ => source_chain(&err),
+        let code = code.filter(|c| is_error_code(c));
+        let cause = match (code.as_deref(), message) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            (None, Some(message)) => format!("HTTP status {status}: {message}"),
+            (None, None) => format!("HTTP status {status}"),
         };
         S3Error::Request {
             action: action.into(),
             code,
             cause: summary(&cause),
+        }
+    }
+
+    /// A request that got no answer: `cause` is its error's chain.
+    pub fn transport(action: impl Into<String>, cause: &str) -> Self {
+        S3Error::Request {
+            action: action.into(),
+            code: None,
+            cause: summary(cause),
         }
     }
 
@@ -62,7 +84,7 @@ impl S3Error {
 }
 
 /// `err: source: source…`, skipping a level whose text the previous level already contains.
-fn source_chain(err: &(dyn StdError + 'static)) -> String {
+pub(super) fn source_chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut next = err.source();
     while let Some(e) = next {

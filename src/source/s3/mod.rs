@@ -6,6 +6,7 @@
 //! * [`settings`]: reading and validating that configuration into [`S3Settings`];
 //! * [`limits`]: what config.yml's `s3.*` lets those settings do;
 //! * [`client`]: [`S3Client`], the configured client (ping, bucket resolution, listing, download);
+//! * `download`: GetObject in one plain signed request, the SDK's GetObject when that fails;
 //! * [`listing`]: [`BucketLister`], paged ListObjectsV2, and [`S3Object`];
 //! * `list_decode`: ListObjectsV2 answers decoded straight into [`S3Object`]s (the SDK's decoding is slow);
 //! * `paging`: when a paginated listing is complete, and when a server's pages cannot be trusted;
@@ -13,6 +14,7 @@
 
 pub mod client;
 pub mod document;
+mod download;
 mod endpoint;
 pub mod error;
 pub mod kind;

@@ -23,6 +23,11 @@ impl ThrottleCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// One more throttling answer (to a request sent outside the SDK).
+    pub fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Intercept for ThrottleCounter {
@@ -40,7 +45,7 @@ impl Intercept for ThrottleCounter {
             .response()
             .is_some_and(|r| throttling(r.status().as_u16()))
         {
-            self.0.fetch_add(1, Ordering::Relaxed);
+            self.add();
         }
         Ok(())
     }
