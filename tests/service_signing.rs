@@ -1,9 +1,11 @@
 //! Downloads are plain signed requests, not the SDK's GetObject (docs/architecture.md#the-s3-source):
-//! S3 must accept their signatures, for every kind of key, and a download S3 refuses the way the
-//! SDK would correct goes through the SDK instead.
+//! S3 must accept their signatures, for every kind of key; a download S3 refuses the way the SDK
+//! would correct goes through the SDK instead; a body that is not what S3 checksummed is never
+//! indexed.
 
 mod common;
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, s3_configuration, secs};
 use serde_json::{Value, json};
 
@@ -46,16 +48,15 @@ async fn downloads_are_signed_as_s3_checks_them() {
     );
     let key: Value = serde_json::from_slice(&out.stdout).expect("the key as JSON");
 
-    // The server does check: an unsigned GET of an object is refused.
-    let unsigned = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{moto}/{bucket}/plain.txt"))
+    // The server does check: a request signed with another secret for the same key is refused.
+    let forged = common::s3::client_with(&moto, "us-east-1", key["id"].as_str().unwrap(), "forged")
+        .get_object()
+        .bucket(&bucket)
+        .key("plain.txt")
         .send()
         .await
-        .unwrap();
-    assert_eq!(unsigned.status(), 403, "{}", unsigned.text().await.unwrap());
+        .expect_err("a forged signature is refused");
+    assert_eq!(forged.code(), Some("SignatureDoesNotMatch"), "{forged:?}");
 
     world.ensure_system_indices().await;
     let mut config = s3_configuration(&world, &bucket);
@@ -116,4 +117,47 @@ async fn a_refused_signature_falls_back_on_the_sdk() {
     assert_eq!(job["metadata"]["content_unavailable"], 0, "{job}");
     let logs = service.logs();
     assert!(logs.contains(SDK_FALLBACK), "{logs}");
+}
+
+/// The bytes of `a.txt` change on the way (the proxy upper-cases them, same length): they no
+/// longer match the checksum S3 sent with them, so the download fails and `a.txt` is indexed
+/// without text, marked for the next sync, while `b.txt` keeps its text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_fails_its_checksum_is_not_indexed() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("checksum");
+    world.create_bucket(&bucket, None).await;
+    world.put_object(&bucket, "a.txt", b"alpha words").await;
+    world.put_object(&bucket, "b.txt", b"beta words").await;
+    let path = format!("/{bucket}/a.txt?");
+    let s3 = FaultProxy::start(
+        &world.s3_endpoint,
+        vec![Rule::when(
+            "changed body",
+            move |m, t| m == "GET" && t.starts_with(&path),
+            Fault::rewrite(|_, body| body.to_uppercase()),
+        )],
+    )
+    .await;
+    world.ensure_system_indices().await;
+    let mut config = s3_configuration(&world, &bucket);
+    config["endpoint_url"]["value"] = json!(s3.url());
+    config["max_attempts"]["value"] = json!(0);
+    let (id, index) = world.configured_connector("checksum", config).await;
+    let service = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    let job = world.run_job(&id, "full", secs(60)).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
+    assert_eq!(s3.injected(0), 1);
+    let docs = world.docs_by_filename(&index).await;
+    assert_eq!(docs["b.txt"]["body"], "beta words", "{}", docs["b.txt"]);
+    let changed = &docs["a.txt"];
+    assert!(changed.get("body").is_none(), "{changed}");
+    assert_eq!(changed["content_sync_text_missing"], true, "{changed}");
+    assert_eq!(job["metadata"]["content_unavailable"], 1, "{job}");
+    let logs = service.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("a.txt") && l.to_lowercase().contains("checksum")),
+        "{logs}"
+    );
 }

@@ -19,13 +19,12 @@ const PUT_CONCURRENCY: usize = 16;
 
 /// An S3 client for `endpoint` in `region` (path style, static test credentials).
 pub fn client(endpoint: &str, region: &str) -> Client {
-    let creds = Credentials::new(
-        ACCESS_KEY_ID,
-        SECRET_ACCESS_KEY,
-        None,
-        None,
-        "content-sync-tests",
-    );
+    client_with(endpoint, region, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+}
+
+/// A path-style client of `endpoint` signing with this key.
+pub fn client_with(endpoint: &str, region: &str, key_id: &str, secret: &str) -> Client {
+    let creds = Credentials::new(key_id, secret, None, None, "content-sync-tests");
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)

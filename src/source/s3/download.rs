@@ -28,6 +28,10 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
+use aws_smithy_checksums::ChecksumAlgorithm;
+use aws_smithy_checksums::body::validate::ChecksumBody;
+use aws_smithy_checksums::http::CHECKSUM_ALGORITHMS_IN_PRIORITY_ORDER;
+use aws_smithy_types::body::SdkBody;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,10 +209,7 @@ impl Direct {
         crate::metrics::s3_request("GetObject", started.elapsed(), ok);
         let action = || format!("downloading \"{key}\" from bucket \"{bucket}\"");
         match answer {
-            Answer::Body(answer) => {
-                let body: reqwest::Body = http::Response::from(answer).into_body();
-                Attempt::Body(ByteStream::from_body_1_x(body))
-            }
+            Answer::Body(answer) => Attempt::Body(checked_body(answer)),
             Answer::Status { status, code, .. }
                 if (300..400).contains(&status)
                     || code.as_deref().is_some_and(|c| SDK_CODES.contains(&c)) =>
@@ -308,6 +309,42 @@ impl Direct {
     }
 }
 
+/// The answer's body, checked against the checksum S3 sent with it as the SDK checks it: the
+/// first of CRC64NVME, CRC32C, CRC32, SHA-1, SHA-256 present, unless it is the checksum of a
+/// multipart object's parts (`…-3`), which no reader can check. A body that does not match fails
+/// at its end, so its text is never indexed.
+fn checked_body(answer: reqwest::Response) -> ByteStream {
+    let checksum = CHECKSUM_ALGORITHMS_IN_PRIORITY_ORDER
+        .iter()
+        .filter_map(|name| name.parse::<ChecksumAlgorithm>().ok())
+        .find_map(|algorithm| {
+            let sent = answer
+                .headers()
+                .get(algorithm.into_impl().header_name())?
+                .to_str()
+                .ok()?;
+            if is_part_level(sent) {
+                return None;
+            }
+            let sent = aws_smithy_types::base64::decode(sent).ok()?;
+            Some((algorithm, bytes::Bytes::from(sent)))
+        });
+    let body = SdkBody::from_body_1_x(http::Response::from(answer).into_body());
+    match checksum {
+        Some((algorithm, sent)) => {
+            ByteStream::from_body_1_x(ChecksumBody::new(body, algorithm.into_impl(), sent))
+        }
+        None => ByteStream::new(body),
+    }
+}
+
+/// Whether a checksum is of a multipart object's parts: base64 then `-` and the number of parts.
+fn is_part_level(checksum: &str) -> bool {
+    checksum
+        .rsplit_once('-')
+        .is_some_and(|(_, parts)| !parts.is_empty() && parts.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The start of an error answer's body (S3 sends an `<Error>` document of a few hundred bytes).
 async fn error_body(mut answer: reqwest::Response) -> String {
     let mut body = Vec::new();
@@ -355,8 +392,12 @@ fn target_of(endpoint: &aws_smithy_types::endpoint::Endpoint, region: &str) -> O
     })
 }
 
-/// The headers that sign a GET of `url` as the SDK signs S3 requests: SigV4, the URI encoded once
-/// and not normalized, `x-amz-content-sha256` of the empty body, the session token when there is one.
+/// Asks S3 for the object's checksum with its body (signed, as every `x-amz-` header must be).
+const CHECKSUM_MODE: (&str, &str) = ("x-amz-checksum-mode", "ENABLED");
+
+/// The headers of a GET of `url` signed as the SDK signs S3 requests (SigV4, the URI encoded once
+/// and not normalized, `x-amz-content-sha256` of the empty body, the session token when there is
+/// one), with [`CHECKSUM_MODE`].
 fn signed_headers(
     url: &str,
     region: &str,
@@ -376,16 +417,17 @@ fn signed_headers(
         .build()
         .ok()?
         .into();
+    let asked = [(CHECKSUM_MODE.0, CHECKSUM_MODE.1)];
     let request =
-        SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[])).ok()?;
+        SignableRequest::new("GET", url, asked.into_iter(), SignableBody::Bytes(&[])).ok()?;
     let (instructions, _) = sign(request, &params).ok()?.into_parts();
     let (headers, _) = instructions.into_parts();
-    Some(
-        headers
-            .into_iter()
-            .map(|h| (h.name(), h.value().to_owned()))
-            .collect(),
-    )
+    let mut headers: Vec<(&'static str, String)> = headers
+        .into_iter()
+        .map(|h| (h.name(), h.value().to_owned()))
+        .collect();
+    headers.push((CHECKSUM_MODE.0, CHECKSUM_MODE.1.to_owned()));
+    Some(headers)
 }
 
 /// A key as the path of its URL, as the SDK writes it: every byte but `A-Z a-z 0-9 - . _ ~ /`

@@ -69,3 +69,9 @@ fn only_endpoints_signed_with_plain_sigv4_for_s3_are_served() {
         assert!(target_of(&endpoint, "eu-west-3").is_none(), "{endpoint:?}");
     }
 }
+
+#[test]
+fn part_level_checksums_are_told_apart() {
+    assert!(is_part_level("vLhrxA==-3") && is_part_level("AAAAAAAAAAA=-12"));
+    assert!(!is_part_level("vLhrxA==") && !is_part_level("a-b") && !is_part_level("x-"));
+}
