@@ -310,9 +310,9 @@ impl S3Client {
             Attempt::Body(body) => Ok(body),
             Attempt::Failed(err) => Err(err),
             Attempt::Unsupported => self.sdk_get_object(bucket, key).await,
-            Attempt::AskSdk(status) => {
+            Attempt::AskSdk(why) => {
                 let body = self.sdk_get_object(bucket, key).await?;
-                direct.sdk_succeeded_after(status, bucket);
+                direct.sdk_succeeded_after(&why, bucket);
                 Ok(body)
             }
         }

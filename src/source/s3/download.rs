@@ -12,7 +12,8 @@
 //! SigV4 for `s3` (S3 Express, multi-region access points…), FIPS or dual-stack endpoints, keys with
 //! `.` or `..` segments (a URL would fold them) and anonymous access are downloaded through its
 //! GetObject. So is a download answered with a redirect or an error the SDK corrects by itself
-//! (wrong region, clock skew, expired token, a signature refused): and when the SDK then succeeds,
+//! (wrong region, clock skew, expired token, a signature refused), or one whose connection could
+//! not be made (the SDK's client may reach what this one cannot): and when the SDK then succeeds,
 //! this path is turned off for the client with a warning, so a request this path gets wrong never
 //! costs more than one extra request.
 
@@ -83,8 +84,9 @@ pub enum Attempt {
     Failed(S3Error),
     /// This path does not serve it: use the SDK.
     Unsupported,
-    /// Answered with this status and a redirect or an error the SDK handles itself: use the SDK.
-    AskSdk(u16),
+    /// Answered with a redirect or an error the SDK handles itself, or no connection could be
+    /// made (the SDK's client may reach what this one cannot): use the SDK. Why, for the log.
+    AskSdk(String),
 }
 
 /// One request's outcome.
@@ -95,7 +97,11 @@ enum Answer {
         code: Option<String>,
         message: Option<String>,
     },
-    Transport(String),
+    /// No answer: the error's chain, and whether no connection could be made at all.
+    Transport {
+        cause: String,
+        connect: bool,
+    },
 }
 
 /// Where a bucket's objects are, for this path.
@@ -187,7 +193,13 @@ impl Direct {
                 None,
                 |_| self.once(&url, &target.signing_region),
                 |answer| match answer {
-                    Some(Answer::Transport(_)) => Verdict::Retry,
+                    Some(Answer::Transport { connect, .. }) => {
+                        if *connect {
+                            Verdict::Final
+                        } else {
+                            Verdict::Retry
+                        }
+                    }
                     Some(Answer::Status { status, code, .. })
                         if transient_status(*status)
                             || code.as_deref().is_some_and(|c| RETRIED_CODES.contains(&c)) =>
@@ -214,14 +226,20 @@ impl Direct {
                 if (300..400).contains(&status)
                     || code.as_deref().is_some_and(|c| SDK_CODES.contains(&c)) =>
             {
-                Attempt::AskSdk(status)
+                Attempt::AskSdk(format!("HTTP status {status}"))
             }
             Answer::Status {
                 status,
                 code,
                 message,
             } => Attempt::Failed(S3Error::answered(action(), status, code, message)),
-            Answer::Transport(cause) => Attempt::Failed(S3Error::transport(action(), &cause)),
+            Answer::Transport {
+                cause,
+                connect: true,
+            } => Attempt::AskSdk(cause),
+            Answer::Transport { cause, .. } => {
+                Attempt::Failed(S3Error::transport(action(), &cause))
+            }
         }
     }
 
@@ -236,9 +254,10 @@ impl Direct {
         let answer = match request.send().await {
             Ok(answer) => answer,
             Err(e) => {
-                return Some(Answer::Transport(super::error::source_chain(
-                    &e.without_url(),
-                )));
+                return Some(Answer::Transport {
+                    connect: e.is_connect(),
+                    cause: super::error::source_chain(&e.without_url()),
+                });
             }
         };
         let status = answer.status().as_u16();
@@ -256,11 +275,11 @@ impl Direct {
         })
     }
 
-    /// The SDK fetched an object this path was answered `status` for: this path asks wrongly
-    /// (endpoint, region, signature, clock), so it is turned off.
-    pub fn sdk_succeeded_after(&self, status: u16, bucket: &str) {
+    /// The SDK fetched an object this path could not (`why`): this path asks wrongly (endpoint,
+    /// region, signature, clock, TLS), so it is turned off.
+    pub fn sdk_succeeded_after(&self, why: &str, bucket: &str) {
         if self.on.swap(false, Ordering::Relaxed) {
-            tracing::warn!(bucket = %bucket, status,
+            tracing::warn!(bucket = %bucket, why = %why,
                 "a direct download was refused where the sdk's succeeded; downloads now go through the sdk");
         }
     }
