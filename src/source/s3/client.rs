@@ -34,7 +34,7 @@ pub struct S3Client {
     buckets: Vec<String>,
     page_size: i32,
     cache: Mutex<ClientCache>,
-    /// Downloads in one plain signed request (`download.rs`); `None`: all through the SDK.
+    /// Downloads as plain signed requests (`download.rs`); `None`: all through the SDK.
     direct: Option<Direct>,
 }
 

@@ -41,6 +41,16 @@ use std::time::{Duration, Instant, SystemTime};
 /// Credentials are fetched again this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
+/// The credential provider is asked at most this often.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(10);
+
+/// The credentials last given by the provider, and when it was last asked.
+#[derive(Default)]
+struct CredentialCache {
+    current: Option<Credentials>,
+    asked: Option<Instant>,
+}
+
 /// The SDK's standard retry pauses: up to 1 s × 2ⁿ, at most 20 s.
 const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(20));
 
@@ -120,7 +130,7 @@ type Targets = HashMap<(String, String), Option<Arc<Target>>>;
 pub struct Direct {
     http: reqwest::Client,
     provider: SharedCredentialsProvider,
-    credentials: tokio::sync::Mutex<Option<Credentials>>,
+    credentials: tokio::sync::Mutex<CredentialCache>,
     endpoint: Option<String>,
     path_style: bool,
     targets: Mutex<Targets>,
@@ -167,7 +177,7 @@ impl Direct {
         Some(Direct {
             http,
             provider,
-            credentials: tokio::sync::Mutex::new(None),
+            credentials: tokio::sync::Mutex::new(CredentialCache::default()),
             endpoint,
             path_style,
             targets: Mutex::new(HashMap::new()),
@@ -309,17 +319,25 @@ impl Direct {
         target
     }
 
-    /// The credentials, fetched again when they are about to expire; `None` when there are none.
+    /// The credentials, asked of the provider again when they are about to expire (at most once
+    /// per [`ASK_AGAIN_AFTER`], so a provider that fails, say an unreachable instance metadata
+    /// service, is not asked once per download); `None` when there are none still valid.
     async fn credentials(&self) -> Option<Credentials> {
-        let mut cached = self.credentials.lock().await;
-        let fresh = cached.as_ref().is_some_and(|c| {
-            c.expiry()
-                .is_none_or(|at| at > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
-        });
-        if !fresh {
-            *cached = self.provider.provide_credentials().await.ok();
+        let mut cache = self.credentials.lock().await;
+        let now = SystemTime::now();
+        let valid_at = |c: &Credentials, at: SystemTime| c.expiry().is_none_or(|end| end > at);
+        let fresh = cache
+            .current
+            .as_ref()
+            .is_some_and(|c| valid_at(c, now + REFRESH_BEFORE_EXPIRY));
+        if !fresh && cache.asked.is_none_or(|at| at.elapsed() >= ASK_AGAIN_AFTER) {
+            cache.asked = Some(Instant::now());
+            match self.provider.provide_credentials().await {
+                Ok(credentials) => cache.current = Some(credentials),
+                Err(e) => tracing::debug!(error = %e, "no credentials for direct downloads"),
+            }
         }
-        cached.clone()
+        cache.current.clone().filter(|c| valid_at(c, now))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Targets> {

@@ -75,3 +75,75 @@ fn part_level_checksums_are_told_apart() {
     assert!(is_part_level("vLhrxA==-3") && is_part_level("AAAAAAAAAAA=-12"));
     assert!(!is_part_level("vLhrxA==") && !is_part_level("a-b") && !is_part_level("x-"));
 }
+
+/// Counts the calls of a provider that answers `credentials` (an error when `None`).
+#[derive(Debug)]
+struct Counting {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    credentials: Option<Credentials>,
+}
+
+impl ProvideCredentials for Counting {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let answer = self.credentials.clone().ok_or_else(|| {
+            aws_credential_types::provider::error::CredentialsError::not_loaded("none here")
+        });
+        aws_credential_types::provider::future::ProvideCredentials::ready(answer)
+    }
+}
+
+/// A direct path whose provider answers `credentials`, and the count of its calls.
+fn direct_with(credentials: Option<Credentials>) -> (Direct, Arc<std::sync::atomic::AtomicUsize>) {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let provider = Counting {
+        calls: calls.clone(),
+        credentials,
+    };
+    let sdk = aws_config::SdkConfig::builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build();
+    let timeouts = (Duration::from_secs(1), Duration::from_secs(1));
+    let direct = Direct::new(&sdk, None, false, timeouts, 1, Default::default()).unwrap();
+    (direct, calls)
+}
+
+#[tokio::test]
+async fn the_credential_provider_is_not_asked_once_per_download() {
+    let calls = |c: &std::sync::atomic::AtomicUsize| c.load(Ordering::Relaxed);
+    // Failing (no credentials anywhere): asked once, then left alone for a while.
+    let (direct, provider) = direct_with(None);
+    for _ in 0..3 {
+        assert!(direct.credentials().await.is_none());
+    }
+    assert_eq!(calls(&provider), 1);
+
+    // Long-lived: asked once.
+    let key = Credentials::new("id", "secret", None, None, "test");
+    let (direct, provider) = direct_with(Some(key.clone()));
+    for _ in 0..3 {
+        assert_eq!(direct.credentials().await.unwrap().access_key_id(), "id");
+    }
+    assert_eq!(calls(&provider), 1);
+
+    // About to expire (the provider keeps giving the same): still used while valid, and the
+    // provider asked once, not on every download.
+    let soon = SystemTime::now() + Duration::from_secs(60);
+    let expiring = Credentials::new("id", "secret", Some("token".into()), Some(soon), "test");
+    let (direct, provider) = direct_with(Some(expiring));
+    for _ in 0..3 {
+        assert!(direct.credentials().await.is_some());
+    }
+    assert_eq!(calls(&provider), 1);
+
+    // Expired: never used.
+    let past = SystemTime::now() - Duration::from_secs(1);
+    let expired = Credentials::new("id", "secret", None, Some(past), "test");
+    let (direct, _) = direct_with(Some(expired));
+    assert!(direct.credentials().await.is_none());
+}
