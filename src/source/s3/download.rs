@@ -1,7 +1,7 @@
 //! GetObject as plain signed requests, the SDK kept for everything else
 //! (docs/architecture.md#the-s3-source).
 //!
-//! The SDK spends about 150 µs of CPU on each GetObject besides the request itself (its
+//! The SDK spends 150–230 µs of CPU on each GetObject more than the request itself (its
 //! orchestrator, interceptors, endpoint rules and type-erased config): with small files and a fast
 //! store that, not the extraction, bounds a sync. So a download is a plain request: the bucket's
 //! endpoint resolved once by the SDK's own rules, signed by `aws-sigv4` (the SDK's signer) with the
