@@ -8,6 +8,7 @@ mod common;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use common::{Fault, FaultProxy, Rule, ServiceProcess, TestWorld, s3_configuration, secs};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Keys the signature must encode as S3 does: spaces, reserved characters, a literal `%20`,
 /// UTF-8 in several segments.
@@ -22,6 +23,25 @@ const OBJECTS: [(&str, &str); 5] = [
 /// What the service logs when it stops downloading on its own (`download.rs`).
 const SDK_FALLBACK: &str = "downloads now go through the sdk";
 
+/// A full sync of `bucket` read from S3 at `endpoint` (the connector's configuration tweaked by
+/// `tweak`), which must complete: the job, the documents by file name, the service's logs.
+async fn full_sync(
+    world: &TestWorld,
+    bucket: &str,
+    endpoint: &str,
+    tweak: impl FnOnce(&mut Value),
+) -> (Value, BTreeMap<String, Value>, String) {
+    world.ensure_system_indices().await;
+    let mut config = s3_configuration(world, bucket);
+    config["endpoint_url"]["value"] = json!(endpoint);
+    tweak(&mut config);
+    let (id, index) = world.configured_connector("signing", config).await;
+    let service = ServiceProcess::start(world, &world.config_yaml(&[&id], ""), &[]);
+    let job = world.run_job(&id, "full", secs(60)).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
+    (job, world.docs_by_filename(&index).await, service.logs())
+}
+
 /// A moto server that checks every request's SigV4 signature (with botocore's signer) holds the
 /// objects; the service syncs them with the only key it accepts. Every document has its text,
 /// and the service never had to fall back on the SDK for a download.
@@ -34,7 +54,7 @@ async fn downloads_are_signed_as_s3_checks_them() {
         .await;
     let bucket = world.name("signed");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/moto_iam.py");
-    let out = std::process::Command::new(world.python())
+    let out = std::process::Command::new(common::python())
         .arg(script)
         .arg(&moto)
         .arg(&bucket)
@@ -58,23 +78,17 @@ async fn downloads_are_signed_as_s3_checks_them() {
         .expect_err("a forged signature is refused");
     assert_eq!(forged.code(), Some("SignatureDoesNotMatch"), "{forged:?}");
 
-    world.ensure_system_indices().await;
-    let mut config = s3_configuration(&world, &bucket);
-    config["endpoint_url"]["value"] = json!(moto);
-    config["aws_access_key_id"]["value"] = key["id"].clone();
-    config["aws_secret_access_key"]["value"] = key["secret"].clone();
-    let (id, index) = world.configured_connector("signed", config).await;
-    let service = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let job = world.run_job(&id, "full", secs(60)).await;
-    assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
-    let docs = world.docs_by_filename(&index).await;
+    let (_, docs, logs) = full_sync(&world, &bucket, &moto, |config| {
+        config["aws_access_key_id"]["value"] = key["id"].clone();
+        config["aws_secret_access_key"]["value"] = key["secret"].clone();
+    })
+    .await;
     for (key, text) in OBJECTS {
         let doc = docs
             .get(key)
             .unwrap_or_else(|| panic!("{key}: not indexed: {docs:?}"));
         assert_eq!(doc["body"], text, "{key}: {doc}");
     }
-    let logs = service.logs();
     assert!(!logs.contains(SDK_FALLBACK), "{logs}");
 }
 
@@ -104,18 +118,10 @@ async fn a_refused_signature_falls_back_on_the_sdk() {
         ],
     )
     .await;
-    world.ensure_system_indices().await;
-    let mut config = s3_configuration(&world, &bucket);
-    config["endpoint_url"]["value"] = json!(s3.url());
-    let (id, index) = world.configured_connector("refused", config).await;
-    let service = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let job = world.run_job(&id, "full", secs(60)).await;
-    assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
+    let (job, docs, logs) = full_sync(&world, &bucket, &s3.url(), |_| {}).await;
     assert_eq!(s3.injected(0), 1);
-    let docs = world.docs_by_filename(&index).await;
     assert_eq!(docs["a.txt"]["body"], "alpha words", "{}", docs["a.txt"]);
     assert_eq!(job["metadata"]["content_unavailable"], 0, "{job}");
-    let logs = service.logs();
     assert!(logs.contains(SDK_FALLBACK), "{logs}");
 }
 
@@ -139,22 +145,16 @@ async fn a_body_that_fails_its_checksum_is_not_indexed() {
         )],
     )
     .await;
-    world.ensure_system_indices().await;
-    let mut config = s3_configuration(&world, &bucket);
-    config["endpoint_url"]["value"] = json!(s3.url());
-    config["max_attempts"]["value"] = json!(0);
-    let (id, index) = world.configured_connector("checksum", config).await;
-    let service = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
-    let job = world.run_job(&id, "full", secs(60)).await;
-    assert_eq!(job["status"], "completed", "{job}\n{}", service.logs());
+    let (job, docs, logs) = full_sync(&world, &bucket, &s3.url(), |config| {
+        config["max_attempts"]["value"] = json!(0);
+    })
+    .await;
     assert_eq!(s3.injected(0), 1);
-    let docs = world.docs_by_filename(&index).await;
     assert_eq!(docs["b.txt"]["body"], "beta words", "{}", docs["b.txt"]);
     let changed = &docs["a.txt"];
     assert!(changed.get("body").is_none(), "{changed}");
     assert_eq!(changed["content_sync_text_missing"], true, "{changed}");
     assert_eq!(job["metadata"]["content_unavailable"], 1, "{job}");
-    let logs = service.logs();
     assert!(
         logs.lines()
             .any(|l| l.contains("a.txt") && l.to_lowercase().contains("checksum")),

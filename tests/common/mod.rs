@@ -142,12 +142,6 @@ impl TestWorld {
         url
     }
 
-    /// The Python beside moto (its venv holds boto3), for helper scripts.
-    pub fn python(&self) -> PathBuf {
-        locate_bin("MOTO_SERVER_BIN", Some(venv_dir().join("bin/moto_server")))
-            .with_file_name("python")
-    }
-
     /// `"<base>-<suffix>"`: a name unique to this world (valid as index, bucket and connector id).
     pub fn name(&self, base: &str) -> String {
         format!("{base}-{}", self.suffix)
@@ -257,6 +251,18 @@ fn env_nonempty(key: &str) -> Option<String> {
 }
 
 /// `<repo>/.local/venv`, where `scripts/stand-ins.sh install` puts the stand-ins.
+/// The Python beside moto (`MOTO_SERVER_BIN`'s, else the stand-ins' venv): it holds boto3 and the
+/// Prometheus parser, for helper scripts.
+pub fn python() -> PathBuf {
+    if let Some(moto) = env_nonempty("MOTO_SERVER_BIN") {
+        let p = PathBuf::from(moto).with_file_name("python");
+        if p.exists() {
+            return p;
+        }
+    }
+    venv_dir().join("bin/python")
+}
+
 fn venv_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(".local")

@@ -65,23 +65,10 @@ impl Scrape {
     }
 }
 
-fn python() -> PathBuf {
-    if let Ok(moto) = std::env::var("MOTO_SERVER_BIN") {
-        let p = PathBuf::from(moto).with_file_name("python");
-        if p.exists() {
-            return p;
-        }
-    }
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/.local/venv/bin/python"
-    ))
-}
-
 /// Parses `text` with the Prometheus parser; panics (showing the text) when it does not parse.
 pub fn parse(text: &str) -> Scrape {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/prom_parse.py");
-    let mut child = Command::new(python())
+    let mut child = Command::new(super::python())
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

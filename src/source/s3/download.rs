@@ -114,6 +114,23 @@ enum Answer {
     },
 }
 
+impl Answer {
+    /// Whether another attempt may change it, as the SDK judges: a lost connection, 5xx, 429 or
+    /// a throttling or transient code. A connection that could not be made goes to the SDK.
+    fn verdict(&self) -> Verdict {
+        match self {
+            Answer::Transport { connect: false, .. } => Verdict::Retry,
+            Answer::Status { status, code, .. }
+                if transient_status(*status)
+                    || code.as_deref().is_some_and(|c| RETRIED_CODES.contains(&c)) =>
+            {
+                Verdict::Retry
+            }
+            _ => Verdict::Final,
+        }
+    }
+}
+
 /// Where a bucket's objects are, for this path.
 struct Target {
     /// The URL up to the key: `https://bucket.s3.eu-west-3.amazonaws.com`,
@@ -123,8 +140,9 @@ struct Target {
     signing_region: String,
 }
 
-/// (bucket, region) → the bucket's target, `None` when the SDK's rules need the SDK.
-type Targets = HashMap<(String, String), Option<Arc<Target>>>;
+/// Bucket → its target, `None` when the SDK's rules need the SDK. A bucket's region does not
+/// change for a client (it is asked once), so the bucket alone is the key.
+type Targets = HashMap<String, Option<Arc<Target>>>;
 
 /// The direct download path of one S3 client.
 pub struct Direct {
@@ -202,22 +220,7 @@ impl Direct {
             .run(
                 None,
                 |_| self.once(&url, &target.signing_region),
-                |answer| match answer {
-                    Some(Answer::Transport { connect, .. }) => {
-                        if *connect {
-                            Verdict::Final
-                        } else {
-                            Verdict::Retry
-                        }
-                    }
-                    Some(Answer::Status { status, code, .. })
-                        if transient_status(*status)
-                            || code.as_deref().is_some_and(|c| RETRIED_CODES.contains(&c)) =>
-                    {
-                        Verdict::Retry
-                    }
-                    _ => Verdict::Final,
-                },
+                |answer| answer.as_ref().map_or(Verdict::Final, Answer::verdict),
                 |attempt, pause, _| {
                     tracing::debug!(bucket = %bucket, key = %key, attempt, ?pause, "retrying a download");
                 },
@@ -295,8 +298,7 @@ impl Direct {
     }
 
     async fn target(&self, bucket: &str, region: &str) -> Option<Arc<Target>> {
-        let cache_key = (bucket.to_owned(), region.to_owned());
-        if let Some(known) = self.lock().get(&cache_key) {
+        if let Some(known) = self.lock().get(bucket) {
             return known.clone();
         }
         let params = Params::builder()
@@ -315,7 +317,7 @@ impl Direct {
             .ok()
             .and_then(|endpoint| target_of(&endpoint, region))
             .map(Arc::new);
-        self.lock().insert(cache_key, target.clone());
+        self.lock().insert(bucket.to_owned(), target.clone());
         target
     }
 
