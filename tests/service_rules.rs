@@ -387,7 +387,17 @@ async fn invalid_draft_gets_elastic_errors_and_valid_draft_is_activated() {
     assert_eq!(entry["draft"]["validation"], r123_validation());
     assert_eq!(entry["draft"]["rules"], r123(), "draft rules untouched");
     assert_eq!(entry["active"], active, "an invalid draft is not activated");
-    assert_eq!(c["status"], "connected", "{c}");
+    // The check writes the draft's validation, then the connector's status: wait for the second.
+    world
+        .wait_for("connected after an invalid draft", secs(15), async || {
+            let c = world.connector(&id).await.unwrap_or(Value::Null);
+            if c["status"] == "connected" {
+                Ok(())
+            } else {
+                Err(c)
+            }
+        })
+        .await;
 
     // A valid draft: exclude *.tmp, then the default rule.
     let rules = json!([
