@@ -12,6 +12,7 @@ pub mod extract;
 pub mod logging;
 pub mod metrics;
 pub mod python;
+pub mod retry;
 pub mod service;
 pub mod source;
 pub mod sync;

@@ -3,10 +3,10 @@
 //! Why not the `elasticsearch` crate: it has been alpha for six years, has no retries, no connect
 //! timeout and no typed responses, and brings a second TLS stack (see README, "Dependencies").
 
-use super::backoff::Backoff;
 use super::error::{EsError, transport_cause};
-use super::retry::{RetryPolicy, Verdict, transient_status};
 use crate::config::{EsConfig, Secret};
+use crate::retry::Backoff;
+use crate::retry::{RetryPolicy, Verdict, transient_status};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

@@ -58,7 +58,7 @@ impl EsError {
             EsError::Transport { .. } => true,
             other => other
                 .status()
-                .is_some_and(|s| super::retry::transient_status(s.as_u16())),
+                .is_some_and(|s| crate::retry::transient_status(s.as_u16())),
         }
     }
 }

@@ -1,6 +1,5 @@
 //! Elasticsearch: client, connector and job documents, system indices, bulk sink.
 
-pub mod backoff;
 pub mod bulk;
 pub mod client;
 pub mod cluster;
@@ -10,7 +9,6 @@ pub mod error;
 pub mod job;
 pub mod kinds;
 pub mod protocol;
-pub mod retry;
 pub mod scroll;
 pub mod search;
 pub mod system_indices;

@@ -1,10 +1,10 @@
 //! Startup checks (docs/protocol.md#what-the-cluster-is): wait for Elasticsearch, check its version, create the system indices.
 
 use crate::config::Config;
-use crate::es::backoff::Backoff;
 use crate::es::protocol::{self, ConnectorApi, Probe};
-use crate::es::retry::{RetryPolicy, Verdict};
 use crate::es::{ClusterInfo, EsClient, system_indices};
+use crate::retry::Backoff;
+use crate::retry::{RetryPolicy, Verdict};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 

@@ -1,10 +1,10 @@
 //! Sync-time settings derived from `config.yml`.
 
 use crate::config::Config;
-use crate::es::backoff::Backoff;
 use crate::es::bulk::SinkSettings;
 use crate::es::connector::DEFAULT_PIPELINE;
-use crate::es::retry::RetryPolicy;
+use crate::retry::Backoff;
+use crate::retry::RetryPolicy;
 use std::time::Duration;
 
 /// Bulk sink settings from `elasticsearch.bulk.*` (retries use `elasticsearch.bulk.max_retries` and

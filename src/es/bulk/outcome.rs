@@ -1,6 +1,6 @@
 //! What one bulk response item means for its operation.
 
-use crate::es::retry::transient_status;
+use crate::retry::transient_status;
 use serde::Deserialize;
 use serde_json::Value;
 

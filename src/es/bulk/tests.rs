@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::config::EsConfig;
-use crate::es::backoff::Backoff;
-use crate::es::retry::RetryPolicy;
+use crate::retry::Backoff;
+use crate::retry::RetryPolicy;
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicUsize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -18,8 +18,8 @@
 //! costs more than one extra request.
 
 use super::error::S3Error;
-use crate::es::backoff::Backoff;
-use crate::es::retry::{RetryPolicy, Verdict, transient_status};
+use crate::retry::Backoff;
+use crate::retry::{RetryPolicy, Verdict, transient_status};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};

@@ -1,11 +1,15 @@
-//! The one retry policy of the Elasticsearch calls, and the one list of transient statuses.
+//! The one retry policy of our network calls (Elasticsearch, and S3 downloads), its backoff, and
+//! the one list of transient HTTP statuses.
 //!
 //! The policy (how many attempts, how long to wait between them, when to give up because the
 //! service stops) is separate from the classification (which outcome deserves another attempt):
-//! each caller classifies its own outcomes — the client by status and transport error, the bulk
-//! sink by request and by item, preflight by "the system indices are not there yet".
+//! each caller classifies its own outcomes — the Elasticsearch client by status and transport
+//! error, the bulk sink by request and by item, preflight by "the system indices are not there
+//! yet", S3 downloads by status, S3 error code and transport error.
 
-use super::backoff::Backoff;
+pub mod backoff;
+
+pub use backoff::Backoff;
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
