@@ -35,7 +35,7 @@ use aws_smithy_checksums::http::CHECKSUM_ALGORITHMS_IN_PRIORITY_ORDER;
 use aws_smithy_types::body::SdkBody;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Credentials are fetched again this long before they expire.
@@ -146,7 +146,11 @@ type Targets = HashMap<String, Option<Arc<Target>>>;
 
 /// The direct download path of one S3 client.
 pub struct Direct {
-    http: reqwest::Client,
+    /// Built on the first download: a metadata-only sync never pays for it (reading the system's
+    /// root certificates costs tens of milliseconds of CPU). `None` if it could not be built.
+    http: OnceLock<Option<reqwest::Client>>,
+    /// Connect and read timeouts of `http`.
+    timeouts: (Duration, Duration),
     provider: SharedCredentialsProvider,
     credentials: tokio::sync::Mutex<CredentialCache>,
     endpoint: Option<String>,
@@ -182,18 +186,9 @@ impl Direct {
             return None;
         }
         let provider = sdk.credentials_provider()?;
-        let (connect, read) = timeouts;
-        let http = reqwest::Client::builder()
-            // As the SDK's client: no proxy from the environment, bodies as stored (an object
-            // stored with `Content-Encoding: gzip` is downloaded compressed).
-            .no_proxy()
-            .no_gzip()
-            .connect_timeout(connect)
-            .read_timeout(read)
-            .build()
-            .ok()?;
         Some(Direct {
-            http,
+            http: OnceLock::new(),
+            timeouts,
             provider,
             credentials: tokio::sync::Mutex::new(CredentialCache::default()),
             endpoint,
@@ -203,6 +198,24 @@ impl Direct {
             throttled,
             retry: RetryPolicy::new(attempts, BACKOFF),
         })
+    }
+
+    /// The HTTP client, built on first use.
+    fn http(&self) -> Option<&reqwest::Client> {
+        self.http
+            .get_or_init(|| {
+                let (connect, read) = self.timeouts;
+                reqwest::Client::builder()
+                    // As the SDK's client: no proxy from the environment, bodies as stored (an
+                    // object stored with `Content-Encoding: gzip` is downloaded compressed).
+                    .no_proxy()
+                    .no_gzip()
+                    .connect_timeout(connect)
+                    .read_timeout(read)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Downloads `key` of `bucket` in `region`, with the SDK's attempts.
@@ -256,11 +269,11 @@ impl Direct {
         }
     }
 
-    /// One signed request; `None` when it cannot be signed (no credentials).
+    /// One signed request; `None` when it cannot be signed (no credentials) or sent (no client).
     async fn once(&self, url: &str, region: &str) -> Option<Answer> {
         let credentials = self.credentials().await?;
         let headers = signed_headers(url, region, &credentials)?;
-        let mut request = self.http.get(url);
+        let mut request = self.http()?.get(url);
         for (name, value) in headers {
             request = request.header(name, value);
         }
