@@ -5,8 +5,7 @@
 
 use super::error::{EsError, transport_cause};
 use crate::config::{EsConfig, Secret};
-use crate::retry::Backoff;
-use crate::retry::{RetryPolicy, Verdict, transient_status};
+use crate::retry::{Backoff, RetryPolicy, Verdict, transient_status};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

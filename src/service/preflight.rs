@@ -3,8 +3,7 @@
 use crate::config::Config;
 use crate::es::protocol::{self, ConnectorApi, Probe};
 use crate::es::{ClusterInfo, EsClient, system_indices};
-use crate::retry::Backoff;
-use crate::retry::{RetryPolicy, Verdict};
+use crate::retry::{Backoff, RetryPolicy, Verdict};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 

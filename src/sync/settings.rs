@@ -3,8 +3,7 @@
 use crate::config::Config;
 use crate::es::bulk::SinkSettings;
 use crate::es::connector::DEFAULT_PIPELINE;
-use crate::retry::Backoff;
-use crate::retry::RetryPolicy;
+use crate::retry::{Backoff, RetryPolicy};
 use std::time::Duration;
 
 /// Bulk sink settings from `elasticsearch.bulk.*` (retries use `elasticsearch.bulk.max_retries` and

@@ -2,8 +2,7 @@
 
 use super::*;
 use crate::config::EsConfig;
-use crate::retry::Backoff;
-use crate::retry::RetryPolicy;
+use crate::retry::{Backoff, RetryPolicy};
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicUsize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -18,8 +18,7 @@
 //! costs more than one extra request.
 
 use super::error::S3Error;
-use crate::retry::Backoff;
-use crate::retry::{RetryPolicy, Verdict, transient_status};
+use crate::retry::{Backoff, RetryPolicy, Verdict, transient_status};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
