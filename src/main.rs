@@ -7,25 +7,6 @@ use content_sync::{config, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// jemalloc, not glibc's allocator: a sync allocates and frees a few small buffers per object, and
-/// glibc spent about a quarter of a metadata sync's CPU doing it (a third of that merging its free
-/// lists). jemalloc cut the CPU per object of `make bench-scale` by a quarter or more for about the
-/// same peak memory (docs/architecture.md, "Memory and CPU"). Extraction workers are this binary
-/// too, so their memory limit applies to jemalloc's mappings.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's options, read at its first allocation (before `main`, hence a linked symbol): two
-/// arenas rather than four per core (each thread keeps its own cache of small blocks in front of
-/// them, and fewer arenas hold fewer half-used pages), and freed pages handed back to the system
-/// after a second rather than ten, which keeps peak memory near glibc's. `_RJEM_MALLOC_CONF` in the
-/// environment (jemalloc's symbols are prefixed) still overrides them.
-// SAFETY: the symbol jemalloc reads is a `const char *`; a reference to a static NUL-terminated
-// byte string has that layout and lives as long as the process. Nothing else defines the symbol.
-#[allow(unsafe_code, non_upper_case_globals)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8; 47] = b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "content-sync",
