@@ -11,7 +11,7 @@
 # Dockerfile uses, so the Dockerfile itself stays the ordinary one:
 #   * the runtime base (gcr.io/distroless/cc-debian12:nonroot): libc6, libgcc-s1, ca-certificates,
 #     netbase, tzdata and base-files unpacked from the machine's Debian mirror, users root/nonroot/nobody;
-#   * the builder (rust:<version>-bookworm): a debootstrap minbase of Debian bookworm with gcc and the
+#   * the builder (rust:<version>-bookworm): a debootstrap minbase of Debian bookworm with gcc, make and the
 #     machine's own Rust toolchain (rustup's active one), and the machine's CA bundle so that cargo
 #     inside reaches the crate registry the way the machine does.
 # Podman runs with a project-local containers.conf (.local/containers/): runc with the cgroupfs cgroup
@@ -160,7 +160,8 @@ EOF
     rm -rf "${work}"
 }
 
-# The builder: Debian bookworm (debootstrap minbase) with gcc and the machine's Rust toolchain.
+# The builder: Debian bookworm (debootstrap minbase) with gcc, make (jemalloc's build runs configure and
+# make) and the machine's Rust toolchain.
 make_builder() {
     local tag="$1" minbase="localhost/content-sync/debian-minbase:${SUITE}" work toolchain
     say "making ${tag} locally (Debian ${SUITE} minbase + this machine's Rust toolchain)"
@@ -179,7 +180,7 @@ make_builder() {
     cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "${work}/ca-certificates.crt"
     cat >"${work}/Containerfile" <<EOF
 FROM ${minbase}
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates \\
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev make ca-certificates \\
  && rm -rf /var/lib/apt/lists/*
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY rust /usr/local/rust
@@ -194,6 +195,9 @@ cmd_build() {
     local started=${SECONDS} previous size
     present_or_pulled "$(qualified "${RUNTIME_BASE}")" || make_runtime_base "${RUNTIME_BASE}"
     present_or_pulled "$(qualified "${BUILDER_BASE}")" || make_builder "${BUILDER_BASE}"
+    # A builder made by an earlier version of this script may lack make: make it again.
+    "${ENGINE}" run --rm --network host "$(qualified "${BUILDER_BASE}")" sh -c 'command -v make' >/dev/null 2>&1 ||
+        make_builder "${BUILDER_BASE}"
     say "base images ready in $((SECONDS - started)) s; building ${IMAGE} with ${ENGINE}"
     previous="$("${ENGINE}" image inspect -f '{{.Id}}' "${IMAGE}" 2>/dev/null || true)"
     "${ENGINE}" build "${BUILD_FLAGS[@]}" --network host -t "${IMAGE}" "${ROOT}"

@@ -4,6 +4,7 @@
 //! `service` (preflight, scheduler, job executor, cleanup) → `sync` (list → filter → fetch → bulk → reconcile)
 //! → `source::s3`.
 
+pub mod allocator;
 pub mod cli;
 pub mod concurrency;
 pub mod config;

@@ -7,6 +7,22 @@ use content_sync::{config, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc for the service, glibc's allocator for extraction workers (src/allocator.rs).
+#[global_allocator]
+static ALLOCATOR: content_sync::allocator::PerProcess = content_sync::allocator::PerProcess::new();
+
+/// jemalloc's options, read at its first allocation (before `main`, hence a linked symbol, defined
+/// here so that it is always linked): two arenas rather than four per core (each thread keeps its
+/// own cache of small blocks in front of them, and fewer arenas hold fewer half-used pages), and
+/// freed pages handed back to the system after a second rather than ten, which keeps peak memory
+/// near glibc's. `_RJEM_MALLOC_CONF` in the environment (jemalloc's symbols are prefixed, so it
+/// never stands in for glibc's `malloc` in C code) still overrides them.
+// SAFETY: the symbol jemalloc reads is a `const char *`; a reference to a static NUL-terminated
+// byte string has that layout and lives as long as the process. Nothing else defines the symbol.
+#[allow(unsafe_code, non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8; 47] = b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "content-sync",

@@ -235,7 +235,10 @@ impl Pool {
             .args(&program.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // glibc's allocator, not the service's jemalloc: the same file needs less address
+            // space under it, and the worker runs under `max_memory` (src/allocator.rs).
+            .env(crate::allocator::ENV, "system");
         let max_memory = self.config.max_memory;
         let service = std::process::id();
         // SAFETY: the closure runs in the child between fork and exec and only makes
