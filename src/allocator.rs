@@ -71,7 +71,11 @@ impl PerProcess {
             SYSTEM => Kind::System,
             _ => {
                 let kind = Kind::from_value(env_value());
-                let code = if kind == Kind::System { SYSTEM } else { JEMALLOC };
+                let code = if kind == Kind::System {
+                    SYSTEM
+                } else {
+                    JEMALLOC
+                };
                 // The first allocation happens while the process has one thread (Rust's start-up,
                 // before `main`), and a second decision would read the same environment anyway.
                 self.choice.store(code, Ordering::Relaxed);

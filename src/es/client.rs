@@ -8,6 +8,7 @@ use crate::config::{EsConfig, Secret};
 use crate::retry::{Backoff, RetryPolicy, Verdict, transient_status};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
@@ -184,6 +185,8 @@ impl EsClient {
 
     /// Sends one request and returns the status and body of a 2xx answer. Non-2xx answers become
     /// `EsError::Status` (409 → `EsError::Conflict`); transient failures are retried per `retry`.
+    /// Neither body is copied: each attempt shares the request's bytes, and the answer is the
+    /// buffer hyper read it into.
     pub async fn send(
         &self,
         method: Method,
@@ -191,17 +194,17 @@ impl EsClient {
         query: &[(&str, String)],
         body: Option<Body>,
         retry: Retry,
-    ) -> Result<(StatusCode, Vec<u8>), EsError> {
+    ) -> Result<(StatusCode, Bytes), EsError> {
         let url = self.url(segments, query);
         let path = url.path().to_string();
         let (content_type, bytes) = match body {
             None => (None, None),
             Some(Body::Json(v)) => (
                 Some("application/json"),
-                Some(serde_json::to_vec(&v).expect("json")),
+                Some(Bytes::from(serde_json::to_vec(&v).expect("json"))),
             ),
-            Some(Body::JsonBytes(b)) => (Some("application/json"), Some(b)),
-            Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(b)),
+            Some(Body::JsonBytes(b)) => (Some("application/json"), Some(Bytes::from(b))),
+            Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(Bytes::from(b))),
         };
         let policy = match retry {
             Retry::Transient => self.inner.retry,
@@ -222,7 +225,7 @@ impl EsClient {
                             crate::metrics::health().es_answered();
                         }
                         match resp.bytes().await {
-                            Ok(b) => Ok((status, b.to_vec())),
+                            Ok(b) => Ok((status, b)),
                             Err(e) => Err(transport_cause(&e)),
                         }
                     }
@@ -231,7 +234,7 @@ impl EsClient {
             }
         };
         // No answer, or a transient status: another attempt may do better.
-        let classify = |outcome: &Result<(StatusCode, Vec<u8>), String>| match outcome {
+        let classify = |outcome: &Result<(StatusCode, Bytes), String>| match outcome {
             Ok((status, _)) if !transient_status(status.as_u16()) => Verdict::Final,
             _ => Verdict::Retry,
         };
@@ -304,7 +307,7 @@ impl EsClient {
         segments: &[&str],
         query: &[(&str, String)],
         body: Option<Value>,
-    ) -> Result<(StatusCode, Vec<u8>), EsError> {
+    ) -> Result<(StatusCode, Bytes), EsError> {
         self.send(
             method,
             segments,
