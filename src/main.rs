@@ -101,6 +101,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&args, &config.service.log_level);
+    tracing::debug!(allocator = ALLOCATOR.kind().name(), "memory allocator");
     // Panics (e.g. a parser caught by the extraction's catch_unwind) go through the log, as one line.
     std::panic::set_hook(Box::new(|info| {
         let location = info
