@@ -2,7 +2,7 @@
 //! extraction workers (docs/architecture.md, "Memory and CPU").
 //!
 //! A sync allocates and frees a few small buffers per object; glibc spent about a quarter of a
-//! metadata sync's CPU doing it, and jemalloc cuts the CPU per object by a quarter or more at the
+//! metadata sync's CPU doing it, and jemalloc cuts the CPU per object by a tenth to a third at the
 //! same peak memory. The workers are this binary too, but they run under an address-space limit,
 //! and under jemalloc the same file needs more of it (a gzip bomb that stops cleanly at the
 //! decompression cap under glibc reached the limit under jemalloc). So the extraction pool starts

@@ -34,7 +34,9 @@ pub struct BulkItem {
     pub action: String,
     pub status: u16,
     pub result: Option<String>,
-    pub error: Option<ItemError>,
+    /// Boxed: most items have none, and an unboxed error would triple the size of every item a
+    /// `_bulk` answer's vector holds and moves.
+    pub error: Option<Box<ItemError>>,
 }
 
 /// An item's `error`.
@@ -55,7 +57,7 @@ struct ItemBody {
     #[serde(default)]
     result: Option<String>,
     #[serde(default)]
-    error: Option<ItemError>,
+    error: Option<Box<ItemError>>,
 }
 
 impl<'de> Deserialize<'de> for BulkItem {
@@ -96,7 +98,7 @@ impl BulkItem {
             action: action.into(),
             status,
             result: result.map(str::to_string),
-            error,
+            error: error.map(Box::new),
         }
     }
 }
