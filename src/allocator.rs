@@ -23,11 +23,12 @@ pub const ENV: &str = "CONTENT_SYNC_ALLOCATOR";
 /// The same name, NUL-terminated for `getenv`.
 const ENV_C: &std::ffi::CStr = c"CONTENT_SYNC_ALLOCATOR";
 
-/// Which allocator a process uses.
+/// Which allocator a process uses (its code is what [`PerProcess`] keeps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Kind {
-    Jemalloc,
-    System,
+    Jemalloc = 1,
+    System = 2,
 }
 
 impl Kind {
@@ -48,8 +49,8 @@ impl Kind {
 }
 
 const UNDECIDED: u8 = 0;
-const JEMALLOC: u8 = 1;
-const SYSTEM: u8 = 2;
+const JEMALLOC: u8 = Kind::Jemalloc as u8;
+const SYSTEM: u8 = Kind::System as u8;
 
 /// The global allocator of the `content-sync` binary (`#[global_allocator]` in src/main.rs, which
 /// also holds jemalloc's options).
@@ -71,14 +72,9 @@ impl PerProcess {
             SYSTEM => Kind::System,
             _ => {
                 let kind = Kind::from_value(env_value());
-                let code = if kind == Kind::System {
-                    SYSTEM
-                } else {
-                    JEMALLOC
-                };
                 // The first allocation happens while the process has one thread (Rust's start-up,
                 // before `main`), and a second decision would read the same environment anyway.
-                self.choice.store(code, Ordering::Relaxed);
+                self.choice.store(kind as u8, Ordering::Relaxed);
                 kind
             }
         }

@@ -201,11 +201,12 @@ impl EsClient {
             None => (None, None),
             Some(Body::Json(v)) => (
                 Some("application/json"),
-                Some(Bytes::from(serde_json::to_vec(&v).expect("json"))),
+                Some(serde_json::to_vec(&v).expect("json")),
             ),
-            Some(Body::JsonBytes(b)) => (Some("application/json"), Some(Bytes::from(b))),
-            Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(Bytes::from(b))),
+            Some(Body::JsonBytes(b)) => (Some("application/json"), Some(b)),
+            Some(Body::Ndjson(b)) => (Some("application/x-ndjson"), Some(b)),
         };
+        let bytes = bytes.map(Bytes::from);
         let policy = match retry {
             Retry::Transient => self.inner.retry,
             Retry::Never => RetryPolicy::once(),
