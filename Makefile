@@ -15,7 +15,8 @@
 #                synthetic content index before a real Elasticsearch; SCALE_ES=node: the real node only)
 #   make bench-extract  does a full sync with native extraction keep every core busy? (EXTRACT_N=..., default
 #                20 000 objects cycling tests/corpus from examples/synthetic-s3 --corpus; the ratio to the
-#                single-core extraction throughput × cores; DOWNLOADS=...: concurrent downloads/workers)
+#                single-core extraction throughput × cores; DOWNLOADS=...: concurrent downloads/workers;
+#                EXTRACT_CORPUS=large: larger generated files, ftest/large_corpus.py)
 #   make fuzz    every libFuzzer target for FUZZ_SECS seconds (needs cargo-fuzz; stable via RUSTC_BOOTSTRAP)
 #   make image   build content-sync:latest from the Dockerfile (Docker if its daemon answers, else podman)
 #   make test-image  run that image as Elastic documents against the stand-ins: sync, probes, SIGTERM
@@ -118,11 +119,15 @@ bench-scale:
 # (ES_URL, else one started for the run), beside the same objects' single-core extraction throughput
 # (examples/extract --objects), the synthetic S3's GET ceiling to a plain HTTP client and the same GETs
 # through the service's own download path (examples/get-ceiling), in ftest/bench_extract.py.
+# EXTRACT_CORPUS=large: the larger files of ftest/large_corpus.py (50-340 KB) instead of tests/corpus.
 EXTRACT_N ?= 20000
 DOWNLOADS ?=
+EXTRACT_CORPUS ?=
 bench-extract:
 	$(CARGO) build --release --bin content-sync --example synthetic-s3 --example synthetic-es --example extract --example get-ceiling
+	$(if $(filter large,$(EXTRACT_CORPUS)),python3 ftest/large_corpus.py target/large-corpus)
 	@scripts/with-elasticsearch.sh python3 ftest/bench_extract.py --objects $(EXTRACT_N) \
+		$(if $(filter large,$(EXTRACT_CORPUS)),--corpus target/large-corpus) \
 		$(if $(DOWNLOADS),--downloads $(DOWNLOADS)) --binary target/release/content-sync \
 		--s3-binary target/release/examples/synthetic-s3 --es-binary target/release/examples/synthetic-es \
 		--extract-binary target/release/examples/extract --get-binary target/release/examples/get-ceiling

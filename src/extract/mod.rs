@@ -262,22 +262,41 @@ fn dispatch(format: Format, key: &str, bytes: &[u8], limits: &Limits) -> Result<
 /// Elastic's default pipeline applied to `body` natively (docs/architecture.md#content): remove U+FFFD, replace
 /// every run of whitespace (`\s+`, Java regex semantics: ASCII space, tab, line feed, vertical tab,
 /// form feed, carriage return) with one space, then trim.
+///
+/// It works on bytes and copies each run of kept text at once: every byte it looks for is ASCII or
+/// the lead byte of U+FFFD's encoding, so every cut falls between characters. The service runs it
+/// on every extracted text (up to `max_chars`), where a character at a time cost about a third of
+/// its CPU on files of 100 KB of text.
 pub fn reduce_whitespace(text: &str) -> String {
-    let mut result = String::with_capacity(text.len());
+    const FFFD: &[u8] = "\u{FFFD}".as_bytes();
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
     let mut pending_space = false;
-    for c in text.chars() {
-        match c {
-            '\u{FFFD}' => {}
-            ' ' | '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' => pending_space = true,
-            _ => {
-                if pending_space && !result.is_empty() {
-                    result.push(' ');
-                }
-                pending_space = false;
-                result.push(c);
-            }
+    let mut i = 0;
+    while i < bytes.len() {
+        if is_space(bytes[i]) {
+            pending_space = true;
+            i += 1;
+            continue;
         }
+        if bytes[i..].starts_with(FFFD) {
+            i += FFFD.len();
+            continue;
+        }
+        // Kept: up to the next space or possible U+FFFD.
+        let run = i;
+        i += 1;
+        while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != FFFD[0] {
+            i += 1;
+        }
+        if pending_space && !out.is_empty() {
+            out.push(b' ');
+        }
+        pending_space = false;
+        out.extend_from_slice(&bytes[run..i]);
     }
+    let result = String::from_utf8(out).expect("cut between characters of a str");
     // ES's `trim` processor uses Java's String.trim(): it also strips other control characters
     // (<= U+0020) at both ends.
     let trimmed = result.trim_matches(|c: char| c <= ' ');

@@ -22,6 +22,11 @@
 //! frames, and wakes it once: every write to a waiting worker costs both processes a context
 //! switch (docs/architecture.md#memory-and-cpu).
 //!
+//! A file takes a worker only when its first bytes must reach one, so a small file holds none
+//! while it downloads (nor does a download that fails before its first bytes), and the idle
+//! workers are a stack: the one that answered last serves next, its parsers' code and data the
+//! likeliest to be in the caches still.
+//!
 //! The crate denies `unsafe`; this module is the exception: the limits and the reaping are system
 //! calls (`setrlimit`, `prctl`, `kill`, `wait4`) that the standard library does not offer, each in a
 //! small block with its reason, in `pool/process.rs` (and `pre_exec` here).
@@ -176,21 +181,16 @@ impl Pool {
         bytes: &[u8],
         limits: FileLimits,
     ) -> Result<String, Failure> {
-        let mut extraction = self.begin(key, limits).await?;
+        let mut extraction = self.begin(key, limits);
         extraction.send(bytes).await?;
         extraction.finish().await
     }
 
-    /// Starts a file's extraction on a free worker (waiting for one); the file follows with
-    /// [`Extraction::send`].
-    pub async fn begin(&self, key: &str, limits: FileLimits) -> Result<Extraction<'_>, Failure> {
-        let permit = self
-            .slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+    /// Starts a file's extraction; the file follows with [`Extraction::send`]. No worker is taken
+    /// yet: the first bytes that must reach one take it, waiting for a free one.
+    pub fn begin(&self, key: &str, limits: FileLimits) -> Extraction<'_> {
         if self.config.command.is_none() {
-            return Ok(Extraction {
+            return Extraction {
                 pool: self,
                 worker: None,
                 inline: Some((key.to_owned(), Vec::new(), limits)),
@@ -198,8 +198,8 @@ impl Pool {
                 held: Vec::new(),
                 delivered: false,
                 reused: false,
-                _permit: permit,
-            });
+                permit: None,
+            };
         }
         let begin = Begin {
             key: key.to_owned(),
@@ -209,23 +209,26 @@ impl Pool {
             max_input_bytes: limits.max_input_bytes,
         }
         .encode();
-        let reused = lock(&self.idle).pop();
-        let (worker, reused) = match reused {
-            Some(worker) => (worker, true),
-            None => (self.spawn()?, false),
-        };
         let mut held = Vec::with_capacity(begin.len() + 16 * 1024);
         held.extend_from_slice(&begin);
-        Ok(Extraction {
+        Extraction {
             pool: self,
-            worker: Some(worker),
+            worker: None,
             inline: None,
             max_answer: limits.max_chars.saturating_mul(4).saturating_add(64 * 1024),
             held,
             delivered: false,
-            reused,
-            _permit: permit,
-        })
+            reused: false,
+            permit: None,
+        }
+    }
+
+    /// A free slot: waits for one.
+    async fn slot(&self) -> SemaphorePermit<'_> {
+        self.slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     fn spawn(&self) -> Result<Worker, Failure> {
@@ -368,7 +371,8 @@ pub struct Extraction<'a> {
     delivered: bool,
     /// The worker served files before this one.
     reused: bool,
-    _permit: SemaphorePermit<'a>,
+    /// The pool's slot, taken with the worker (inline: for the extraction).
+    permit: Option<SemaphorePermit<'a>>,
 }
 
 impl Extraction<'_> {
@@ -398,10 +402,25 @@ impl Extraction<'_> {
         Ok(())
     }
 
+    /// Takes a free worker for this file, unless it has one: the most recently idle one, else a
+    /// new one.
+    async fn take_worker(&mut self) -> Result<(), Failure> {
+        if self.worker.is_none() && self.inline.is_none() {
+            self.permit = Some(self.pool.slot().await);
+            let idle = lock(&self.pool.idle).pop();
+            (self.worker, self.reused) = match idle {
+                Some(worker) => (Some(worker), true),
+                None => (Some(self.pool.spawn()?), false),
+            };
+        }
+        Ok(())
+    }
+
     /// Writes the held frames, then `tail`. A worker that takes none of this file's bytes was gone
     /// before the file: a reused one (an idle worker killed from outside) is replaced by a fresh
     /// one, which is not the file's fault; a fresh one that takes nothing could not be started.
     async fn deliver(&mut self, tail: &[u8]) -> Result<(), Failure> {
+        self.take_worker().await?;
         loop {
             let worker = self
                 .worker
@@ -435,6 +454,7 @@ impl Extraction<'_> {
     /// The file is complete: waits for the worker's answer, at most the timeout and its grace.
     pub async fn finish(mut self) -> Result<String, Failure> {
         if let Some((key, file, limits)) = self.inline.take() {
+            self.permit = Some(self.pool.slot().await);
             let limits = super::Limits {
                 max_chars: limits.max_chars,
                 max_decompressed_bytes: limits.max_decompressed_bytes,
@@ -449,9 +469,9 @@ impl Extraction<'_> {
         self.deliver(&[]).await?;
         let patience = self.pool.config.timeout + self.pool.config.grace;
         let max = self.max_answer;
-        let answer = tokio::time::timeout(patience, read_frame(&mut self.worker().stdout, max));
+        let answer = tokio::time::timeout(patience, read_answer(&mut self.worker().stdout, max));
         match answer.await {
-            Ok(Ok(Some(body))) => match worker::decode_answer(&body) {
+            Ok(Ok(Some((tag, rest)))) => match worker::decode_answer(tag, rest) {
                 Ok(result) => {
                     let worker = self.worker.take().expect("present");
                     lock(&self.pool.idle).push(worker);
@@ -475,7 +495,8 @@ impl Extraction<'_> {
 
     /// The download failed: the worker forgets the file and serves the next one.
     pub async fn abort(mut self) {
-        if self.inline.is_some() {
+        // Inline, or no worker taken yet: nothing to tell anyone.
+        if self.worker.is_none() {
             return;
         }
         // A worker that got nothing of the file has nothing to forget.
@@ -542,20 +563,26 @@ async fn write_all_of(
     Ok(())
 }
 
-/// Reads one answer frame, `None` when the worker's output ended first.
-async fn read_frame(
+/// Reads one answer frame: its tag and the rest of its body, read into a vector of its length
+/// without zeroing it first; `None` when the worker's output ended first.
+async fn read_answer(
     output: &mut (impl AsyncRead + Unpin),
     max: usize,
-) -> Result<Option<Vec<u8>>, ProtocolError> {
+) -> Result<Option<(u8, Vec<u8>)>, ProtocolError> {
     let mut prefix = [0u8; 4];
     match output.read_exact(&mut prefix).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let mut body = vec![0u8; worker::announced(prefix, max)?];
-    output.read_exact(&mut body).await?;
-    Ok(Some(body))
+    let len = worker::announced(prefix, max)?;
+    let tag = output.read_u8().await?;
+    let mut rest = Vec::with_capacity(len - 1);
+    output.take(len as u64 - 1).read_to_end(&mut rest).await?;
+    if rest.len() < len - 1 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    Ok(Some((tag, rest)))
 }
 
 /// Keeps the last [`STDERR_TAIL`] bytes of a worker's stderr.

@@ -48,6 +48,52 @@ fn reduce_whitespace_matches_the_default_pipeline() {
     assert_eq!(reduce_whitespace(""), "");
 }
 
+/// The pipeline's steps one character at a time: what [`reduce_whitespace`] must equal.
+fn reduce_whitespace_by_chars(text: &str) -> String {
+    let mut result = String::new();
+    let mut pending_space = false;
+    for c in text.chars().filter(|&c| c != '\u{FFFD}') {
+        if matches!(c, ' ' | '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r') {
+            pending_space = true;
+        } else {
+            if pending_space && !result.is_empty() {
+                result.push(' ');
+            }
+            pending_space = false;
+            result.push(c);
+        }
+    }
+    result.trim_matches(|c: char| c <= ' ').to_string()
+}
+
+#[test]
+fn reduce_whitespace_equals_the_steps_one_character_at_a_time() {
+    // Characters whose encodings share bytes with U+FFFD (EF BF BD) or sit beside it, spaces of
+    // every kind, controls, text of one to four bytes a character.
+    let alphabet = [
+        " ", "\t", "\n", "\u{0B}", "\u{0C}", "\r", "\u{1}", "\u{FFFD}", "\u{FFFC}", "\u{FFFF}",
+        "\u{F8FF}", "\u{EFBF}", "\u{A0}", "\u{2003}", "a", "é", "€", "😀", "x",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..20_000 {
+        let mut text = String::new();
+        for _ in 0..(state % 13) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            text.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+        }
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        assert_eq!(
+            reduce_whitespace(&text),
+            reduce_whitespace_by_chars(&text),
+            "{text:?}"
+        );
+    }
+}
+
 #[test]
 fn output_is_capped_in_characters() {
     let limits = Limits {

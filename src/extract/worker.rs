@@ -136,14 +136,15 @@ pub(crate) fn announced(prefix: [u8; 4], max: usize) -> Result<usize, ProtocolEr
     }
 }
 
-/// The answer frame for one extraction.
-pub(crate) fn encode_answer(result: &Result<String, ExtractError>) -> Vec<u8> {
-    let mut body = Vec::new();
-    match result {
-        Ok(text) => {
-            body.push(TEXT);
-            body.extend_from_slice(text.as_bytes());
-        }
+/// Writes the answer frame for one extraction: the text goes from the parser's string to `output`
+/// without a copy into a frame of its own.
+pub(crate) fn write_answer(
+    output: &mut impl Write,
+    result: &Result<String, ExtractError>,
+) -> io::Result<()> {
+    let failure: [u8; 2];
+    let (head, rest): (&[u8], &str) = match result {
+        Ok(text) => (&[TEXT], text),
         Err(e) => {
             let (kind, message) = match e {
                 ExtractError::Corrupt(m) => (1, m.as_str()),
@@ -153,21 +154,25 @@ pub(crate) fn encode_answer(result: &Result<String, ExtractError>) -> Vec<u8> {
                 ExtractError::Unsupported => (5, ""),
                 ExtractError::Panicked(m) => (6, m.as_str()),
             };
-            body.extend_from_slice(&[FAILURE, kind]);
-            body.extend_from_slice(message.as_bytes());
+            failure = [FAILURE, kind];
+            (&failure, message)
         }
-    }
-    framed(&body)
+    };
+    output.write_all(&header(head.len() + rest.len()))?;
+    output.write_all(head)?;
+    output.write_all(rest.as_bytes())
 }
 
-/// Reads an answer frame's body (tag included).
-pub(crate) fn decode_answer(body: &[u8]) -> Result<Result<String, ExtractError>, ProtocolError> {
-    let text =
-        |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| ProtocolError::Malformed("answer"));
-    match body {
-        [TEXT, rest @ ..] => Ok(Ok(text(rest)?)),
-        [FAILURE, kind, rest @ ..] => {
-            let message = text(rest)?;
+/// Reads an answer frame: its tag, and the rest of its body (which becomes the text, uncopied).
+pub(crate) fn decode_answer(
+    tag: u8,
+    rest: Vec<u8>,
+) -> Result<Result<String, ExtractError>, ProtocolError> {
+    let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| ProtocolError::Malformed("answer"));
+    match (tag, rest.split_first()) {
+        (TEXT, _) => Ok(Ok(text(rest)?)),
+        (FAILURE, Some((&kind, message))) => {
+            let message = text(message.to_vec())?;
             Ok(Err(match kind {
                 1 => ExtractError::Corrupt(message),
                 2 => ExtractError::Encrypted,
@@ -178,13 +183,14 @@ pub(crate) fn decode_answer(body: &[u8]) -> Result<Result<String, ExtractError>,
                 _ => return Err(ProtocolError::Malformed("failure")),
             }))
         }
-        [tag, ..] => Err(ProtocolError::Unexpected(*tag as char)),
-        [] => Err(ProtocolError::Empty),
+        (FAILURE, None) => Err(ProtocolError::Malformed("failure")),
+        (tag, _) => Err(ProtocolError::Unexpected(tag as char)),
     }
 }
 
-/// The next frame's body, or `None` when the input ends between frames.
-fn read_frame(input: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, ProtocolError> {
+/// The next frame's tag and the length of the rest of its body, or `None` when the input ends
+/// between frames.
+fn read_head(input: &mut impl Read, max: usize) -> Result<Option<(u8, usize)>, ProtocolError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -196,8 +202,30 @@ fn read_frame(input: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, Prot
             Err(e) => return Err(e.into()),
         }
     }
-    let mut body = vec![0u8; announced(prefix, max)?];
-    input.read_exact(&mut body)?;
+    let len = announced(prefix, max)?;
+    let mut tag = [0u8];
+    input.read_exact(&mut tag)?;
+    Ok(Some((tag[0], len - 1)))
+}
+
+/// Appends the next `len` bytes of `input` to `into`, straight from the input's buffer.
+fn read_rest(input: &mut impl Read, len: usize, into: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    into.reserve(len);
+    let read = input.take(len as u64).read_to_end(into)?;
+    if read < len {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    }
+    Ok(())
+}
+
+/// The next frame's body, tag first, or `None` when the input ends between frames.
+#[cfg(test)]
+fn read_frame(input: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, ProtocolError> {
+    let Some((tag, len)) = read_head(input, max)? else {
+        return Ok(None);
+    };
+    let mut body = vec![tag];
+    read_rest(input, len, &mut body)?;
     Ok(Some(body))
 }
 
@@ -212,26 +240,30 @@ struct Pending {
 /// Serves requests from `input` until it ends, answering on `output`.
 pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), ProtocolError> {
     let mut pending: Option<Pending> = None;
-    while let Some(frame) = read_frame(input, MAX_REQUEST_FRAME)? {
-        match frame[0] {
+    while let Some((tag, len)) = read_head(input, MAX_REQUEST_FRAME)? {
+        match tag {
             BEGIN => {
+                let mut rest = Vec::new();
+                read_rest(input, len, &mut rest)?;
                 pending = Some(Pending {
-                    begin: Begin::decode(&frame[1..])?,
+                    begin: Begin::decode(&rest)?,
                     bytes: Vec::new(),
                     too_large: false,
                 })
             }
             DATA => {
                 let p = pending.as_mut().ok_or(ProtocolError::Unexpected('D'))?;
-                let piece = &frame[1..];
-                if p.too_large {
-                } else if (p.bytes.len() + piece.len()) as u64 > p.begin.max_input_bytes {
+                if !p.too_large && (p.bytes.len() + len) as u64 > p.begin.max_input_bytes {
                     p.too_large = true;
                     p.bytes = Vec::new();
+                }
+                if p.too_large {
+                    io::copy(&mut input.take(len as u64), &mut io::sink())?;
                 } else {
-                    p.bytes.extend_from_slice(piece);
+                    read_rest(input, len, &mut p.bytes)?;
                 }
             }
+            END | ABORT if len > 0 => return Err(ProtocolError::Malformed("end or abort")),
             END => {
                 let p = pending.take().ok_or(ProtocolError::Unexpected('E'))?;
                 let result = if p.too_large {
@@ -243,7 +275,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Proto
                     extract(&p.begin.key, &p.bytes, &p.begin.limits())
                 };
                 drop(p);
-                output.write_all(&encode_answer(&result))?;
+                write_answer(output, &result)?;
                 output.flush()?;
             }
             ABORT => pending = None,
@@ -297,7 +329,7 @@ mod tests {
         let mut rest = &output[..];
         let mut all = Vec::new();
         while let Some(body) = read_frame(&mut rest, usize::MAX).unwrap() {
-            all.push(decode_answer(&body).unwrap());
+            all.push(decode_answer(body[0], body[1..].to_vec()).unwrap());
         }
         (served, all)
     }
@@ -330,12 +362,14 @@ mod tests {
             Err(ExtractError::Unsupported),
             Err(ExtractError::Panicked("index out of bounds".into())),
         ] {
-            let frame = encode_answer(&result);
+            let mut frame = Vec::new();
+            write_answer(&mut frame, &result).unwrap();
             let body = read_frame(&mut &frame[..], usize::MAX).unwrap().unwrap();
-            assert_eq!(decode_answer(&body).unwrap(), result);
+            assert_eq!(decode_answer(body[0], body[1..].to_vec()).unwrap(), result);
         }
-        assert!(decode_answer(&[FAILURE, 99]).is_err());
-        assert!(decode_answer(b"Zwhat").is_err());
+        assert!(decode_answer(FAILURE, vec![99]).is_err());
+        assert!(decode_answer(FAILURE, vec![]).is_err());
+        assert!(decode_answer(b'Z', b"what".to_vec()).is_err());
     }
 
     #[test]
@@ -407,5 +441,9 @@ mod tests {
         assert!(all.is_empty());
         let (served, _) = answers(framed(b"?"));
         assert!(matches!(served, Err(ProtocolError::Unexpected('?'))));
+        let mut input = begin("a.txt", 100).encode();
+        input.extend(framed(b"Eextra"));
+        let (served, _) = answers(input);
+        assert!(matches!(served, Err(ProtocolError::Malformed(_))));
     }
 }

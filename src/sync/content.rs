@@ -362,10 +362,7 @@ impl Stage {
     where
         R: AsyncRead + Unpin,
     {
-        let mut extraction = match self.pool().begin(key, self.file_limits()).await {
-            Ok(extraction) => extraction,
-            Err(failure) => return Ok(Err(failure)),
-        };
+        let mut extraction = self.pool().begin(key, self.file_limits());
         let fed = match open.await {
             Ok(reader) => {
                 feed(

@@ -449,11 +449,13 @@ impl Lister<'_> {
         })
     }
 
-    /// Fetches the page's content and queues the documents in the page's order. Each object's
+    /// Fetches the page's content and queues the documents as they are ready. Each object's
     /// download and extraction runs in a task of its own, so that every core does per-object work;
     /// at most `concurrency` of them exist at once, finished ones included, so no more objects
-    /// than that are held (docs/architecture.md#memory-and-cpu). Dropping this future (a canceled
-    /// sync) aborts them.
+    /// than that are held (docs/architecture.md#memory-and-cpu). Not in the page's order: a slow
+    /// file would hold back the next ones while the rest of the tasks wait to be collected, and
+    /// the page's checkpoint waits for all of its operations anyway. Dropping this future (a
+    /// canceled sync) aborts them.
     async fn index_page(
         &self,
         bucket: &str,
@@ -492,7 +494,7 @@ impl Lister<'_> {
                 // The task's log lines keep the job's labels.
                 AbortOnDropHandle::new(tokio::spawn(fill.instrument(tracing::Span::current())))
             })
-            .buffered(self.concurrency.get());
+            .buffer_unordered(self.concurrency.get());
         while let Some(joined) = filled.next().await {
             let (p, filled) = match joined {
                 Ok(done) => done,

@@ -117,12 +117,17 @@ async fn a_worker_that_answers_nonsense_is_killed() {
 async fn a_file_given_up_half_way_kills_its_worker() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pids");
+    // Reads the file (waiting for more than it gets), then never answers.
     let pool = pool(
-        &format!("echo $$ >> {}; exec sleep 30", file.display()),
+        &format!(
+            "echo $$ >> {}; head -c 100000 > /dev/null; exec sleep 30",
+            file.display()
+        ),
         Duration::from_secs(30),
     );
-    let mut extraction = pool.begin("a.txt", LIMITS).await.unwrap();
-    extraction.send(b"first half").await.unwrap();
+    let mut extraction = pool.begin("a.txt", LIMITS);
+    // More than the pool holds back: the worker has some of the file.
+    extraction.send(&[b'x'; HOLD + 1]).await.unwrap();
     let pid = loop {
         if let Some(pid) = pids(&file).first() {
             break *pid;
@@ -183,23 +188,23 @@ fn a_death_is_told_in_words() {
 #[tokio::test]
 async fn a_small_file_reaches_its_worker_in_one_write() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("first-read");
-    // Counts what its first read of its input brings, then answers "hi".
+    let file = dir.path().join("reads");
+    // For every file: counts what one read of its input brings, then answers "hi".
     let pool = pool(
         &format!(
-            r"dd bs=65536 count=1 2>/dev/null | wc -c > {}; printf '\003\000\000\000Thi'; exec sleep 30",
+            r"while :; do dd bs=65536 count=1 2>/dev/null | wc -c >> {}; printf '\003\000\000\000Thi'; done",
             file.display()
         ),
         Duration::from_secs(30),
     );
-    let mut extraction = pool.begin("a.txt", LIMITS).await.unwrap();
-    // The worker is up and waiting for its input by now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first file starts the worker; for the second it is up and waiting for its input.
+    assert_eq!(pool.extract("warm-up", b"", LIMITS).await.unwrap(), "hi");
+    let mut extraction = pool.begin("a.txt", LIMITS);
     extraction.send(b"words").await.unwrap();
     assert_eq!(extraction.finish().await.unwrap(), "hi");
     // Begin (4 + 1 + 32 + 5 bytes of key), data (4 + 1 + 5) and end (4 + 1) frames.
-    let first_read = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(first_read.trim(), "57");
+    let reads = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(reads.lines().nth(1), Some("57"), "{reads}");
 }
 
 #[tokio::test]
@@ -225,4 +230,28 @@ async fn an_idle_worker_killed_from_outside_is_replaced_for_the_next_file() {
     assert_eq!(pool.extract("b.txt", b"words", LIMITS).await.unwrap(), "hi");
     let tally = pool.tally();
     assert_eq!((tally.started, tally.died), (2, 1), "{tally:?}");
+}
+
+#[tokio::test]
+async fn a_small_file_takes_no_worker_while_it_downloads() {
+    // One worker, which answers "hi" to every file.
+    let pool = pool(
+        r"while :; do dd bs=65536 count=1 of=/dev/null 2>/dev/null; printf '\003\000\000\000Thi'; done",
+        Duration::from_secs(30),
+    );
+    // Two files downloading at once, each a piece so far: neither holds the only worker yet, so
+    // both get their pieces in.
+    let mut a = pool.begin("a.txt", LIMITS);
+    let mut b = pool.begin("b.txt", LIMITS);
+    for extraction in [&mut a, &mut b] {
+        let sent = tokio::time::timeout(Duration::from_secs(5), extraction.send(b"words"));
+        sent.await.expect("a piece waits for no worker").unwrap();
+    }
+    assert_eq!(a.finish().await.unwrap(), "hi");
+    assert_eq!(b.finish().await.unwrap(), "hi");
+    assert_eq!(
+        pool.tally().started,
+        1,
+        "both files went to the same worker"
+    );
 }
