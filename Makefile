@@ -119,7 +119,7 @@ bench-scale:
 # (ES_URL, else one started for the run), beside the same objects' single-core extraction throughput
 # (examples/extract --objects), the synthetic S3's GET ceiling to a plain HTTP client and the same GETs
 # through the service's own download path (examples/get-ceiling), in ftest/bench_extract.py.
-# EXTRACT_CORPUS=large: the larger files of ftest/large_corpus.py (50-340 KB) instead of tests/corpus.
+# EXTRACT_CORPUS=large: the larger files of ftest/large_corpus.py (60-340 KB) instead of tests/corpus.
 EXTRACT_N ?= 20000
 DOWNLOADS ?=
 EXTRACT_CORPUS ?=

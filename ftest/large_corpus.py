@@ -1,5 +1,5 @@
 """The larger files for `ftest/bench_extract.py --corpus`: issue 10's extraction ratio measured on
-files of 50–400 KB, where per-file costs weigh less than on tests/corpus.
+files of 60–340 KB, where per-file costs weigh less than on tests/corpus.
 
     python3 ftest/large_corpus.py OUT_DIR [--seed N]
 
