@@ -283,13 +283,14 @@ impl EsClient {
         decode_typed(&bytes, || format!("/{}", segments.join("/")))
     }
 
-    /// [`EsClient::typed`] with a body already serialized as JSON.
-    pub async fn typed_bytes<T: serde::de::DeserializeOwned>(
+    /// The answer's bytes of a request whose body is already serialized as JSON, retried on
+    /// transient failures; the caller reads it with [`decode_typed`], borrowing from it.
+    pub async fn json_bytes(
         &self,
         method: Method,
         segments: &[&str],
         body: Vec<u8>,
-    ) -> Result<T, EsError> {
+    ) -> Result<Bytes, EsError> {
         let (_, bytes) = self
             .send(
                 method,
@@ -299,7 +300,18 @@ impl EsClient {
                 Retry::Transient,
             )
             .await?;
-        decode_typed(&bytes, || format!("/{}", segments.join("/")))
+        Ok(bytes)
+    }
+
+    /// The answer's bytes of a request retried on transient failures.
+    pub(crate) async fn transient_bytes(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Bytes, EsError> {
+        Ok(self.transient(method, segments, query, body).await?.1)
     }
 
     async fn transient(
@@ -525,9 +537,9 @@ fn auth_header(cfg: &EsConfig, api_key: Option<&Secret>) -> Result<Option<Header
     Ok(Some(header))
 }
 
-/// An answer read into `T`; `path` names the request in the error.
-fn decode_typed<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
+/// An answer read into `T` (which may borrow from it); `path` names the request in the error.
+pub(crate) fn decode_typed<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
     path: impl FnOnce() -> String,
 ) -> Result<T, EsError> {
     serde_json::from_slice(bytes).map_err(|e| EsError::Decode {

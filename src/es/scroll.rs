@@ -2,9 +2,8 @@
 //! scroll contexts. `from`/`size` paging (what Elastic's helper does) stops at 10 000 hits without
 //! a word; a scroll does not.
 
-use super::client::{Body, EsClient, Hit, Retry, hits_of};
+use super::client::{Body, EsClient, Hit, Retry, decode_typed, hits_of};
 use super::error::EsError;
-use super::search::SearchPage;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -25,17 +24,20 @@ impl ScrollPage for Value {
     }
 }
 
-impl<S: DeserializeOwned> ScrollPage for SearchPage<S> {
-    fn scroll_id(&self) -> Option<&str> {
-        self.scroll_id.as_deref()
-    }
-}
-
 /// What a page callback of [`EsClient::scroll`] wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     More,
     Stop,
+}
+
+/// What a callback of [`EsClient::scroll_pages`] read of a page: the id of the scroll context
+/// (as soon as the page could be read, so that the context is cleared even when the page is then
+/// refused), and what it wants next.
+#[derive(Debug)]
+pub struct Scrolled<E> {
+    pub scroll_id: Option<String>,
+    pub next: Result<Next, E>,
 }
 
 impl EsClient {
@@ -51,15 +53,49 @@ impl EsClient {
         keep_alive: &str,
         mut page: impl FnMut(&P) -> Result<Next, E>,
     ) -> Result<(), E> {
+        self.scroll_pages(
+            index,
+            params,
+            body,
+            keep_alive,
+            |bytes, path| match decode_typed::<P>(bytes, || path.to_string()) {
+                Ok(p) => Scrolled {
+                    scroll_id: p.scroll_id().map(str::to_string),
+                    next: page(&p),
+                },
+                Err(e) => Scrolled {
+                    scroll_id: None,
+                    next: Err(e.into()),
+                },
+            },
+        )
+        .await
+    }
+
+    /// [`EsClient::scroll`] handing each page's answer as it came (`path` names its request), for
+    /// a caller that reads a page borrowing from it (`sync/existing.rs`: the index's ids).
+    pub async fn scroll_pages<E: From<EsError>>(
+        &self,
+        index: &str,
+        params: &[(&str, String)],
+        body: Value,
+        keep_alive: &str,
+        mut page: impl FnMut(&[u8], &str) -> Scrolled<E>,
+    ) -> Result<(), E> {
         let mut query: Vec<(&str, String)> = params.to_vec();
         query.push(("scroll", keep_alive.to_string()));
-        let first: P = self
-            .typed(Method::POST, &[index, "_search"], &query, Some(body))
-            .await?;
-        let mut scroll_id = first.scroll_id().map(str::to_string);
-        let mut current = first;
+        let (mut current, mut path) = (
+            self.transient_bytes(Method::POST, &[index, "_search"], &query, Some(body))
+                .await?,
+            format!("/{index}/_search"),
+        );
+        let mut scroll_id = None;
         let result = loop {
-            match page(&current) {
+            let read = page(&current, &path);
+            if read.scroll_id.is_some() {
+                scroll_id = read.scroll_id;
+            }
+            match read.next {
                 Ok(Next::More) => {}
                 Ok(Next::Stop) => break Ok(()),
                 Err(e) => break Err(e),
@@ -69,15 +105,13 @@ impl EsClient {
             };
             let next = json!({"scroll_id": sid, "scroll": keep_alive});
             current = match self
-                .typed(Method::POST, &["_search", "scroll"], &[], Some(next))
+                .transient_bytes(Method::POST, &["_search", "scroll"], &[], Some(next))
                 .await
             {
-                Ok(p) => p,
+                Ok(bytes) => bytes,
                 Err(e) => break Err(e.into()),
             };
-            if let Some(next_id) = current.scroll_id() {
-                scroll_id = Some(next_id.to_string());
-            }
+            path = "/_search/scroll".to_string();
         };
         if let Some(sid) = scroll_id {
             self.clear_scroll(sid).await;

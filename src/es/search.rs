@@ -3,21 +3,22 @@
 //! is complete, the total and the scroll id. The content index is read this way once per listed
 //! object (versions) and once per indexed document (the stale pass), so no JSON tree is built.
 
-use serde::de::{self, DeserializeOwned, Visitor};
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 use std::fmt;
 
-/// One page of a search (`S`: what a hit's `_source` is read into).
+/// One page of a search (`S`: what a hit's `_source` is read into), borrowing the answer's text
+/// where it can (`'a`: the answer's bytes).
 #[derive(Debug, Deserialize)]
-#[serde(bound = "S: DeserializeOwned")]
-pub struct SearchPage<S> {
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct SearchPage<'a, S> {
     #[serde(default)]
     pub timed_out: bool,
     #[serde(rename = "_shards", default)]
     pub shards: Option<Shards>,
-    #[serde(default)]
-    pub hits: Option<Hits<S>>,
+    #[serde(borrow, default)]
+    pub hits: Option<Hits<'a, S>>,
     #[serde(rename = "_scroll_id", default)]
     pub scroll_id: Option<String>,
 }
@@ -47,11 +48,12 @@ pub struct Reason {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(bound = "S: DeserializeOwned")]
-pub struct Hits<S> {
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct Hits<'a, S> {
     #[serde(default)]
     pub total: Option<Total>,
-    pub hits: Vec<SearchHit<S>>,
+    #[serde(borrow)]
+    pub hits: Vec<SearchHit<'a, S>>,
 }
 
 /// `hits.total`: `{"value": n, "relation": "eq" | "gte"}`, or a plain number from older versions.
@@ -63,10 +65,11 @@ pub enum Total {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(bound = "S: DeserializeOwned")]
-pub struct SearchHit<S> {
-    #[serde(rename = "_id")]
-    pub id: String,
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct SearchHit<'a, S> {
+    /// Borrowed from the answer unless it holds escapes.
+    #[serde(rename = "_id", borrow)]
+    pub id: Cow<'a, str>,
     #[serde(rename = "_source", default = "none")]
     pub source: Option<S>,
 }
@@ -146,7 +149,7 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(matches!(Flag::deserialize(d)?, Flag::Bool(true)))
 }
 
-impl<S> SearchPage<S> {
+impl<S> SearchPage<'_, S> {
     /// The exact number of documents the search matched, when the answer gives it.
     pub fn exact_total(&self) -> Option<u64> {
         match self.hits.as_ref()?.total.as_ref()? {
@@ -178,7 +181,7 @@ mod tests {
 
     #[test]
     fn a_page_reads_its_hits_totals_and_failures() {
-        let page: SearchPage<Src> = serde_json::from_value(json!({
+        let answer = json!({
             "_scroll_id": "s1", "took": 1, "timed_out": false,
             "_shards": {"total": 2, "successful": 1, "skipped": 0, "failed": 1, "failures": [
                 {"shard": 1, "index": "x", "reason": {"type": "node_disconnected_exception",
@@ -187,8 +190,9 @@ mod tests {
                 {"_index": "x", "_id": "a", "_score": null, "_source": {"bucket": "b", "size": 1},
                  "sort": [0]},
                 {"_index": "x", "_id": "b"}]}
-        }))
-        .unwrap();
+        })
+        .to_string();
+        let page: SearchPage<Src> = serde_json::from_str(&answer).unwrap();
         assert_eq!(page.scroll_id.as_deref(), Some("s1"));
         assert_eq!(page.exact_total(), Some(2));
         assert_eq!(page.shards.as_ref().unwrap().failed, 1);
@@ -198,6 +202,10 @@ mod tests {
         );
         let hits = &page.hits.as_ref().unwrap().hits;
         assert_eq!(hits[0].id, "a");
+        assert!(
+            matches!(hits[0].id, Cow::Borrowed(_)),
+            "read without a copy"
+        );
         assert_eq!(
             hits[0].source,
             Some(Src {
@@ -240,15 +248,14 @@ mod tests {
 
     #[test]
     fn only_an_exact_total_counts() {
-        let total = |t| {
-            serde_json::from_value::<SearchPage<Src>>(json!({"hits": {"total": t, "hits": []}}))
+        let total = |answer: serde_json::Value| {
+            serde_json::from_str::<SearchPage<Src>>(&answer.to_string())
                 .unwrap()
                 .exact_total()
         };
-        assert_eq!(total(json!(7)), Some(7));
-        assert_eq!(total(json!({"value": 10000, "relation": "gte"})), None);
-        let no_total: SearchPage<Src> =
-            serde_json::from_value(json!({"hits": {"hits": []}})).unwrap();
-        assert_eq!(no_total.exact_total(), None);
+        assert_eq!(total(json!({"hits": {"total": 7, "hits": []}})), Some(7));
+        let counted = json!({"hits": {"total": {"value": 10000, "relation": "gte"}, "hits": []}});
+        assert_eq!(total(counted), None);
+        assert_eq!(total(json!({"hits": {"hits": []}})), None);
     }
 }

@@ -5,8 +5,9 @@
 //! A version is a fingerprint of `_timestamp` + `etag`: equal fingerprints mean the object has not
 //! changed since it was indexed.
 
-use crate::es::scroll::Next;
-use crate::es::search::{SearchHit, SearchPage, flag, text, text_borrowed};
+use crate::es::client::decode_typed;
+use crate::es::scroll::{Next, Scrolled};
+use crate::es::search::{SearchHit, SearchPage, flag, text_borrowed};
 use crate::es::{EsClient, EsError};
 use reqwest::Method;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
@@ -125,13 +126,13 @@ impl<'de> Deserialize<'de> for Flag {
     }
 }
 
-/// What the stale pass reads of a document.
+/// What the stale pass reads of a document, borrowed from the answer where it holds no escapes.
 #[derive(Debug, Default, Deserialize)]
-struct IdSource {
-    #[serde(default, deserialize_with = "text")]
-    id: Option<String>,
-    #[serde(default, deserialize_with = "text")]
-    bucket: Option<String>,
+struct IdSource<'a> {
+    #[serde(default, borrow, deserialize_with = "text_borrowed")]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text_borrowed")]
+    bucket: Option<Cow<'a, str>>,
 }
 
 /// The version of the document a hit carries (one without `_source` has neither field).
@@ -146,7 +147,7 @@ pub(crate) fn version_of_document(source: &serde_json::Value) -> u64 {
 }
 
 /// The id a hit names (`_source.id`, which our documents carry, else `_id`) and its bucket.
-fn id_of(hit: &SearchHit<IdSource>) -> (&str, Option<&str>) {
+fn id_of<'h>(hit: &'h SearchHit<'_, IdSource<'_>>) -> (&'h str, Option<&'h str>) {
     let source = hit.source.as_ref();
     let id = source.and_then(|s| s.id.as_deref()).unwrap_or(&hit.id);
     (id, source.and_then(|s| s.bucket.as_deref()))
@@ -183,7 +184,7 @@ pub enum ReadCause {
 
 /// The hits of one page, unless the page says it is partial: a page from some shards only, or
 /// cut short by a timeout, would silently leave ids out.
-fn page_hits<S>(page: &SearchPage<S>) -> Result<&[SearchHit<S>], ReadCause> {
+fn page_hits<'p, 'a, S>(page: &'p SearchPage<'a, S>) -> Result<&'p [SearchHit<'a, S>], ReadCause> {
     if page.timed_out {
         return Err(ReadCause::TimedOut);
     }
@@ -217,9 +218,11 @@ pub async fn versions(
     index: &str,
     ids: &[&str],
 ) -> Result<HashMap<String, u64>, ReadError> {
-    let page: SearchPage<VersionSource> = es
-        .typed_bytes(Method::POST, &[index, "_search"], versions_query(ids))
+    let answer = es
+        .json_bytes(Method::POST, &[index, "_search"], versions_query(ids))
         .await
+        .map_err(|e| read_error(index)(e.into()))?;
+    let page: SearchPage<VersionSource> = decode_typed(&answer, || format!("/{index}/_search"))
         .map_err(|e| read_error(index)(e.into()))?;
     page_hits(&page).map_err(read_error(index))?;
     let hits = page.hits.map(|h| h.hits).unwrap_or_default();
@@ -227,7 +230,7 @@ pub async fn versions(
         .into_iter()
         .map(|hit| {
             let version = version_of(hit.source.as_ref());
-            (hit.id, version)
+            (hit.id.into_owned(), version)
         })
         .collect())
 }
@@ -259,16 +262,22 @@ async fn scroll(es: &EsClient, index: &str, visit: &mut Visit<'_>) -> Result<(),
     }
     let body = json!({"size": SCAN_PAGE, "sort": ["_doc"], "_source": ["id", "bucket"]});
     let (mut total, mut seen) = (None, 0u64);
-    es.scroll(
-        index,
-        &[],
-        body,
-        SCROLL_KEEP_ALIVE,
-        |page: &SearchPage<IdSource>| {
+    // Each page is read borrowing from its answer: an id and a bucket cost no allocation.
+    es.scroll_pages(index, &[], body, SCROLL_KEEP_ALIVE, |bytes, path| {
+        let page: SearchPage<IdSource> = match decode_typed(bytes, || path.to_string()) {
+            Ok(page) => page,
+            Err(e) => {
+                return Scrolled {
+                    scroll_id: None,
+                    next: Err(ReadCause::from(e)),
+                };
+            }
+        };
+        let mut visit_page = || {
             if seen == 0 {
                 total = page.exact_total();
             }
-            let hits = page_hits(page)?;
+            let hits = page_hits(&page)?;
             if hits.is_empty() {
                 return Ok(Next::Stop);
             }
@@ -276,9 +285,14 @@ async fn scroll(es: &EsClient, index: &str, visit: &mut Visit<'_>) -> Result<(),
             for (id, bucket) in hits.iter().map(id_of) {
                 visit(id, bucket);
             }
-            Ok::<_, ReadCause>(Next::More)
-        },
-    )
+            Ok(Next::More)
+        };
+        let next = visit_page();
+        Scrolled {
+            scroll_id: page.scroll_id.clone(),
+            next,
+        }
+    })
     .await?;
     if let Some(total) = total.filter(|t| *t != seen) {
         return Err(ReadCause::Short { seen, total });
@@ -291,8 +305,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn page<S: serde::de::DeserializeOwned>(v: Value) -> SearchPage<S> {
-        serde_json::from_value(v).unwrap()
+    /// A page read from the text of `v` (kept for the test's life: the page borrows from it).
+    fn page<S: Deserialize<'static>>(v: Value) -> SearchPage<'static, S> {
+        serde_json::from_str(Box::leak(v.to_string().into_boxed_str())).unwrap()
     }
 
     #[test]
@@ -310,6 +325,16 @@ mod tests {
         let hits = &ids.hits.as_ref().unwrap().hits;
         assert_eq!(id_of(&hits[0]), ("i", Some("b")));
         assert_eq!(id_of(&hits[1]), ("x", None));
+        let source = hits[0].source.as_ref().unwrap();
+        assert!(
+            matches!(source.id, Some(Cow::Borrowed(_))),
+            "read without a copy"
+        );
+        // Text with escapes is unescaped into its own string.
+        let escaped = json!({"_id": "é\"", "_source": {"id": "é\"", "bucket": "b\nc"}});
+        let ids: SearchPage<IdSource> = page(json!({"hits": {"hits": [escaped]}}));
+        let hits = &ids.hits.as_ref().unwrap().hits;
+        assert_eq!(id_of(&hits[0]), ("é\"", Some("b\nc")));
         let mut marked = hit.clone();
         marked["_source"][TEXT_MISSING] = json!(true);
         assert_ne!(read(&marked), listed);
