@@ -113,14 +113,19 @@ enum RangeEnd {
 
 /// Whether a partition listed whole is cut into key ranges after `pages` pages: once there were
 /// [`SPLIT_AFTER_PAGES`], when the sync spent more than half its time waiting for the listing (a
-/// distant store: more listings at once go faster). A listing that keeps up (the sync waits on
-/// content or on Elasticsearch) stays whole: more ranges would only hold more pages in memory.
+/// distant store: more listings at once go faster), and at least [`SPLIT_AFTER_WAIT`] in all. A
+/// listing that keeps up (the sync waits on content or on Elasticsearch) stays whole: more ranges
+/// would only hold more pages in memory.
 fn split_due(pages: usize, waited: Duration, elapsed: Duration) -> bool {
-    pages >= SPLIT_AFTER_PAGES && waited * 2 > elapsed
+    pages >= SPLIT_AFTER_PAGES && waited >= SPLIT_AFTER_WAIT && waited * 2 > elapsed
 }
 
 /// Pages a partition is listed whole before it may be cut: small partitions cost no probe.
 const SPLIT_AFTER_PAGES: usize = 2;
+/// The least waiting for the listing that may cut a partition: a distant store's round trip. Over
+/// the first pages of a listing that keeps up, a few milliseconds of start-up already made half
+/// the time, and cut a bucket the ranges could not speed up (README, "Scale").
+const SPLIT_AFTER_WAIT: Duration = Duration::from_millis(20);
 /// Ranges per range listed at once: more, smaller ranges even out the work between listers.
 const RANGES_PER_LISTER: usize = 4;
 /// Probes spent at most on cutting one partition into ranges.

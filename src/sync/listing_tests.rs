@@ -48,3 +48,16 @@ fn readable_content_is_indexed_unmarked_and_fitted() {
         "a corrupt file is not retried"
     );
 }
+
+#[test]
+fn a_listing_is_cut_when_it_is_the_wait_and_not_for_a_slow_start() {
+    let ms = Duration::from_millis;
+    // A distant store: 50 ms a page, the sync waits for most of it.
+    assert!(split_due(2, ms(80), ms(110)));
+    // A listing that keeps up, whose first two pages came late by a start-up's few milliseconds.
+    assert!(!split_due(2, ms(7), ms(12)));
+    // The same wait later on, when it is no longer half the time.
+    assert!(!split_due(30, ms(25), ms(150)));
+    // One page is no listing to cut.
+    assert!(!split_due(1, ms(80), ms(110)));
+}
