@@ -79,13 +79,8 @@ fn none<S>() -> Option<S> {
 }
 
 /// A `_source` field read as text when it is a string, as absent when it is anything else (a
-/// document someone else wrote may hold a number there); nothing else of it is built.
-pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    text_borrowed(d).map(|t| t.map(Cow::into_owned))
-}
-
-/// [`text`], borrowing the answer's text where it needs no unescaping (serde's own `Cow<str>`
-/// always copies).
+/// document someone else wrote may hold a number there); nothing else of it is built. The text is
+/// borrowed from the answer where it needs no unescaping (serde's own `Cow<str>` always copies).
 pub fn text_borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
@@ -213,6 +208,10 @@ mod tests {
             })
         );
         assert_eq!(hits[1].source, None);
+    }
+
+    fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        text_borrowed(d).map(|t| t.map(Cow::into_owned))
     }
 
     #[derive(Debug, Deserialize, PartialEq)]

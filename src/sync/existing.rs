@@ -108,7 +108,7 @@ fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T) ->
     Ok(())
 }
 
-/// [`text`] without a `String` where the answer's text needs no unescaping.
+/// [`text_borrowed`] as a value.
 struct Text<'de>(Option<Cow<'de, str>>);
 
 impl<'de> Deserialize<'de> for Text<'de> {
