@@ -284,7 +284,7 @@ impl EsClient {
     }
 
     /// The answer's bytes of a request whose body is already serialized as JSON, retried on
-    /// transient failures; the caller reads it with [`decode_typed`], borrowing from it.
+    /// transient failures; the caller reads it with `decode_typed`, borrowing from it.
     pub async fn json_bytes(
         &self,
         method: Method,
