@@ -267,7 +267,9 @@ impl EsClient {
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<Value, EsError> {
-        let (_, bytes) = self.transient(method, segments, query, body).await?;
+        let bytes = self
+            .transient(method, segments, query, body.map(Body::Json))
+            .await?;
         decode(&bytes, segments)
     }
 
@@ -279,56 +281,25 @@ impl EsClient {
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<T, EsError> {
-        let (_, bytes) = self.transient(method, segments, query, body).await?;
+        let bytes = self
+            .transient(method, segments, query, body.map(Body::Json))
+            .await?;
         decode_typed(&bytes, || format!("/{}", segments.join("/")))
     }
 
-    /// The answer's bytes of a request whose body is already serialized as JSON, retried on
-    /// transient failures; the caller reads it with `decode_typed`, borrowing from it.
-    pub async fn json_bytes(
+    /// The answer's bytes of a request retried on transient failures (a caller that reads them
+    /// itself: `decode_typed`, borrowing from them).
+    pub(crate) async fn transient(
         &self,
         method: Method,
         segments: &[&str],
-        body: Vec<u8>,
+        query: &[(&str, String)],
+        body: Option<Body>,
     ) -> Result<Bytes, EsError> {
         let (_, bytes) = self
-            .send(
-                method,
-                segments,
-                &[],
-                Some(Body::JsonBytes(body)),
-                Retry::Transient,
-            )
+            .send(method, segments, query, body, Retry::Transient)
             .await?;
         Ok(bytes)
-    }
-
-    /// The answer's bytes of a request retried on transient failures.
-    pub(crate) async fn transient_bytes(
-        &self,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<Value>,
-    ) -> Result<Bytes, EsError> {
-        Ok(self.transient(method, segments, query, body).await?.1)
-    }
-
-    async fn transient(
-        &self,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<Value>,
-    ) -> Result<(StatusCode, Bytes), EsError> {
-        self.send(
-            method,
-            segments,
-            query,
-            body.map(Body::Json),
-            Retry::Transient,
-        )
-        .await
     }
 
     /// `HEAD /<index>`.

@@ -84,14 +84,19 @@ impl EsClient {
     ) -> Result<(), E> {
         let mut query: Vec<(&str, String)> = params.to_vec();
         query.push(("scroll", keep_alive.to_string()));
-        let (mut current, mut path) = (
-            self.transient_bytes(Method::POST, &[index, "_search"], &query, Some(body))
-                .await?,
-            format!("/{index}/_search"),
-        );
+        let mut current = self
+            .transient(
+                Method::POST,
+                &[index, "_search"],
+                &query,
+                Some(Body::Json(body)),
+            )
+            .await?;
+        let search = format!("/{index}/_search");
+        let mut path = search.as_str();
         let mut scroll_id = None;
         let result = loop {
-            let read = page(&current, &path);
+            let read = page(&current, path);
             if read.scroll_id.is_some() {
                 scroll_id = read.scroll_id;
             }
@@ -105,13 +110,18 @@ impl EsClient {
             };
             let next = json!({"scroll_id": sid, "scroll": keep_alive});
             current = match self
-                .transient_bytes(Method::POST, &["_search", "scroll"], &[], Some(next))
+                .transient(
+                    Method::POST,
+                    &["_search", "scroll"],
+                    &[],
+                    Some(Body::Json(next)),
+                )
                 .await
             {
                 Ok(bytes) => bytes,
                 Err(e) => break Err(e.into()),
             };
-            path = "/_search/scroll".to_string();
+            path = "/_search/scroll";
         };
         if let Some(sid) = scroll_id {
             self.clear_scroll(sid).await;

@@ -405,7 +405,7 @@ impl Extraction<'_> {
     /// Takes a free worker for this file, unless it has one: the most recently idle one, else a
     /// new one.
     async fn take_worker(&mut self) -> Result<(), Failure> {
-        if self.worker.is_none() && self.inline.is_none() {
+        if self.worker.is_none() {
             self.permit = Some(self.pool.slot().await);
             let idle = lock(&self.pool.idle).pop();
             (self.worker, self.reused) = match idle {

@@ -5,7 +5,7 @@
 //! A version is a fingerprint of `_timestamp` + `etag`: equal fingerprints mean the object has not
 //! changed since it was indexed.
 
-use crate::es::client::decode_typed;
+use crate::es::client::{Body, decode_typed};
 use crate::es::scroll::{Next, Scrolled};
 use crate::es::search::{SearchHit, SearchPage, flag, text_borrowed};
 use crate::es::{EsClient, EsError};
@@ -219,7 +219,12 @@ pub async fn versions(
     ids: &[&str],
 ) -> Result<HashMap<String, u64>, ReadError> {
     let answer = es
-        .json_bytes(Method::POST, &[index, "_search"], versions_query(ids))
+        .transient(
+            Method::POST,
+            &[index, "_search"],
+            &[],
+            Some(Body::JsonBytes(versions_query(ids))),
+        )
         .await
         .map_err(|e| read_error(index)(e.into()))?;
     let page: SearchPage<VersionSource> = decode_typed(&answer, || format!("/{index}/_search"))
