@@ -218,7 +218,10 @@ async fn mapping_error_fixture(
 async fn consecutive_bulk_item_errors_stop_the_sync() {
     let world = TestWorld::start().await;
     let (id, index, bucket, bad) = mapping_error_fixture(&world, "monitor").await;
-    let svc = ServiceProcess::start(&world, &world.config_yaml(&[&id], ""), &[]);
+    // Documents are queued as their downloads finish; one download at a time keeps them in
+    // listing order, so that the good ones come first and the bad ones fail in a row.
+    let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.concurrent_downloads: 1");
+    let svc = ServiceProcess::start(&world, &yaml, &[]);
     let job = world.create_pending_job(&id).await;
     let done = wait_done(&world, &job, secs(30), &[&svc]).await;
 
