@@ -3,10 +3,11 @@
 use super::error_budget::ErrorBudget;
 use crate::config::{Config, ConnectorEntry};
 use crate::es::connector::ConnectorStore;
-use crate::es::job::JobStore;
+use crate::es::job::{JobStats, JobStore};
 use crate::es::protocol::ConnectorApi;
 use crate::es::{EsClient, EsError};
 use crate::source::Registry;
+use crate::sync::checkpoint::DeletionsCounted;
 use crate::sync::{ConnectorNow, ContentIndex, JobEnv, SyncError};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -122,5 +123,18 @@ impl JobEnv for Context {
             .content_client(connector_id)
             .map_err(|e| SyncError::Source(e.to_string()))?;
         Ok(Arc::new(client))
+    }
+
+    async fn record_deletions(
+        &self,
+        job_id: &str,
+        stats: JobStats,
+        counted: DeletionsCounted,
+    ) -> Result<(), EsError> {
+        // Unguarded: a partial update merges into the job, and a concurrent write (a cancel
+        // request, the stats report) must not make it fail.
+        self.jobs
+            .report_stats(job_id, stats, Some(counted.to_metadata()), None)
+            .await
     }
 }

@@ -7,7 +7,7 @@ use crate::es::job::{Ended, JobEnd, JobStats, SyncJob};
 use crate::es::kinds::{ConnectorStatus, JobStatus, JobType};
 use crate::es::time::now_iso;
 use crate::metrics;
-use crate::sync::checkpoint::Checkpoint;
+use crate::sync::checkpoint::{Checkpoint, DeletionsCounted};
 use crate::sync::progress::{Progress, stats_of};
 use crate::sync::{self, SyncError};
 use serde_json::{Value, json};
@@ -38,7 +38,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
     let Some((job, connector_cursor)) = sync_starts(&ctx, &connector_id, &job.id).await else {
         return;
     };
-    let (resume, base) = resume_point(&job);
+    let (resume, base, deletions) = resume_point(&job);
     tracing::info!(connector_id = %connector_id, job_id = %job.id, job_type = %job.job_type(),
         resumed = resume.is_some(), "sync job starting");
     // docs/protocol.md#a-jobs-life: incremental jobs are claimed with the connector's `sync_cursor`.
@@ -58,7 +58,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         }
     }
 
-    let progress = Arc::new(Progress::new(base, resume));
+    let progress = Arc::new(Progress::new(base, resume).with_deletions_counted(deletions));
     let tracked = Arc::new(metrics::jobs::start(
         &job.id,
         &connector_id,
@@ -214,11 +214,16 @@ async fn claim(ctx: &Context, job: &SyncJob, cursor: Value) -> Claim {
 }
 
 /// Where a job starts: a suspended job with a checkpoint resumes after it, its counters continuing
-/// from what was recorded at suspension.
-fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
+/// from what was recorded at suspension; one whose earlier run began deleting stale documents
+/// continues its deletions (and their count) from what that run recorded before sending them.
+fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally, Option<DeletionsCounted>) {
     let metadata = job.metadata();
-    let checkpoint = (job.status() == Some(JobStatus::Suspended))
+    let suspended = job.status() == Some(JobStatus::Suspended);
+    let checkpoint = suspended
         .then(|| metadata.get("checkpoint").and_then(Checkpoint::from_value))
+        .flatten();
+    let deletions = suspended
+        .then(|| DeletionsCounted::from_metadata(&metadata))
         .flatten();
     let recorded = metadata
         .get("checkpoint_tally")
@@ -237,7 +242,14 @@ fn resume_point(job: &SyncJob) -> (Option<Checkpoint>, Tally) {
         },
         (None, _) => Tally::default(),
     };
-    (checkpoint, base)
+    let base = match deletions {
+        Some(d) => Tally {
+            deleted: d.deleted,
+            ..base
+        },
+        None => base,
+    };
+    (checkpoint, base, deletions)
 }
 
 /// The final state of a job, as written by [`finish`].
@@ -594,5 +606,37 @@ mod tests {
                 "{interrupted:?} {outcome:?} shutting_down={shutting_down}"
             );
         }
+    }
+
+    #[test]
+    fn a_resumed_job_counts_deletions_from_what_its_earlier_run_recorded() {
+        let job = |status: &str| SyncJob {
+            id: "j".into(),
+            occ: None,
+            doc: serde_json::from_value(serde_json::json!({
+                "status": status,
+                "deleted_document_count": 3,
+                "metadata": {
+                    "checkpoint": {"listed": true},
+                    "checkpoint_tally": {"indexed": 10, "indexed_bytes": 100, "deleted": 3},
+                    "deletions": {"shards": 40, "deleted": 900},
+                },
+            }))
+            .unwrap(),
+        };
+        let counted = DeletionsCounted {
+            shards: 40,
+            deleted: 900,
+        };
+        let (checkpoint, base, deletions) = resume_point(&job("suspended"));
+        assert_eq!(checkpoint, Some(Checkpoint::Listed { listed: true }));
+        assert_eq!(deletions, Some(counted));
+        assert_eq!(
+            (base.indexed, base.indexed_bytes, base.deleted),
+            (10, 100, 900)
+        );
+        // A job that is not resumed starts from nothing.
+        let (checkpoint, base, deletions) = resume_point(&job("pending"));
+        assert_eq!((checkpoint, deletions, base.deleted), (None, None, 0));
     }
 }

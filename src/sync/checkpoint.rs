@@ -11,6 +11,14 @@
 //! that work (no GET, no re-index) and its counters continue from there. A bucket listed over
 //! several key ranges at once (docs/architecture.md#key-ranges) records how far each range got:
 //! the keys of its target outside the `pending` ranges are done.
+//!
+//! Elasticsearch merges a partial update's objects into the stored ones, so a checkpoint written
+//! over another keeps the other's keys: `{"listed": true}` over a `Ranges` checkpoint is read as
+//! `Listed`, the variant tried first.
+//!
+//! The deletions of stale documents are recorded apart, in `metadata.deletions`
+//! ([`DeletionsCounted`]): before a batch of them is sent, not once it is settled, because a
+//! deleted document cannot be found and counted again.
 
 use super::ranges::KeyRange;
 use serde::{Deserialize, Serialize};
@@ -19,6 +27,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Checkpoint {
+    /// Every target was listed completely.
+    Listed { listed: bool },
     /// Targets before `target` are done; in `target`, every key outside the `pending` ranges.
     Ranges {
         target: usize,
@@ -32,8 +42,32 @@ pub enum Checkpoint {
         bucket: String,
         last_key: String,
     },
-    /// Every target was listed completely.
-    Listed { listed: bool },
+}
+
+/// How far a job's deletions of stale documents got, recorded before each batch of them is sent.
+///
+/// Stale ids come shard by shard, in shard order (`reconcile`). A job that resumes with this
+/// record deletes the stale ids of the shards below `shards` without counting them again (whether
+/// or not the earlier run's requests reached Elasticsearch), and its `deleted_document_count`
+/// starts from `deleted`. Exact unless the bucket changed between the two runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionsCounted {
+    /// The stale ids of the shards below this one are counted in `deleted`.
+    pub shards: usize,
+    /// The job's `deleted_document_count` once they are all deleted.
+    pub deleted: u64,
+}
+
+impl DeletionsCounted {
+    /// The record in a job's `metadata`, if there is one.
+    pub fn from_metadata(metadata: &serde_json::Map<String, Value>) -> Option<Self> {
+        serde_json::from_value(metadata.get("deletions")?.clone()).ok()
+    }
+
+    /// `metadata` holding this record (a partial update of the job merges it in).
+    pub fn to_metadata(self) -> Value {
+        serde_json::json!({ "deletions": self })
+    }
 }
 
 impl Checkpoint {
@@ -138,6 +172,32 @@ mod tests {
         let listed = Checkpoint::from_value(&json!({"listed": true})).unwrap();
         assert!(listed.covers(9, "x", "y"));
         assert_eq!(Checkpoint::from_value(&json!({"nonsense": 1})), None);
+    }
+
+    #[test]
+    fn listed_written_over_key_ranges_is_listed() {
+        // What the job document holds once Elasticsearch merged `{"listed": true}` into it.
+        let merged =
+            json!({"target": 0, "bucket": "b", "pending": [{"after": "c"}], "listed": true});
+        let cp = Checkpoint::from_value(&merged).unwrap();
+        assert_eq!(cp, Checkpoint::Listed { listed: true });
+        assert!(
+            cp.covers(0, "b", "d"),
+            "a listed bucket is not listed again"
+        );
+    }
+
+    #[test]
+    fn deletions_counted_round_trip_through_metadata() {
+        let d = DeletionsCounted {
+            shards: 17,
+            deleted: 1234,
+        };
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("indexed_bytes".into(), json!(5));
+        assert_eq!(DeletionsCounted::from_metadata(&metadata), None);
+        metadata.insert("deletions".into(), d.to_metadata()["deletions"].clone());
+        assert_eq!(DeletionsCounted::from_metadata(&metadata), Some(d));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! an in-memory source and index.
 
 use super::SyncError;
+use super::checkpoint::DeletionsCounted;
 use super::existing::{self, ReadError, Visit};
 use crate::config::Config;
 use crate::es::bulk::BulkTransport;
+use crate::es::job::JobStats;
 use crate::es::{EsClient, EsError};
 use crate::source::Registry;
 use async_trait::async_trait;
@@ -30,6 +32,14 @@ pub trait JobEnv: Send + Sync {
     async fn connector(&self, connector_id: &str) -> Result<Option<ConnectorNow>, EsError>;
     /// The connector's content index (with its own credentials when it has some).
     fn content_index(&self, connector_id: &str) -> Result<Arc<dyn ContentIndex>, SyncError>;
+    /// Writes `counted` into the job's `metadata`, with the job's live counters, before the
+    /// deletions it counts are sent (see [`DeletionsCounted`]).
+    async fn record_deletions(
+        &self,
+        job_id: &str,
+        stats: JobStats,
+        counted: DeletionsCounted,
+    ) -> Result<(), EsError>;
 }
 
 #[async_trait]
@@ -45,6 +55,14 @@ impl<T: JobEnv + ?Sized> JobEnv for Arc<T> {
     }
     fn content_index(&self, connector_id: &str) -> Result<Arc<dyn ContentIndex>, SyncError> {
         self.as_ref().content_index(connector_id)
+    }
+    async fn record_deletions(
+        &self,
+        job_id: &str,
+        stats: JobStats,
+        counted: DeletionsCounted,
+    ) -> Result<(), EsError> {
+        self.as_ref().record_deletions(job_id, stats, counted).await
     }
 }
 

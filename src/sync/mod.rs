@@ -35,20 +35,22 @@ use crate::es::connector::Pipeline;
 use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
 use crate::source::Source;
-use checkpoint::Recorder;
+use checkpoint::DeletionsCounted;
 pub use env::{ConnectorNow, ContentIndex, JobEnv};
 pub use existing::ReadError;
 use listing::{Lister, ListingFailure};
 use options::SyncOptions;
 use progress::Progress;
-use reconcile::{NO_PARTITION, Seen, SpillError};
+use reconcile::{NO_PARTITION, Seen, SpillError, StaleId};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-/// Deletions between two checkpoints.
-const DELETES_PER_MARK: usize = 500;
+/// Stale ids whose count is recorded in the job at once: whole shards of at least this many
+/// (56 bytes each in memory; docs/architecture.md#reconciliation).
+const DELETES_PER_RECORD: usize = 10_000;
 
 /// Why a sync failed. The Display text is what the job's `error` field shows.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,8 @@ pub enum SyncError {
     /// A task of the sync ended without an answer (it panicked).
     #[error("{what} stopped: {cause}; nothing was deleted")]
     TaskStopped { what: String, cause: String },
+    #[error("recording the count of the deletions to come failed: {0}; they were not sent")]
+    RecordDeletions(Box<EsError>),
     #[error("canceled")]
     Canceled,
 }
@@ -221,10 +225,6 @@ async fn sync(
         }
         Err(ListingFailure::Fatal(_)) => return finish(sink, listing, &plan).await,
     };
-    let mut marks = Recorder::default();
-    if !failed_partitions.is_empty() {
-        marks.failed();
-    }
     let scanned = match scan {
         None => Ok(()),
         Some(task) => task.await.unwrap_or_else(|e| {
@@ -251,7 +251,14 @@ async fn sync(
         .filter(|(_, p)| failed_partitions.contains(&p.name))
         .map(|(i, _)| i as u32)
         .collect();
-    if let Err(e) = delete_stale(&index, seen, keep, &sink, cancel, &marks).await {
+    let deletion = StaleDeletion {
+        env: ctx,
+        job_id: &job.id,
+        progress,
+        sink: &sink,
+        cancel,
+    };
+    if let Err(e) = deletion.run(&index, seen, keep).await {
         return finish(sink, Err(ListingFailure::Fatal(e)), &plan).await;
     }
     finish(sink, listing, &plan).await
@@ -290,32 +297,102 @@ async fn scan_indexed(
     }
 }
 
-/// Deletes what the index held and the listing did not produce, except the documents of the
-/// partitions whose listing failed (`keep`, their positions in the plan): the stale ids stream
-/// into the sink.
-async fn delete_stale(
-    index: &str,
-    seen: Seen,
-    keep: Vec<u32>,
-    sink: &BulkSink,
-    cancel: &CancellationToken,
-    marks: &Recorder,
-) -> Result<(), SyncError> {
-    let spilled = seen.spilled_bytes();
-    let mut deletes = 0;
-    for id in seen.stale(keep) {
-        if cancel.is_cancelled() || sink.send(Op::Delete { id: id? }).await.is_err() {
-            break;
+/// The deletion of what the index held and the listing did not produce.
+struct StaleDeletion<'a, E> {
+    env: &'a E,
+    job_id: &'a str,
+    progress: &'a Progress,
+    sink: &'a BulkSink,
+    cancel: &'a CancellationToken,
+}
+
+impl<E: JobEnv> StaleDeletion<'_, E> {
+    /// Streams the stale ids into the sink, but for the documents of the partitions whose listing
+    /// failed (`keep`, their positions in the plan). Each batch's count is recorded in the job
+    /// before the batch is sent ([`DeletionsCounted`]): a run killed while its deletions are in
+    /// flight leaves its resumed job the count of what it may have deleted, which the index can no
+    /// longer tell. The ids an earlier run counted are deleted again, uncounted.
+    async fn run(&self, index: &str, seen: Seen, keep: Vec<u32>) -> Result<(), SyncError> {
+        let spilled = seen.spilled_bytes();
+        let earlier = self.progress.deletions_counted;
+        let counted_below = earlier.map_or(0, |d| d.shards);
+        // Only this pass deletes: nothing of this run is in flight yet.
+        let mut deleted = earlier.map_or_else(
+            || self.progress.counters.deleted.load(Ordering::Relaxed),
+            |d| d.deleted,
+        );
+        let (mut queued, mut again) = (0u64, 0u64);
+        let mut batch: Vec<String> = Vec::new();
+        let mut batch_shard = 0;
+        let mut open = true;
+        for stale in seen.stale(keep) {
+            let StaleId { shard, id } = stale?;
+            if self.cancel.is_cancelled() {
+                open = false;
+                break;
+            }
+            if shard < counted_below {
+                open = self
+                    .sink
+                    .send(Op::Delete { id, counted: false })
+                    .await
+                    .is_ok();
+                if !open {
+                    break;
+                }
+                again += 1;
+                continue;
+            }
+            if batch.len() >= DELETES_PER_RECORD && shard != batch_shard {
+                queued += batch.len() as u64;
+                open = self.send(&mut batch, shard, &mut deleted).await?;
+                if !open {
+                    break;
+                }
+            }
+            batch_shard = shard;
+            batch.push(id);
         }
-        deletes += 1;
-        if deletes % DELETES_PER_MARK == 0
-            && let Some(listed) = marks.listed()
-        {
-            sink.mark(listed.to_value());
+        if open && !batch.is_empty() {
+            queued += batch.len() as u64;
+            self.send(&mut batch, reconcile::SHARDS, &mut deleted)
+                .await?;
         }
+        tracing::info!(index = %index, stale = queued, counted_before = again, spilled_bytes = spilled,
+            "stale documents queued for deletion");
+        Ok(())
     }
-    tracing::info!(index = %index, stale = deletes, spilled_bytes = spilled, "stale documents queued for deletion");
-    Ok(())
+
+    /// Records `batch` (the stale ids of the shards below `through` not yet counted) in the job,
+    /// then sends it; `false` when the sink stopped (its own error says why).
+    async fn send(
+        &self,
+        batch: &mut Vec<String>,
+        through: usize,
+        deleted: &mut u64,
+    ) -> Result<bool, SyncError> {
+        *deleted += batch.len() as u64;
+        let counted = DeletionsCounted {
+            shards: through,
+            deleted: *deleted,
+        };
+        self.env
+            .record_deletions(self.job_id, self.progress.stats(), counted)
+            .await
+            .map_err(|e| SyncError::RecordDeletions(Box::new(e)))?;
+        for id in batch.drain(..) {
+            if self.cancel.is_cancelled()
+                || self
+                    .sink
+                    .send(Op::Delete { id, counted: true })
+                    .await
+                    .is_err()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The job may only touch the index its connector names now.

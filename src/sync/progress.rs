@@ -1,6 +1,6 @@
 //! A job's live progress, shared between the sync and the runner (which reports it).
 
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{Checkpoint, DeletionsCounted};
 use super::content::ContentStats;
 use crate::es::bulk::{SinkCounters, Tally, Watermark};
 use crate::es::job::JobStats;
@@ -25,6 +25,8 @@ pub struct Progress {
     pub content: ContentStats,
     /// Where a resumed job started from.
     pub resumed_from: Option<Checkpoint>,
+    /// The deletions an earlier run of a resumed job counted (its counters start from them).
+    pub deletions_counted: Option<DeletionsCounted>,
 }
 
 impl Progress {
@@ -42,7 +44,18 @@ impl Progress {
             listing: ListingStats::default(),
             content: ContentStats::default(),
             resumed_from,
+            deletions_counted: None,
         }
+    }
+
+    /// A resumed job's progress whose earlier run recorded deletions: `base.deleted` must be
+    /// `counted.deleted` (see `DeletionsCounted`).
+    pub fn with_deletions_counted(mut self, counted: Option<DeletionsCounted>) -> Self {
+        debug_assert!(
+            counted.is_none_or(|c| c.deleted == self.counters.deleted.load(Ordering::Relaxed))
+        );
+        self.deletions_counted = counted;
+        self
     }
 
     pub fn stats(&self) -> JobStats {

@@ -554,8 +554,8 @@ impl Shared {
                 indexed_bytes: source.len() as u64,
                 deleted: 0,
             },
-            Op::Delete { .. } => Tally {
-                deleted: 1,
+            Op::Delete { counted, .. } => Tally {
+                deleted: u64::from(*counted),
                 ..Tally::default()
             },
         };

@@ -12,13 +12,17 @@ pub enum Op {
     },
     Delete {
         id: String,
+        /// Whether the job's `deleted_document_count` takes this deletion. A resumed job deletes
+        /// again, uncounted, what an earlier run of it counted before it died
+        /// (docs/architecture.md#reconciliation).
+        counted: bool,
     },
 }
 
 impl Op {
     pub fn id(&self) -> &str {
         match self {
-            Op::Index { id, .. } | Op::Delete { id } => id,
+            Op::Index { id, .. } | Op::Delete { id, .. } => id,
         }
     }
 
@@ -115,7 +119,11 @@ mod tests {
             has_attachment: false,
         }
         .encode("idx", &mut out);
-        Op::Delete { id: "c".into() }.encode("idx", &mut out);
+        Op::Delete {
+            id: "c".into(),
+            counted: true,
+        }
+        .encode("idx", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"index\":{\"_index\":\"idx\",\"_id\":\"a\\\"b\"}}\n{\"x\":1}\n{\"delete\":{\"_index\":\"idx\",\"_id\":\"c\"}}\n"

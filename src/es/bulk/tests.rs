@@ -142,7 +142,12 @@ async fn throttled_items_are_retried_alone_and_failed_items_counted() {
         sink.send(index_op(id)).await.unwrap();
     }
     sink.mark(json!("after the index ops"));
-    sink.send(Op::Delete { id: "gone".into() }).await.unwrap();
+    sink.send(Op::Delete {
+        id: "gone".into(),
+        counted: true,
+    })
+    .await
+    .unwrap();
     sink.finish().await.unwrap();
     // The mark commits once a, b (after its retry) and bad are settled, with exactly their tally.
     let (checkpoint, tally) = watermark.committed().unwrap();

@@ -147,6 +147,14 @@ impl Seen {
     }
 }
 
+/// A stale id and the shard it was read from: the shards come in order, so a shard number says
+/// how far the stale ids have gone (a resumed job's deletions continue from one).
+#[derive(Debug, PartialEq, Eq)]
+pub struct StaleId {
+    pub shard: usize,
+    pub id: String,
+}
+
 /// The stale ids, read shard by shard.
 pub struct Stale {
     seen: Seen,
@@ -168,7 +176,7 @@ impl Stale {
 }
 
 impl Iterator for Stale {
-    type Item = Result<String, SpillError>;
+    type Item = Result<StaleId, SpillError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -198,7 +206,10 @@ impl Iterator for Stale {
                     if !self.keep.contains(&record.tag)
                         && listed.binary_search(&record.key).is_err() =>
                 {
-                    return Some(Ok(record.into_id()));
+                    return Some(Ok(StaleId {
+                        shard: self.shard - 1,
+                        id: record.into_id(),
+                    }));
                 }
                 Some(Ok(_)) => {}
             }

@@ -5,7 +5,7 @@ fn id(n: u32) -> String {
 }
 
 fn stale_of(seen: Seen) -> Vec<String> {
-    let mut out: Vec<String> = seen.stale(Vec::new()).map(Result::unwrap).collect();
+    let mut out: Vec<String> = seen.stale(Vec::new()).map(|s| s.unwrap().id).collect();
     out.sort();
     out
 }
@@ -127,9 +127,29 @@ fn documents_of_kept_partitions_are_never_stale_in_memory_or_spilled() {
             .map(id)
             .collect();
         want.sort();
-        let mut got: Vec<String> = seen.stale(vec![1]).map(Result::unwrap).collect();
+        let mut got: Vec<String> = seen.stale(vec![1]).map(|s| s.unwrap().id).collect();
         got.sort();
         assert_eq!(got.len(), want.len(), "{indexed}");
         assert_eq!(got, want, "{indexed}");
     }
+}
+
+#[test]
+fn stale_ids_come_shard_by_shard_in_order_each_with_its_shard() {
+    let base = tempfile::tempdir().unwrap();
+    let mut seen = Seen::new(base.path());
+    for n in 0..2_000 {
+        seen.indexed(&id(n), NO_PARTITION).unwrap();
+    }
+    let stale: Vec<StaleId> = seen.stale(Vec::new()).map(Result::unwrap).collect();
+    assert_eq!(stale.len(), 2_000);
+    // An MD5 id's shard is its first byte, the id's first two hex digits.
+    for s in &stale {
+        assert_eq!(
+            s.shard,
+            usize::from_str_radix(&s.id[..2], 16).unwrap(),
+            "{s:?}"
+        );
+    }
+    assert!(stale.windows(2).all(|w| w[0].shard <= w[1].shard));
 }

@@ -2,6 +2,7 @@
 //! checkpoints — run against the in-memory source ([`crate::source::memory`]) and an in-memory
 //! index ([`memory_index`]). No process, no server: each test runs in milliseconds.
 
+mod deletions;
 mod memory_index;
 mod pipeline;
 mod ranges;
@@ -11,10 +12,10 @@ use super::{Completed, ConnectorNow, ContentIndex, JobEnv, SyncError};
 use crate::config::Config;
 use crate::es::EsError;
 use crate::es::bulk::Tally;
-use crate::es::job::SyncJob;
+use crate::es::job::{JobStats, SyncJob};
 use crate::source::Registry;
 use crate::source::memory::{MemoryKind, MemoryStore};
-use crate::sync::checkpoint::Checkpoint;
+use crate::sync::checkpoint::{Checkpoint, DeletionsCounted};
 use async_trait::async_trait;
 use memory_index::MemoryIndex;
 use serde_json::{Value, json};
@@ -29,6 +30,11 @@ struct TestEnv {
     sources: Registry,
     store: Arc<MemoryStore>,
     index: Arc<MemoryIndex>,
+    /// What the sync wrote of its deletions into the job, in order, each with the number of
+    /// documents the index held as it was written.
+    deletions: std::sync::Mutex<Vec<(DeletionsCounted, u64)>>,
+    /// Writes of deletion counts that succeed; the next one fails (as when the service dies).
+    deletion_records_left: std::sync::atomic::AtomicUsize,
 }
 
 impl TestEnv {
@@ -42,6 +48,8 @@ impl TestEnv {
             sources,
             store,
             index: Arc::default(),
+            deletions: Default::default(),
+            deletion_records_left: usize::MAX.into(),
         }
     }
 
@@ -82,6 +90,26 @@ impl JobEnv for TestEnv {
 
     fn content_index(&self, _connector_id: &str) -> Result<Arc<dyn ContentIndex>, SyncError> {
         Ok(Arc::new(self.index.clone()))
+    }
+
+    async fn record_deletions(
+        &self,
+        _job_id: &str,
+        _stats: JobStats,
+        counted: DeletionsCounted,
+    ) -> Result<(), EsError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.deletion_records_left.load(Relaxed) == 0 {
+            return Err(EsError::Transport {
+                method: "POST".into(),
+                path: "/.elastic-connectors-sync-jobs/_update/job".into(),
+                cause: "connection reset".into(),
+            });
+        }
+        self.deletion_records_left.fetch_sub(1, Relaxed);
+        let held = self.index.ids().len() as u64;
+        self.deletions.lock().unwrap().push((counted, held));
+        Ok(())
     }
 }
 
