@@ -296,7 +296,12 @@ async fn suspend_and_resume(ranges: usize) {
         run2_set, expected_run2,
         "run 2 indexed exactly what the checkpoint did not cover"
     );
-    let redone = run1.intersection(&run2_set).count();
+    // Sent again though ES had it, but for the object changed while suspended (sent again by design).
+    let changed_id = doc_id(&bucket, changed);
+    let redone = run1
+        .intersection(&run2_set)
+        .filter(|id| **id != changed_id)
+        .count();
     assert!(
         redone <= PAGE * ranges,
         "{redone} documents ES already had were sent again (at suspension ES had \
