@@ -358,8 +358,8 @@ impl<E: JobEnv> StaleDeletion<'_, E> {
             self.send(&mut batch, reconcile::SHARDS, &mut deleted)
                 .await?;
         }
-        tracing::info!(index = %index, stale = queued, counted_before = again, spilled_bytes = spilled,
-            "stale documents queued for deletion");
+        tracing::info!(index = %index, stale = queued + again, counted_earlier = again,
+            spilled_bytes = spilled, "stale documents queued for deletion");
         Ok(())
     }
 
