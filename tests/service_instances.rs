@@ -1,7 +1,8 @@
 //! Several instances on one cluster, signals, and the error budget, end to end: the real binary
 //! against ES and S3 (stand-ins or real), with faults injected by `FaultProxy` where needed. Two
-//! instances run a job once and schedule a firing once; SIGTERM suspends a job and a restart
-//! completes it; too many errors in a loop stop the process.
+//! instances run a job once and schedule a firing once; an instance back after its lease leaves
+//! the job to the instance that took it over; SIGTERM suspends a job and a restart completes it;
+//! too many errors in a loop stop the process.
 
 mod common;
 
@@ -258,6 +259,100 @@ async fn sigterm_suspends_the_job_and_a_restart_completes_it() {
     assert_eq!(world.jobs_of(&id).await.len(), 1);
     let c = world.connector(&id).await.expect("connector");
     assert_eq!(c["last_sync_status"], "completed", "{c}");
+}
+
+/// An instance paused past its lease (a stopped process; the same as one cut off from
+/// Elasticsearch) comes back to find its job taken over and resumed by another instance: it stops
+/// its own run of the job and writes nothing more to it, and the other instance's run completes
+/// the job with exact counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_back_after_its_lease_leaves_the_job_to_the_instance_that_took_it_over() {
+    let world = TestWorld::start().await;
+    let bucket = world.name("paused");
+    world.create_bucket(&bucket, None).await;
+    let n = 300;
+    world.put_many(&bucket, "p/", n).await;
+    let (id, index) = world
+        .configured_connector(
+            "paused",
+            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
+        )
+        .await;
+    let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
+    let job = world.create_pending_job(&id).await;
+    // Each bulk request takes a second, so that each run of the job lasts about 15 s. The writes
+    // of the first instance to the job (not its reads) are counted.
+    let job_id = job.clone();
+    let writes_to_job = move |method: &str, target: &str| {
+        method != "GET" && target.contains(job_id.as_str()) && !target.contains("_search")
+    };
+    let first_proxy = FaultProxy::start(
+        &world.es_url,
+        vec![
+            Rule::path_contains("/_bulk", Fault::Delay(secs(1))),
+            Rule::when(
+                "writes to the job",
+                writes_to_job,
+                Fault::Delay(Duration::ZERO),
+            ),
+        ],
+    )
+    .await;
+    let second_proxy = FaultProxy::start(
+        &world.es_url,
+        vec![Rule::path_contains("/_bulk", Fault::Delay(secs(1)))],
+    )
+    .await;
+    let first = ServiceProcess::start(&world, &world.with_es_host(&yaml, &first_proxy.url()), &[]);
+    let running = world
+        .wait_job(&job, &["in_progress"], secs(30), &[&first])
+        .await;
+    first_proxy.wait_hits(0, 2, secs(20)).await;
+    assert!(first.send_signal("STOP"), "{}", first.logs());
+
+    // No heartbeat for 30 s: the second instance takes the job over and resumes it.
+    let second =
+        ServiceProcess::start(&world, &world.with_es_host(&yaml, &second_proxy.url()), &[]);
+    let resumed = world
+        .wait_for(
+            "the second instance to resume the job",
+            secs(90),
+            async || match world.job(&job).await {
+                Some(j)
+                    if j["status"] == "in_progress" && j["started_at"] != running["started_at"] =>
+                {
+                    Ok(j)
+                }
+                other => Err(other),
+            },
+        )
+        .await;
+    let writes_before = first_proxy.hits(1);
+    assert!(first.send_signal("CONT"), "{}", first.logs());
+    first
+        .wait_for_log("was taken over: another instance runs it", secs(20))
+        .await;
+
+    let done = world
+        .wait_job(&job, common::jobs::ENDED, secs(60), &[&second])
+        .await;
+    assert_eq!(done["status"], "completed", "{done}\n{}", second.logs());
+    assert_eq!(done["started_at"], resumed["started_at"], "{done}");
+    assert_eq!(done["indexed_document_count"], n, "{done}");
+    assert_eq!(world.count(&index).await, n as u64);
+    assert_eq!(
+        first_proxy.hits(1),
+        writes_before,
+        "the first instance wrote to the job after it came back:\n{}",
+        first.logs()
+    );
+    assert!(
+        first
+            .logs()
+            .contains("job taken over or ended elsewhere; not writing its end"),
+        "{}",
+        first.logs()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,13 +3,16 @@
 use super::error_budget::ErrorBudget;
 use crate::config::{Config, ConnectorEntry};
 use crate::es::connector::ConnectorStore;
-use crate::es::job::{JobStats, JobStore};
+use crate::es::connector::OCC_ATTEMPTS;
+use crate::es::job::{JobStats, JobStore, SyncJob};
+use crate::es::kinds::JobStatus;
 use crate::es::protocol::ConnectorApi;
 use crate::es::{EsClient, EsError};
 use crate::source::Registry;
 use crate::sync::checkpoint::DeletionsCounted;
 use crate::sync::{ConnectorNow, ContentIndex, JobEnv, SyncError};
-use std::collections::HashSet;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -27,8 +30,9 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Connectors checked in at least once by this process (the first check-in is forced).
     pub checked_in: Mutex<HashSet<String>>,
-    /// Jobs this process runs now.
-    pub running: Mutex<HashSet<String>>,
+    /// Jobs this process runs now, each with the `started_at` its claim wrote once it is claimed:
+    /// the identity of our run of the job (see [`Context::owns`]).
+    pub running: Mutex<HashMap<String, Option<Value>>>,
     /// Wakes the executor before its next poll (a job was taken over and waits to resume).
     pub wake_executor: Notify,
 }
@@ -50,14 +54,51 @@ impl Context {
             es,
             shutdown,
             checked_in: Mutex::new(HashSet::new()),
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
             wake_executor: Notify::new(),
         }
     }
 
     /// Whether this process runs the job now.
     pub fn is_running_here(&self, job_id: &str) -> bool {
-        self.running.lock().expect("lock").contains(job_id)
+        self.running.lock().expect("lock").contains_key(job_id)
+    }
+
+    /// Remembers which run of the job is ours, right after our claim: the `started_at` the claim
+    /// wrote (the `_claim` API sets it on the cluster's clock, so it is read back). Without that
+    /// read the job is ours while it runs, as before (a warning says so).
+    pub async fn remember_claim(&self, job_id: &str) {
+        let started_at = match self.jobs.get(job_id).await {
+            Ok(Some(job)) => job.doc.started_at.filter(|s| !s.is_null()),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(job_id, error = %e, "could not read the job after claiming it; \
+                    a takeover by another instance is noticed only once the job stops running");
+                None
+            }
+        };
+        if let Some(run) = self.running.lock().expect("lock").get_mut(job_id) {
+            *run = started_at;
+        }
+    }
+
+    /// Whether `job`, as just read, is still our run of it: running (or being canceled) and
+    /// started by our claim (docs/protocol.md, "Dead instances and clock skew"). An instance cut off
+    /// from Elasticsearch past its lease (a network partition, a paused process) finds its job
+    /// taken over — suspended, and often already resumed by another instance, whose claim wrote a
+    /// new `started_at` — and must stop without writing to it.
+    pub fn owns(&self, job: &SyncJob) -> bool {
+        if !matches!(
+            job.status(),
+            Some(JobStatus::InProgress | JobStatus::Canceling)
+        ) {
+            return false;
+        }
+        match self.running.lock().expect("lock").get(&job.id) {
+            Some(Some(ours)) => job.doc.started_at.as_ref() == Some(ours),
+            Some(None) => true,
+            None => false,
+        }
     }
 
     /// The configured entry of a connector (a "main" connector), if it is one of ours.
@@ -131,10 +172,30 @@ impl JobEnv for Context {
         stats: JobStats,
         counted: DeletionsCounted,
     ) -> Result<(), EsError> {
-        // Unguarded: a partial update merges into the job, and a concurrent write (a cancel
-        // request, the stats report) must not make it fail.
-        self.jobs
-            .report_stats(job_id, stats, Some(counted.to_metadata()), None)
-            .await
+        // Guarded by a read that found the job still ours: a write of another instance's run
+        // must not be overwritten, and its deletions are its own to count. A concurrent write of
+        // ours (the stats report) or a cancel request conflicts: read again.
+        let metadata = counted.to_metadata();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let job = self.jobs.get(job_id).await?;
+            let path = format!("/{}/_doc/{job_id}", crate::es::job::JOBS_INDEX);
+            let Some(job) = job.filter(|j| self.owns(j)) else {
+                tracing::warn!(
+                    job_id,
+                    "the job is no longer this run's (taken over or ended elsewhere); its deletions are not sent"
+                );
+                return Err(EsError::Conflict { path });
+            };
+            match self
+                .jobs
+                .report_stats(job_id, stats, Some(metadata.clone()), job.occ)
+                .await
+            {
+                Err(e) if e.is_conflict() && attempt < OCC_ATTEMPTS => continue,
+                written => return written,
+            }
+        }
     }
 }

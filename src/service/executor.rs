@@ -79,7 +79,10 @@ async fn poll(
             tracing::debug!(job_id = %job.id, "sync pool is full, job waits");
             break;
         };
-        ctx.running.lock().expect("lock").insert(job.id.clone());
+        ctx.running
+            .lock()
+            .expect("lock")
+            .insert(job.id.clone(), None);
         let ctx = ctx.clone();
         let span = tracing::info_span!("sync", connector_id = %connector_id, sync_job_id = %job.id,
             index_name = connector.index_name().unwrap_or_default());

@@ -47,7 +47,7 @@ pub async fn run(ctx: Arc<Context>, job: SyncJob) {
         JobType::Full | JobType::AccessControl => Value::Null,
     };
     match claim(&ctx, &job, claim_cursor).await {
-        Claim::Ours => {}
+        Claim::Ours => ctx.remember_claim(&job.id).await,
         Claim::Elsewhere => {
             tracing::info!(connector_id = %connector_id, job_id = %job.id, "job claimed elsewhere; not running it");
             return;
@@ -383,6 +383,17 @@ async fn watch(
                 "Connector job is not found for job ID {job_id}."
             ))),
             (Ok(Some(_)), Ok(Some(job))) => match job.status() {
+                // Running, but another instance's run of it: ours was taken over while our
+                // heartbeats did not reach Elasticsearch, and resumed elsewhere.
+                Some(JobStatus::InProgress | JobStatus::Canceling) if !ctx.owns(&job) => {
+                    Some(Interruption::Lost(format!(
+                        "Connector job (ID: {job_id}) was taken over: another instance runs it since {}.",
+                        job.doc
+                            .started_at
+                            .as_ref()
+                            .map_or_else(String::new, Value::to_string)
+                    )))
+                }
                 Some(JobStatus::Canceling) => Some(Interruption::Canceled),
                 Some(JobStatus::InProgress) => None,
                 _ => Some(Interruption::Lost(format!(
@@ -423,11 +434,7 @@ async fn report(
         tracked.log_progress();
         match ctx.jobs.get(&job_id).await {
             // Not ours any more (taken over, ended): the watcher stops the job; nothing to report.
-            Ok(Some(job))
-                if !matches!(
-                    job.status(),
-                    Some(JobStatus::InProgress | JobStatus::Canceling)
-                ) => {}
+            Ok(Some(job)) if !ctx.owns(&job) => {}
             Ok(Some(job)) => {
                 let (checkpoint, tally) = progress.suspension_point(base);
                 let metadata = checkpoint
@@ -450,7 +457,8 @@ async fn report(
 
 /// The job's last write, then the connector's record of the sync (docs/protocol.md, "Ending a job").
 /// Both are guarded by optimistic concurrency: the job is written only while it is still ours
-/// (`claimed`: running; else still waiting, as a claim that failed left it), the connector by a
+/// (`claimed`: running, in our run of it ([`Context::owns`]); else still waiting, as a claim that
+/// failed left it), the connector by a
 /// read-modify-write that re-reads on conflict, so a concurrent heartbeat or validation cannot make
 /// the record fail and leave the connector `in_progress`.
 async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Termination, claimed: bool) {
@@ -474,7 +482,7 @@ async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Terminati
         metadata: end.metadata,
     };
     let ours = |j: &SyncJob| match j.status() {
-        Some(JobStatus::InProgress | JobStatus::Canceling) => true,
+        Some(JobStatus::InProgress | JobStatus::Canceling) => ctx.owns(j),
         Some(JobStatus::Pending | JobStatus::Suspended) => !claimed,
         _ => false,
     };
