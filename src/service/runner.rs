@@ -457,10 +457,9 @@ async fn report(
 
 /// The job's last write, then the connector's record of the sync (docs/protocol.md, "Ending a job").
 /// Both are guarded by optimistic concurrency: the job is written only while it is still ours
-/// (`claimed`: running, in our run of it ([`Context::owns`]); else still waiting, as a claim that
-/// failed left it), the connector by a
-/// read-modify-write that re-reads on conflict, so a concurrent heartbeat or validation cannot make
-/// the record fail and leave the connector `in_progress`.
+/// (`claimed`: our run of it, see [`Context::owns`]; else still waiting, as a claim that failed
+/// left it), the connector by a read-modify-write that re-reads on conflict, so a concurrent
+/// heartbeat or validation cannot make the record fail and leave the connector `in_progress`.
 async fn finish(ctx: &Context, job: &SyncJob, connector_id: &str, end: Termination, claimed: bool) {
     let connector_exists = matches!(ctx.connectors.get(connector_id).await, Ok(Some(_)));
     let total = if connector_exists {
