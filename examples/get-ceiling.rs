@@ -19,6 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+/// The service's allocator (jemalloc, src/allocator.rs), so that a download costs here what it
+/// costs the service: under glibc's, the service path's extra allocations also pay for lock
+/// contention between the two runtime threads that the service never sees.
+#[global_allocator]
+static ALLOCATOR: content_sync::allocator::PerProcess = content_sync::allocator::PerProcess::new();
+
 struct Args {
     endpoint: String,
     bucket: String,
