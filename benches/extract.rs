@@ -5,9 +5,11 @@
 //!   the default limits (100 000 characters);
 //! * `large/<kind>`: generated inputs — a 5 MB HTML page, a 300-page PDF, a 50 000-row xlsx, a 5 MB
 //!   docx-sized Word body, a 5 MB text file — extracted without a character cap so the whole input is
-//!   parsed.
+//!   parsed;
+//! * `text/reduce_whitespace`: Elastic's default pipeline steps, which the service runs on every
+//!   extracted text, over the texts of the large HTML page and Word body.
 
-use content_sync::extract::{Limits, extract};
+use content_sync::extract::{Limits, extract, reduce_whitespace};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
@@ -231,5 +233,31 @@ fn large(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, corpus, large);
+fn text(c: &mut Criterion) {
+    let texts = [
+        (
+            "html-5MB",
+            extract("big.html", &big_html(), &limits(usize::MAX)),
+        ),
+        (
+            "docx-5MB-xml",
+            extract("big.docx", &big_docx(), &limits(usize::MAX)),
+        ),
+    ];
+    let mut group = c.benchmark_group("text/reduce_whitespace");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10);
+    for (id, text) in texts {
+        let text = text.expect("large input extracts");
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(id), &text, |b, text| {
+            b.iter(|| black_box(reduce_whitespace(text)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, corpus, large, text);
 criterion_main!(benches);

@@ -264,12 +264,17 @@ fn dispatch(format: Format, key: &str, bytes: &[u8], limits: &Limits) -> Result<
 /// form feed, carriage return) with one space, then trim.
 ///
 /// It works on bytes and copies each run of kept text at once: every byte it looks for is ASCII or
-/// the lead byte of U+FFFD's encoding, so every cut falls between characters. The service runs it
-/// on every extracted text (up to `max_chars`), where a character at a time took 29 % of its CPU
-/// on files of 100 KB of text.
+/// the lead byte of U+FFFD's encoding, so every cut falls between characters. A single space
+/// between two kept bytes is already what the steps make of it, so it stays inside the run: a run
+/// ends only at other whitespace, two spaces or a possible U+FFFD, which keeps the runs as long as
+/// the text's lines rather than its words. The service runs it on every extracted text (up to
+/// `max_chars`): a character at a time it took 29 % of the service's CPU on files of 100 KB of
+/// text, a word at a time 21 %.
 pub fn reduce_whitespace(text: &str) -> String {
     const FFFD: &[u8] = "\u{FFFD}".as_bytes();
     let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+    // The bytes a run may end at: whitespace and U+FFFD's lead byte.
+    let ends_run = |b: u8| is_space(b) || b == FFFD[0];
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut pending_space = false;
@@ -284,11 +289,26 @@ pub fn reduce_whitespace(text: &str) -> String {
             i += FFFD.len();
             continue;
         }
-        // Kept: up to the next space or possible U+FFFD.
+        // Kept: up to the next byte that ends a run, stepping over single spaces between kept
+        // bytes.
         let run = i;
         i += 1;
-        while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != FFFD[0] {
-            i += 1;
+        loop {
+            while let Some(eight) = bytes.get(i..i + 8) {
+                if !continues_run(u64::from_le_bytes(eight.try_into().expect("eight bytes"))) {
+                    break;
+                }
+                i += 8;
+            }
+            while i < bytes.len() && !ends_run(bytes[i]) {
+                i += 1;
+            }
+            if bytes[i..].first() == Some(&b' ') && bytes.get(i + 1).is_some_and(|&b| !ends_run(b))
+            {
+                i += 2;
+                continue;
+            }
+            break;
         }
         if pending_space && !out.is_empty() {
             out.push(b' ');
@@ -305,6 +325,24 @@ pub fn reduce_whitespace(text: &str) -> String {
     } else {
         trimmed.to_string()
     }
+}
+
+/// Whether eight bytes of text (little-endian), read inside a run, all belong to it: no control
+/// character, no byte of U+FFFD's lead value, no two spaces in a row, and no space last (what
+/// follows it is in the next eight). Word-at-a-time tests (each exact for "any byte"), so that
+/// [`reduce_whitespace`] steps over most of a text eight bytes at a time.
+fn continues_run(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Any byte under 0x20: the controls, tab to carriage return among them.
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
+    let lead = word ^ (ONES * 0xEF);
+    let fffd_lead = lead.wrapping_sub(ONES) & !lead & HIGH != 0;
+    // 0x80 in each byte that is a space, exactly (no borrow crosses bytes).
+    let space = word ^ (ONES * u64::from(b' '));
+    let spaces = !(((space & LOW7).wrapping_add(LOW7)) | space | LOW7);
+    !control && !fffd_lead && spaces & (spaces >> 8) == 0 && spaces >> 63 == 0
 }
 
 #[cfg(test)]

@@ -70,14 +70,18 @@ fn reduce_whitespace_by_chars(text: &str) -> String {
 fn reduce_whitespace_equals_the_steps_one_character_at_a_time() {
     // Characters whose encodings share bytes with U+FFFD (EF BF BD) or sit beside it, spaces of
     // every kind, controls, text of one to four bytes a character.
+    // Words and single spaces too, and texts up to 60 pieces, so that runs of eight bytes and more
+    // (which it steps over eight at a time) come up with every kind of byte at every place in them.
     let alphabet = [
         " ", "\t", "\n", "\u{0B}", "\u{0C}", "\r", "\u{1}", "\u{FFFD}", "\u{FFFC}", "\u{FFFF}",
-        "\u{F8FF}", "\u{EFBF}", "\u{A0}", "\u{2003}", "a", "é", "€", "😀", "x",
+        "\u{F8FF}", "\u{EFBF}", "\u{A0}", "\u{2003}", "a", "é", "€", "😀", "x", "word", "lorem ",
+        " ipsum", "dolor sit", "\u{7F}",
     ];
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    for _ in 0..20_000 {
+    for round in 0..40_000 {
         let mut text = String::new();
-        for _ in 0..(state % 13) {
+        let pieces = if round % 2 == 0 { 13 } else { 61 };
+        for _ in 0..(state % pieces) {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
