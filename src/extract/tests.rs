@@ -75,7 +75,7 @@ fn reduce_whitespace_equals_the_steps_one_character_at_a_time() {
     let alphabet = [
         " ", "\t", "\n", "\u{0B}", "\u{0C}", "\r", "\u{1}", "\u{FFFD}", "\u{FFFC}", "\u{FFFF}",
         "\u{F8FF}", "\u{EFBF}", "\u{A0}", "\u{2003}", "a", "é", "€", "😀", "x", "word", "lorem ",
-        " ipsum", "dolor sit", "\u{7F}",
+        " ipsum", "do re", "\u{7F}",
     ];
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     for round in 0..40_000 {
