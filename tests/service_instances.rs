@@ -263,8 +263,8 @@ async fn sigterm_suspends_the_job_and_a_restart_completes_it() {
 
 /// An instance paused past its lease (a stopped process; the same as one cut off from
 /// Elasticsearch) comes back to find its job taken over and resumed by another instance: it stops
-/// its own run of the job and writes nothing more to it, and the other instance's run completes
-/// the job with exact counts.
+/// its own run of the job and writes nothing more to it nor to the index (the operations it had
+/// queued are not sent), and the other instance's run completes the job with exact counts.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_back_after_its_lease_leaves_the_job_to_the_instance_that_took_it_over() {
     let world = TestWorld::start().await;
@@ -280,8 +280,8 @@ async fn an_instance_back_after_its_lease_leaves_the_job_to_the_instance_that_to
         .await;
     let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
     let job = world.create_pending_job(&id).await;
-    // Each bulk request takes a second, so that each run of the job lasts about 15 s. The writes
-    // of the first instance to the job (not its reads) are counted.
+    // Each bulk request takes a second, so that each run of the job lasts about 15 s. The first
+    // instance's bulk requests and writes to the job (not its reads) are counted.
     let job_id = job.clone();
     let writes_to_job = move |method: &str, target: &str| {
         method != "GET" && target.contains(job_id.as_str()) && !target.contains("_search")
@@ -327,7 +327,7 @@ async fn an_instance_back_after_its_lease_leaves_the_job_to_the_instance_that_to
             },
         )
         .await;
-    let writes_before = first_proxy.hits(1);
+    let (bulks_before, writes_before) = (first_proxy.hits(0), first_proxy.hits(1));
     assert!(first.send_signal("CONT"), "{}", first.logs());
     first
         .wait_for_log("was taken over: another instance runs it", secs(20))
@@ -344,6 +344,12 @@ async fn an_instance_back_after_its_lease_leaves_the_job_to_the_instance_that_to
         first_proxy.hits(1),
         writes_before,
         "the first instance wrote to the job after it came back:\n{}",
+        first.logs()
+    );
+    assert_eq!(
+        first_proxy.hits(0),
+        bulks_before,
+        "the first instance sent bulk requests after it came back:\n{}",
         first.logs()
     );
     assert!(

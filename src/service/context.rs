@@ -1,7 +1,9 @@
 //! What every service loop shares.
 
 use super::error_budget::ErrorBudget;
+use super::lease::{LEASE, OWNERSHIP_FRESH};
 use crate::config::{Config, ConnectorEntry};
+use crate::es::bulk::Fence;
 use crate::es::connector::ConnectorStore;
 use crate::es::connector::OCC_ATTEMPTS;
 use crate::es::job::{JobStats, JobStore, SyncJob};
@@ -30,11 +32,37 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Connectors checked in at least once by this process (the first check-in is forced).
     pub checked_in: Mutex<HashSet<String>>,
-    /// Jobs this process runs now, each with the `started_at` its claim wrote once it is claimed:
-    /// the identity of our run of the job (see [`Context::owns`]).
-    pub running: Mutex<HashMap<String, Option<Value>>>,
+    /// Jobs this process runs now.
+    pub running: Mutex<HashMap<String, Run>>,
     /// Wakes the executor before its next poll (a job was taken over and waits to resume).
     pub wake_executor: Notify,
+}
+
+/// One job this process runs.
+#[derive(Debug)]
+pub struct Run {
+    /// The `started_at` our claim wrote, once claimed: the identity of our run of the job (see
+    /// [`Context::owns`]).
+    started_at: Option<Value>,
+    /// What the run's bulk requests pass: open while its job watcher has recently found the job
+    /// ours (see [`Context::confirm`]).
+    fence: Arc<Fence>,
+}
+
+impl Run {
+    /// A run about to claim its job.
+    pub fn new() -> Self {
+        Run {
+            started_at: None,
+            fence: Arc::new(Fence::new(OWNERSHIP_FRESH, LEASE)),
+        }
+    }
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Context {
@@ -78,7 +106,7 @@ impl Context {
             }
         };
         if let Some(run) = self.running.lock().expect("lock").get_mut(job_id) {
-            *run = started_at;
+            run.started_at = started_at;
         }
     }
 
@@ -95,9 +123,20 @@ impl Context {
             return false;
         }
         match self.running.lock().expect("lock").get(&job.id) {
-            Some(Some(ours)) => job.doc.started_at.as_ref() == Some(ours),
-            Some(None) => true,
+            Some(Run {
+                started_at: Some(ours),
+                ..
+            }) => job.doc.started_at.as_ref() == Some(ours),
+            Some(_) => true,
             None => false,
+        }
+    }
+
+    /// A read of the job sent at `asked` found it still our run of it ([`Context::owns`]): its bulk
+    /// requests may go out for [`OWNERSHIP_FRESH`] from then.
+    pub fn confirm(&self, job_id: &str, asked: tokio::time::Instant) {
+        if let Some(run) = self.running.lock().expect("lock").get(job_id) {
+            run.fence.confirm(asked);
         }
     }
 
@@ -197,5 +236,10 @@ impl JobEnv for Context {
                 written => return written,
             }
         }
+    }
+
+    fn fence(&self, job_id: &str) -> Option<Arc<Fence>> {
+        let running = self.running.lock().expect("lock");
+        running.get(job_id).map(|run| run.fence.clone())
     }
 }

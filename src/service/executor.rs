@@ -1,7 +1,7 @@
 //! The content-sync executor (docs/protocol.md#scheduling-and-picking-up-jobs): picks pending and suspended jobs of handled connectors,
 //! oldest first, and runs at most `max_concurrent_content_syncs` of them at once.
 
-use super::context::Context;
+use super::context::{Context, Run};
 use super::error_budget::TooManyErrors;
 use super::runner;
 use crate::es::connector::Connector;
@@ -82,7 +82,7 @@ async fn poll(
         ctx.running
             .lock()
             .expect("lock")
-            .insert(job.id.clone(), None);
+            .insert(job.id.clone(), Run::new());
         let ctx = ctx.clone();
         let span = tracing::info_span!("sync", connector_id = %connector_id, sync_job_id = %job.id,
             index_name = connector.index_name().unwrap_or_default());

@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 /// How long a running job may show no heartbeat before it is taken over: three heartbeats.
 pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a run's bulk requests may go out after a read found its job still its own: half the
+/// lease. A run paused or cut off for longer holds them until its job watcher has read the job
+/// again (`es::bulk::Fence`), so that a run taken over meanwhile sends nothing more to the index.
+pub const OWNERSHIP_FRESH: Duration = Duration::from_secs(15);
 /// How often running jobs are looked at.
 const CHECK: Duration = Duration::from_secs(5);
 

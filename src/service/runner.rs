@@ -372,6 +372,7 @@ async fn watch(
 ) {
     loop {
         tokio::time::sleep(CHECK_INTERVAL).await;
+        let asked = tokio::time::Instant::now();
         let verdict = match (
             ctx.connectors.get(&connector_id).await,
             ctx.jobs.get(&job_id).await,
@@ -395,7 +396,11 @@ async fn watch(
                     )))
                 }
                 Some(JobStatus::Canceling) => Some(Interruption::Canceled),
-                Some(JobStatus::InProgress) => None,
+                Some(JobStatus::InProgress) => {
+                    // Still ours as of this read: the run's bulk requests may go on.
+                    ctx.confirm(&job_id, asked);
+                    None
+                }
                 _ => Some(Interruption::Lost(format!(
                     "Connector job (ID: {job_id}) is not running but in status of {}.",
                     job.status_text()

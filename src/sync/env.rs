@@ -7,7 +7,7 @@ use super::SyncError;
 use super::checkpoint::DeletionsCounted;
 use super::existing::{self, ReadError, Visit};
 use crate::config::Config;
-use crate::es::bulk::BulkTransport;
+use crate::es::bulk::{BulkTransport, Fence};
 use crate::es::job::JobStats;
 use crate::es::{EsClient, EsError};
 use crate::source::Registry;
@@ -40,6 +40,11 @@ pub trait JobEnv: Send + Sync {
         stats: JobStats,
         counted: DeletionsCounted,
     ) -> Result<(), EsError>;
+    /// What the job's bulk requests pass first: open while the job is known to be still this
+    /// run's (see [`Fence`]); `None`: no fence (a run no other instance can take over).
+    fn fence(&self, _job_id: &str) -> Option<Arc<Fence>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -63,6 +68,9 @@ impl<T: JobEnv + ?Sized> JobEnv for Arc<T> {
         counted: DeletionsCounted,
     ) -> Result<(), EsError> {
         self.as_ref().record_deletions(job_id, stats, counted).await
+    }
+    fn fence(&self, job_id: &str) -> Option<Arc<Fence>> {
+        self.as_ref().fence(job_id)
     }
 }
 

@@ -30,7 +30,7 @@ pub mod rules;
 mod settings;
 
 use crate::es::EsError;
-use crate::es::bulk::{BulkSink, Op, SinkError};
+use crate::es::bulk::{BulkSink, BulkTransport, Fenced, Op, SinkError};
 use crate::es::connector::Pipeline;
 use crate::es::job::SyncJob;
 use crate::es::time::now_iso;
@@ -184,8 +184,12 @@ async fn sync(
         )))
     });
 
+    let transport: Arc<dyn BulkTransport> = match ctx.fence(&job.id) {
+        Some(fence) => Arc::new(Fenced::new(es.bulk(), fence)),
+        None => es.bulk(),
+    };
     let sink = BulkSink::start(
-        es.bulk(),
+        transport,
         settings::sink(ctx.config(), &index, pipeline_param),
         progress.counters.clone(),
         progress.watermark.clone(),

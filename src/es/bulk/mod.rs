@@ -19,13 +19,17 @@
 //!   pipelines. A missing optional pipeline (the default one) is dropped for the rest of the job and
 //!   the items are sent again without it and without the fields only a pipeline reads; a missing
 //!   required one stops the sink with an error naming it.
+//! * A service run's requests pass a [`Fence`] first: none goes out while the run's job is not
+//!   known to be still its own (a run back from a pause past its lease, see `fence.rs`).
 
 mod error_monitor;
+mod fence;
 mod op;
 mod outcome;
 mod watermark;
 
 pub use error_monitor::ErrorMonitor;
+pub use fence::{Fence, Fenced};
 pub use op::Op;
 pub use outcome::{
     BulkItem, BulkResponse, ItemError, ItemOutcome, classify, names_missing_pipeline,
