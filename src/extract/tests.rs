@@ -69,9 +69,9 @@ fn reduce_whitespace_by_chars(text: &str) -> String {
 #[test]
 fn reduce_whitespace_equals_the_steps_one_character_at_a_time() {
     // Characters whose encodings share bytes with U+FFFD (EF BF BD) or sit beside it, spaces of
-    // every kind, controls, text of one to four bytes a character.
-    // Words and single spaces too, and texts up to 60 pieces, so that runs of eight bytes and more
-    // (which it steps over eight at a time) come up with every kind of byte at every place in them.
+    // every kind, controls, text of one to four bytes a character; words and single spaces too,
+    // and texts of up to 60 pieces, so that runs of eight bytes and more (which it steps over eight
+    // at a time) come up with every kind of byte at every place in them.
     let alphabet = [
         " ", "\t", "\n", "\u{0B}", "\u{0C}", "\r", "\u{1}", "\u{FFFD}", "\u{FFFC}", "\u{FFFF}",
         "\u{F8FF}", "\u{EFBF}", "\u{A0}", "\u{2003}", "a", "é", "€", "😀", "x", "word", "lorem ",

@@ -1,5 +1,5 @@
 //! Holds a run's bulk requests back while its job is not known to be still its own
-//! (docs/protocol.md, "Our run").
+//! (docs/protocol.md, "Content writes").
 //!
 //! An instance paused or cut off from Elasticsearch past its lease finds its job taken over, and
 //! often already resumed by another instance. Its job watcher notices at its next read and stops
