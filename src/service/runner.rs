@@ -372,11 +372,10 @@ async fn watch(
 ) {
     loop {
         tokio::time::sleep(CHECK_INTERVAL).await;
+        let connector = ctx.connectors.get(&connector_id).await;
+        // When the read of the job was sent: what it finds holds from then.
         let asked = tokio::time::Instant::now();
-        let verdict = match (
-            ctx.connectors.get(&connector_id).await,
-            ctx.jobs.get(&job_id).await,
-        ) {
+        let verdict = match (connector, ctx.jobs.get(&job_id).await) {
             (Ok(None), _) => Some(Interruption::Failed(format!(
                 "Connector is not found for connector ID {connector_id}."
             ))),
