@@ -195,25 +195,33 @@ async fn two_instances_schedule_each_firing_once() {
 // ---------------------------------------------------------------------------------------------
 // 5. SIGTERM mid-sync suspends; a restart resumes
 
+/// A connector of a new bucket of `n` objects, and a config.yml that syncs it in bulk requests of
+/// 20 documents (so that a sync of it takes many requests): its id, index and config.
+async fn connector_of_n_objects(
+    world: &TestWorld,
+    name: &str,
+    n: usize,
+) -> (String, String, String) {
+    let bucket = world.name(name);
+    world.create_bucket(&bucket, None).await;
+    world.put_many(&bucket, "o/", n).await;
+    let (id, index) = world
+        .configured_connector(name, s3_config(world, &bucket, &world.s3_endpoint, |_| {}))
+        .await;
+    let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
+    (id, index, yaml)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_suspends_the_job_and_a_restart_completes_it() {
     let world = TestWorld::start().await;
-    let bucket = world.name("suspend");
-    world.create_bucket(&bucket, None).await;
     let n = 300;
-    world.put_many(&bucket, "s/", n).await;
+    let (id, index, yaml) = connector_of_n_objects(&world, "suspend", n).await;
     let proxy = FaultProxy::start(
         &world.es_url,
         vec![Rule::path_contains("/_bulk", Fault::Delay(secs(1)))],
     )
     .await;
-    let (id, index) = world
-        .configured_connector(
-            "suspend",
-            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-        )
-        .await;
-    let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
     let mut svc = ServiceProcess::start(&world, &world.with_es_host(&yaml, &proxy.url()), &[]);
     let job = world.create_pending_job(&id).await;
     let running = world
@@ -268,17 +276,8 @@ async fn sigterm_suspends_the_job_and_a_restart_completes_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_back_after_its_lease_leaves_the_job_to_the_instance_that_took_it_over() {
     let world = TestWorld::start().await;
-    let bucket = world.name("paused");
-    world.create_bucket(&bucket, None).await;
     let n = 300;
-    world.put_many(&bucket, "p/", n).await;
-    let (id, index) = world
-        .configured_connector(
-            "paused",
-            s3_config(&world, &bucket, &world.s3_endpoint, |_| {}),
-        )
-        .await;
-    let yaml = world.config_yaml(&[&id], "elasticsearch.bulk.chunk_size: 20\n");
+    let (id, index, yaml) = connector_of_n_objects(&world, "paused", n).await;
     let job = world.create_pending_job(&id).await;
     // Each bulk request takes a second, so that each run of the job lasts about 15 s. The first
     // instance's bulk requests and writes to the job (not its reads) are counted.

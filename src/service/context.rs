@@ -51,17 +51,11 @@ pub struct Run {
 
 impl Run {
     /// A run about to claim its job.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Run {
             started_at: None,
             fence: Arc::new(Fence::new(OWNERSHIP_FRESH, LEASE)),
         }
-    }
-}
-
-impl Default for Run {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -219,12 +213,12 @@ impl JobEnv for Context {
         loop {
             attempt += 1;
             let job = self.jobs.get(job_id).await?;
-            let path = format!("/{}/_doc/{job_id}", crate::es::job::JOBS_INDEX);
             let Some(job) = job.filter(|j| self.owns(j)) else {
                 tracing::warn!(
                     job_id,
                     "the job is no longer this run's (taken over or ended elsewhere); its deletions are not sent"
                 );
+                let path = format!("/{}/_doc/{job_id}", crate::es::job::JOBS_INDEX);
                 return Err(EsError::Conflict { path });
             };
             match self
