@@ -80,10 +80,10 @@ async fn a_pdf_bomb_costs_its_worker_not_more_than_the_limit() {
     );
     // The next file gets a new worker.
     let text = pool
-        .extract("after.txt", b"still here", LIMITS)
+        .extract("after.html", b"<p>still here</p>", LIMITS)
         .await
         .unwrap();
-    assert_eq!(text, "still here");
+    assert_eq!(text.trim(), "still here");
     assert_eq!((pool.tally().started, pool.tally().died), (2, 1));
 }
 

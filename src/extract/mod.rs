@@ -4,7 +4,8 @@
 //! `attachment` ingest processor (Tika) extract it. This module does the extraction in-process instead.
 //! [`extract`] is pure (no I/O, no async). The service does not call it itself: [`pool`] runs it in
 //! supervised worker processes ([`worker`]), so that a parser that ignores its limits costs one
-//! worker, not the service (see `pool`'s docs).
+//! worker, not the service (see `pool`'s docs); only plain text, which has no parser, is decoded in
+//! the service ([`read_in_place`]).
 //!
 //! Which files are extracted follows Elastic's allowlist (docs/architecture.md#content, compared on the
 //! lower-cased extension) plus our additions `.htm`, `.eml` and gzip-compressed objects (`name.ext.gz`,
@@ -176,6 +177,15 @@ pub fn format_for(key: &str) -> Option<Format> {
         };
     }
     extension(key).as_deref().and_then(format_for_ext)
+}
+
+/// For a file extracted without isolation, how many of its first bytes the extraction reads; `None`
+/// for a file that needs a worker. Only plain text qualifies: its extraction is a linear decode of
+/// that bounded prefix with no parser behind it, so a hostile file can cost no more memory or time
+/// than an ordinary one, and moving it to a worker and back costs more than decoding it
+/// (docs/architecture.md#content).
+pub fn read_in_place(key: &str, max_chars: usize) -> Option<usize> {
+    (format_for(key) == Some(Format::Text)).then(|| text::bytes_read(max_chars))
 }
 
 /// True for extensions in Elastic's allowlist that we cannot extract (legacy binary `.doc .ppt .vsd`,

@@ -22,6 +22,10 @@
 //! frames, and wakes it once: every write to a waiting worker costs both processes a context
 //! switch (docs/architecture.md#memory-and-cpu).
 //!
+//! Plain text is the exception ([`super::read_in_place`]): its extraction is a linear decode of a
+//! bounded prefix with no parser behind it, cheaper than the trip to a worker and back, so the pool
+//! keeps that prefix (dropping the rest as it arrives) and decodes it on the caller's thread.
+//!
 //! A file takes a worker only when its first bytes must reach one, so a small file holds none
 //! while it downloads (nor does a download that fails before its first bytes), and the idle
 //! workers are a stack: the one that answered last serves next, its parsers' code and data the
@@ -189,11 +193,17 @@ impl Pool {
     /// Starts a file's extraction; the file follows with [`Extraction::send`]. No worker is taken
     /// yet: the first bytes that must reach one take it, waiting for a free one.
     pub fn begin(&self, key: &str, limits: FileLimits) -> Extraction<'_> {
-        if self.config.command.is_none() {
+        let keep = super::read_in_place(key, limits.max_chars);
+        if keep.is_some() || self.config.command.is_none() {
             return Extraction {
                 pool: self,
                 worker: None,
-                inline: Some((key.to_owned(), Vec::new(), limits)),
+                local: Some(Local {
+                    key: key.to_owned(),
+                    bytes: Vec::new(),
+                    keep,
+                    limits,
+                }),
                 max_answer: 0,
                 held: Vec::new(),
                 delivered: false,
@@ -214,7 +224,7 @@ impl Pool {
         Extraction {
             pool: self,
             worker: None,
-            inline: None,
+            local: None,
             max_answer: limits.max_chars.saturating_mul(4).saturating_add(64 * 1024),
             held,
             delivered: false,
@@ -362,8 +372,8 @@ enum Ending {
 pub struct Extraction<'a> {
     pool: &'a Pool,
     worker: Option<Worker>,
-    /// The file, when the pool extracts in this process.
-    inline: Option<(String, Vec<u8>, FileLimits)>,
+    /// The file, when it is extracted in this process.
+    local: Option<Local>,
     max_answer: usize,
     /// Frames not written yet (the begin frame first), at most about [`HOLD`] bytes.
     held: Vec<u8>,
@@ -371,7 +381,7 @@ pub struct Extraction<'a> {
     delivered: bool,
     /// The worker served files before this one.
     reused: bool,
-    /// The pool's slot, taken with the worker (inline: for the extraction).
+    /// The pool's slot, taken with the worker (in this process: for a blocking extraction).
     permit: Option<SemaphorePermit<'a>>,
 }
 
@@ -385,8 +395,13 @@ impl Extraction<'_> {
     /// Hands the next piece of the file to the worker: held back while the held frames stay
     /// under [`HOLD`] bytes, else written with them.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
-        if let Some((_, file, _)) = &mut self.inline {
-            file.extend_from_slice(bytes);
+        if let Some(local) = &mut self.local {
+            let room = local
+                .keep
+                .map_or(bytes.len(), |keep| keep.saturating_sub(local.bytes.len()));
+            local
+                .bytes
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
             return Ok(());
         }
         for piece in bytes.chunks(MAX_DATA_FRAME) {
@@ -453,14 +468,23 @@ impl Extraction<'_> {
 
     /// The file is complete: waits for the worker's answer, at most the timeout and its grace.
     pub async fn finish(mut self) -> Result<String, Failure> {
-        if let Some((key, file, limits)) = self.inline.take() {
-            self.permit = Some(self.pool.slot().await);
+        if let Some(Local {
+            key,
+            bytes,
+            keep,
+            limits,
+        }) = self.local.take()
+        {
             let limits = super::Limits {
                 max_chars: limits.max_chars,
                 max_decompressed_bytes: limits.max_decompressed_bytes,
                 deadline: Instant::now() + self.pool.config.timeout,
             };
-            return tokio::task::spawn_blocking(move || super::extract(&key, &file, &limits))
+            if keep.is_some() {
+                return super::extract(&key, &bytes, &limits).map_err(Failure::Extract);
+            }
+            self.permit = Some(self.pool.slot().await);
+            return tokio::task::spawn_blocking(move || super::extract(&key, &bytes, &limits))
                 .await
                 .map_err(|e| Failure::Died(e.to_string()))?
                 .map_err(Failure::Extract);
@@ -495,7 +519,7 @@ impl Extraction<'_> {
 
     /// The download failed: the worker forgets the file and serves the next one.
     pub async fn abort(mut self) {
-        // Inline, or no worker taken yet: nothing to tell anyone.
+        // In this process, or no worker taken yet: nothing to tell anyone.
         if self.worker.is_none() {
             return;
         }
@@ -536,6 +560,18 @@ impl Drop for Extraction<'_> {
             self.pool.discard(worker);
         }
     }
+}
+
+/// A file extracted in this process rather than by a worker.
+struct Local {
+    key: String,
+    /// What the extraction reads: the whole file, or its first `keep` bytes.
+    bytes: Vec<u8>,
+    /// Plain text: the most bytes kept; decoded on the caller's thread, without a slot. `None`:
+    /// the pool has no worker command (this crate's unit tests), and the whole file is extracted
+    /// in a blocking thread under a slot.
+    keep: Option<usize>,
+    limits: FileLimits,
 }
 
 /// Writes `head` then `tail` to a worker's input, in as few system calls as the pipe allows; on

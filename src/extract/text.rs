@@ -19,12 +19,21 @@ pub(crate) fn extract(bytes: &[u8], out: &mut Out) -> Result<()> {
     Ok(())
 }
 
+/// How many of a file's first bytes [`decode`] reads, at most, for `max_chars` characters: the
+/// decoded prefix, or the sniffed sample when that is longer. The rest of the file cannot change
+/// the text, so the service keeps no more of a plain text file (super::pool).
+pub(crate) fn bytes_read(max_chars: usize) -> usize {
+    decoded_prefix(max_chars).max(SAMPLE)
+}
+
+/// Every character takes at most 4 bytes, so this prefix holds more than `max_chars` of them.
+fn decoded_prefix(max_chars: usize) -> usize {
+    max_chars.saturating_mul(4).saturating_add(4)
+}
+
 /// Decodes at most about `max_chars` characters of `bytes` as text, rejecting binary content.
 pub(crate) fn decode(bytes: &[u8], max_chars: usize) -> Result<Cow<'_, str>> {
-    // Every character takes at most 4 bytes, so this prefix holds more than `max_chars` of them.
-    let cut = bytes
-        .len()
-        .min(max_chars.saturating_mul(4).saturating_add(4));
+    let cut = bytes.len().min(decoded_prefix(max_chars));
     let (encoding, bom_len) = match Encoding::for_bom(bytes) {
         Some((enc, len)) => (enc, len),
         None => (sniff(bytes), 0),
@@ -116,6 +125,36 @@ mod tests {
         let s = "ééééé".repeat(10);
         let text = decode(s.as_bytes(), 3).unwrap();
         assert!(text.starts_with("ééé"));
+    }
+
+    #[test]
+    fn the_bytes_past_what_is_read_never_change_the_text() {
+        // UTF-8 (cut inside a character), UTF-16 without a byte-order mark, windows-1252, binary.
+        let utf8 = "ünïcode words ".repeat(2000).into_bytes();
+        let utf16: Vec<u8> = "sixteen bits "
+            .repeat(2000)
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let latin = b"caf\xe9 ".repeat(5000);
+        // Valid UTF-8 at first, windows-1252 later in the sniffed sample.
+        let mut mixed = "ünïcode ".repeat(100).into_bytes();
+        mixed.extend_from_slice(&b"caf\xe9 ".repeat(100));
+        let mut binary_late = b"words ".repeat(3000);
+        binary_late.extend_from_slice(&[0u8; 100]);
+        for bytes in [utf8, utf16, latin, mixed, binary_late] {
+            for max_chars in [1, 3, 100, 2047, 2048, 100_000] {
+                let prefix = &bytes[..bytes.len().min(bytes_read(max_chars))];
+                let whole = decode(&bytes, max_chars).map_err(|e| e.to_string());
+                let cut = decode(prefix, max_chars).map_err(|e| e.to_string());
+                assert_eq!(
+                    cut,
+                    whole,
+                    "{max_chars} characters of {} bytes",
+                    bytes.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ async fn a_worker_that_outlives_its_deadline_is_killed_and_replaced() {
         &format!("echo $$ >> {}; exec sleep 30", file.display()),
         Duration::from_millis(100),
     );
-    for key in ["a.txt", "b.txt"] {
+    for key in ["a.rtf", "b.rtf"] {
         let err = pool.extract(key, b"words", LIMITS).await.unwrap_err();
         assert!(matches!(err, Failure::Killed(_)), "{err}");
     }
@@ -89,8 +89,8 @@ async fn an_answer_is_read_and_the_worker_kept_for_the_next_file() {
         r"printf '\003\000\000\000Thi'; exec sleep 30",
         Duration::from_millis(100),
     );
-    assert_eq!(pool.extract("a.txt", b"words", LIMITS).await.unwrap(), "hi");
-    let err = pool.extract("b.txt", b"words", LIMITS).await.unwrap_err();
+    assert_eq!(pool.extract("a.rtf", b"words", LIMITS).await.unwrap(), "hi");
+    let err = pool.extract("b.rtf", b"words", LIMITS).await.unwrap_err();
     assert!(matches!(err, Failure::Killed(_)), "{err}");
     assert_eq!(
         pool.tally().started,
@@ -105,7 +105,7 @@ async fn a_worker_that_answers_nonsense_is_killed() {
         r"printf '\002\000\000\000Z!'; exec sleep 30",
         Duration::from_secs(30),
     );
-    let err = pool.extract("a.txt", b"words", LIMITS).await.unwrap_err();
+    let err = pool.extract("a.rtf", b"words", LIMITS).await.unwrap_err();
     let Failure::Died(cause) = &err else {
         panic!("{err}")
     };
@@ -125,7 +125,7 @@ async fn a_file_given_up_half_way_kills_its_worker() {
         ),
         Duration::from_secs(30),
     );
-    let mut extraction = pool.begin("a.txt", LIMITS);
+    let mut extraction = pool.begin("a.rtf", LIMITS);
     // More than the pool holds back: the worker has some of the file.
     extraction.send(&[b'x'; HOLD + 1]).await.unwrap();
     let pid = loop {
@@ -156,7 +156,7 @@ async fn a_worker_that_cannot_start_is_not_the_files_fault() {
             args: vec![],
         }),
     });
-    let err = pool.extract("a.txt", b"words", LIMITS).await.unwrap_err();
+    let err = pool.extract("a.rtf", b"words", LIMITS).await.unwrap_err();
     assert!(matches!(err, Failure::Spawn(_)), "{err}");
 }
 
@@ -199,7 +199,7 @@ async fn a_small_file_reaches_its_worker_in_one_write() {
     );
     // The first file starts the worker; for the second it is up and waiting for its input.
     assert_eq!(pool.extract("warm-up", b"", LIMITS).await.unwrap(), "hi");
-    let mut extraction = pool.begin("a.txt", LIMITS);
+    let mut extraction = pool.begin("a.rtf", LIMITS);
     extraction.send(b"words").await.unwrap();
     assert_eq!(extraction.finish().await.unwrap(), "hi");
     // Begin (4 + 1 + 32 + 5 bytes of key), data (4 + 1 + 5) and end (4 + 1) frames.
@@ -219,7 +219,7 @@ async fn an_idle_worker_killed_from_outside_is_replaced_for_the_next_file() {
         ),
         Duration::from_secs(30),
     );
-    assert_eq!(pool.extract("a.txt", b"words", LIMITS).await.unwrap(), "hi");
+    assert_eq!(pool.extract("a.rtf", b"words", LIMITS).await.unwrap(), "hi");
     let first = pids(&file)[0];
     // SAFETY: plain system call on our own child.
     unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
@@ -227,7 +227,7 @@ async fn an_idle_worker_killed_from_outside_is_replaced_for_the_next_file() {
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(pool.extract("b.txt", b"words", LIMITS).await.unwrap(), "hi");
+    assert_eq!(pool.extract("b.rtf", b"words", LIMITS).await.unwrap(), "hi");
     let tally = pool.tally();
     assert_eq!((tally.started, tally.died), (2, 1), "{tally:?}");
 }
@@ -241,8 +241,8 @@ async fn a_small_file_takes_no_worker_while_it_downloads() {
     );
     // Two files downloading at once, each a piece so far: neither holds the only worker yet, so
     // both get their pieces in.
-    let mut a = pool.begin("a.txt", LIMITS);
-    let mut b = pool.begin("b.txt", LIMITS);
+    let mut a = pool.begin("a.rtf", LIMITS);
+    let mut b = pool.begin("b.rtf", LIMITS);
     for extraction in [&mut a, &mut b] {
         let sent = tokio::time::timeout(Duration::from_secs(5), extraction.send(b"words"));
         sent.await.expect("a piece waits for no worker").unwrap();
@@ -254,4 +254,33 @@ async fn a_small_file_takes_no_worker_while_it_downloads() {
         1,
         "both files went to the same worker"
     );
+}
+
+#[tokio::test]
+async fn plain_text_is_decoded_in_place_from_a_bounded_prefix() {
+    // A worker would fail every file: none may be started.
+    let pool = pool("exit 1", Duration::from_secs(30));
+    let limits = FileLimits {
+        max_chars: 10_000,
+        ..LIMITS
+    };
+    let mut extraction = pool.begin("notes.md", limits);
+    for _ in 0..16 {
+        extraction
+            .send(&b"plain words ".repeat(5462))
+            .await
+            .unwrap();
+    }
+    let kept = extraction.local.as_ref().map(|local| local.bytes.len());
+    assert_eq!(kept, super::super::read_in_place("notes.md", 10_000));
+    let text = extraction.finish().await.unwrap();
+    assert!(text.starts_with("plain words plain"), "{text:.40}");
+    assert_eq!(text.chars().count(), 10_000);
+    // What the decode refuses is refused the same way.
+    let err = pool
+        .extract("blob.txt", b"abc\0def", limits)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Failure::Extract(_)), "{err}");
+    assert_eq!(pool.tally().started, 0);
 }
