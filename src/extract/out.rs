@@ -53,8 +53,8 @@ impl Out {
             self.text.push_str(s);
             return;
         }
-        match s.char_indices().nth(room) {
-            Some((cut, _)) => {
+        match char_start(s, room) {
+            Some(cut) => {
                 self.text.push_str(&s[..cut]);
                 self.chars = self.max_chars;
             }
@@ -119,5 +119,62 @@ impl Out {
     /// The collected text.
     pub(crate) fn finish(self) -> String {
         self.text
+    }
+}
+
+/// Where character `n` of `s` starts (counting from 0), if `s` has more than `n` characters. A
+/// plain text file longer than the character cap is cut here: one character at a time
+/// (`char_indices().nth`) that took 5 % of the service's CPU on files of 100 KB and more, so this
+/// counts the bytes that start a character, a block at a time.
+fn char_start(s: &str, n: usize) -> Option<usize> {
+    const BLOCK: usize = 64;
+    let bytes = s.as_bytes();
+    // Each of the first `n` characters takes a byte at least: `n` ASCII bytes are all of them.
+    if bytes.len() > n && bytes[..n].is_ascii() {
+        return Some(n);
+    }
+    let starts = |block: &[u8]| block.iter().filter(|&&b| !is_continuation(b)).count();
+    let mut seen = 0;
+    for (i, block) in bytes.chunks(BLOCK).enumerate() {
+        let here = starts(block);
+        if seen + here > n {
+            let (at, _) = block
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| !is_continuation(b))
+                .nth(n - seen)
+                .expect("the block holds the character");
+            return Some(i * BLOCK + at);
+        }
+        seen += here;
+    }
+    None
+}
+
+/// A byte inside a UTF-8 character, not its first (`10xx_xxxx`).
+fn is_continuation(b: u8) -> bool {
+    (b as i8) < -0x40
+}
+
+#[cfg(test)]
+mod tests {
+    use super::char_start;
+
+    #[test]
+    fn char_start_agrees_with_counting_characters_one_by_one() {
+        let texts = [
+            String::new(),
+            "a".into(),
+            "plain words ".repeat(30),
+            "é".repeat(100),
+            format!("{}é{}", "a".repeat(63), "€😀".repeat(40)),
+            "😀 ünï €".repeat(37),
+        ];
+        for text in &texts {
+            for n in 0..text.len() + 2 {
+                let expected = text.char_indices().nth(n).map(|(at, _)| at);
+                assert_eq!(char_start(text, n), expected, "character {n} of {text:?}");
+            }
+        }
     }
 }

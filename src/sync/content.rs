@@ -334,7 +334,7 @@ impl Stage {
         };
         match extracted {
             Ok(text) => {
-                doc.insert("body", Value::String(self.finish_text(text)));
+                doc.insert_str("body", &self.finish_text(text));
                 stats.extracted.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::extraction(key, "extracted");
                 Ok(false)
