@@ -17,3 +17,5 @@ pub mod retry;
 pub mod service;
 pub mod source;
 pub mod sync;
+#[cfg(test)]
+mod testing;

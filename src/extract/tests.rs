@@ -77,19 +77,9 @@ fn reduce_whitespace_equals_the_steps_one_character_at_a_time() {
         "\u{F8FF}", "\u{EFBF}", "\u{A0}", "\u{2003}", "a", "é", "€", "😀", "x", "word", "lorem ",
         " ipsum", "do re", "\u{7F}",
     ];
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut texts = crate::testing::RandomTexts::new(0x2545_f491_4f6c_dd1d, &alphabet);
     for round in 0..40_000 {
-        let mut text = String::new();
-        let pieces = if round % 2 == 0 { 13 } else { 61 };
-        for _ in 0..(state % pieces) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            text.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
-        }
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1);
+        let text = texts.next(if round % 2 == 0 { 13 } else { 61 });
         assert_eq!(
             reduce_whitespace(&text),
             reduce_whitespace_by_chars(&text),

@@ -272,18 +272,9 @@ mod tests {
             "plain words ",
             "\u{2028}",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut texts = crate::testing::RandomTexts::new(0x9e37_79b9_7f4a_7c15, &pieces);
         for round in 0..20_000 {
-            let mut text = String::new();
-            for _ in 0..(state % if round % 2 == 0 { 9 } else { 80 }) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                text.push_str(pieces[(state % pieces.len() as u64) as usize]);
-            }
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
+            let text = texts.next(if round % 2 == 0 { 9 } else { 80 });
             let mut ours = Vec::new();
             write_str(&mut ours, &text);
             assert_eq!(
