@@ -21,7 +21,7 @@ pub(crate) fn extract(bytes: &[u8], out: &mut Out) -> Result<()> {
 
 /// How many of a file's first bytes [`decode`] reads, at most, for `max_chars` characters: the
 /// decoded prefix, or the sniffed sample when that is longer. The rest of the file cannot change
-/// the text, so the service keeps no more of a plain text file (super::pool).
+/// the text, so the service keeps no more of a plain text file (`super::pool`).
 pub(crate) fn bytes_read(max_chars: usize) -> usize {
     decoded_prefix(max_chars).max(SAMPLE)
 }
