@@ -55,10 +55,12 @@ impl Fence {
     /// Returns once the fence is open; an error after `patience` without a fresh confirmation.
     pub async fn pass(&self) -> Result<(), EsError> {
         let open = |at: &Instant| at.elapsed() < self.fresh;
-        let mut confirmed = self.confirmed.subscribe();
-        if open(&confirmed.borrow_and_update()) {
+        if open(&self.confirmed.borrow()) {
             return Ok(());
         }
+        // Only a request that must wait subscribes; `wait_for` looks at the current value first,
+        // so a confirmation sent since the check above is not missed.
+        let mut confirmed = self.confirmed.subscribe();
         let since = confirmed.borrow().elapsed();
         tracing::info!(
             confirmed_secs_ago = since.as_secs(),
